@@ -1,0 +1,1 @@
+//! Controllers for the custom resources, and the machinery they share.

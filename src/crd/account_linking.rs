@@ -1,0 +1,226 @@
+//! `SkillAccountLinking`: the declared account linking of one skill stage.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{DeletionPolicy, ManagementPolicy, SecretKeyRef, SecretRef, Stage};
+
+/// Desired account linking of one Alexa skill stage.
+#[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "alexa.operator.dev",
+    version = "v1alpha1",
+    kind = "SkillAccountLinking",
+    doc = "Keeps the account linking of one Alexa skill stage as declared.",
+    namespaced,
+    status = "SkillAccountLinkingStatus",
+    shortname = "sal",
+    category = "alexa",
+    printcolumn(name = "Skill", type_ = "string", json_path = ".spec.skillId"),
+    printcolumn(name = "Stage", type_ = "string", json_path = ".spec.stage"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillAccountLinkingSpec {
+    /// ID of the skill, for example amzn1.ask.skill.00000000-0000-0000-0000-000000000000.
+    /// Immutable.
+    #[schemars(length(min = 1, max = 255))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("skillId is immutable; create a new object instead"))]
+    pub skill_id: String,
+
+    /// Skill stage whose account linking this object manages: development or live. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("stage is immutable; create a new object instead"))]
+    pub stage: Stage,
+
+    /// Secret in this namespace holding the Login with Amazon credentials used to call the Skill
+    /// Management API, under the keys client-id, client-secret and refresh-token.
+    pub credentials_secret_ref: SecretRef,
+
+    /// What happens to Amazon's account linking when this object is deleted: Delete removes it,
+    /// Orphan leaves it in place.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Manage makes Amazon match the spec; Observe only reads and reports differences in
+    /// status.drift.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// The account linking configuration, as in Amazon's accountLinkingRequest.
+    pub account_linking: AccountLinkingSpec,
+}
+
+/// OAuth 2.0 grant Alexa uses with your authorization server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccountLinkingType {
+    /// Authorization code grant (recommended; needs a token URL and client secret).
+    AuthCode,
+    /// Implicit grant.
+    Implicit,
+}
+
+/// How Alexa sends the client credentials to your token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccessTokenScheme {
+    /// Credentials in an HTTP Basic Authorization header.
+    HttpBasic,
+    /// Credentials in the request body.
+    RequestBodyCredentials,
+}
+
+/// Whether users can link accounts by voice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VoiceForwardAccountLinking {
+    /// Voice-forward account linking is on.
+    Enabled,
+    /// Voice-forward account linking is off (Amazon's default).
+    Disabled,
+}
+
+/// Mobile platform of a platform-specific authorization URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum PlatformType {
+    /// Apple iOS.
+    #[serde(rename = "iOS")]
+    Ios,
+    /// Google Android.
+    Android,
+}
+
+/// An authorization URL used instead of the default one on one mobile platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformAuthorizationUrl {
+    /// Platform this URL applies to: iOS or Android.
+    pub platform_type: PlatformType,
+    /// Authorization URL for that platform (app-to-app account linking).
+    #[schemars(length(min = 1, max = 2048))]
+    pub platform_authorization_url: String,
+}
+
+/// Account linking configuration of a skill stage.
+#[derive(KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.type != 'AUTH_CODE' || (has(self.accessTokenUrl) && has(self.accessTokenScheme) && has(self.clientSecretRef))").message("type AUTH_CODE requires accessTokenUrl, accessTokenScheme and clientSecretRef"),
+    validation = Rule::new("self.type == 'AUTH_CODE' || !has(self.defaultTokenExpirationInSeconds)").message("defaultTokenExpirationInSeconds applies only to type AUTH_CODE")
+)]
+pub struct AccountLinkingSpec {
+    /// OAuth grant type: AUTH_CODE or IMPLICIT.
+    #[serde(rename = "type")]
+    pub type_: AccountLinkingType,
+
+    /// URL of your authorization server's login page, where Alexa sends users to link.
+    #[schemars(length(min = 1, max = 2048))]
+    pub authorization_url: String,
+
+    /// Domains the login page loads content from (at most 15).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 15))]
+    pub domains: Vec<String>,
+
+    /// Client ID your authorization server issued to Alexa.
+    #[schemars(length(min = 1, max = 256))]
+    pub client_id: String,
+
+    /// OAuth scopes Alexa requests (at most 15).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 15))]
+    pub scopes: Vec<String>,
+
+    /// Token endpoint of your authorization server. Required for AUTH_CODE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub access_token_url: Option<String>,
+
+    /// Secret key holding the client secret Alexa uses at your token endpoint. Required for
+    /// AUTH_CODE. The secret is never stored in the object or its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_ref: Option<SecretKeyRef>,
+
+    /// How Alexa authenticates at your token endpoint: HTTP_BASIC or REQUEST_BODY_CREDENTIALS.
+    /// Required for AUTH_CODE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_scheme: Option<AccessTokenScheme>,
+
+    /// Token lifetime Alexa assumes when your token response has no expires_in (AUTH_CODE only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub default_token_expiration_in_seconds: Option<i32>,
+
+    /// Redirect URLs to use instead of Amazon's defaults. Leave empty to use Amazon's; the ones
+    /// in effect are shown in status.redirectUrls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 15))]
+    pub redirect_urls: Vec<String>,
+
+    /// Platform-specific authorization URLs for app-to-app account linking.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
+    pub authorization_urls_by_platform: Vec<PlatformAuthorizationUrl>,
+
+    /// Let users enable the skill without linking first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_on_enablement: Option<bool>,
+
+    /// Voice-forward account linking: ENABLED or DISABLED (Amazon's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_forward_account_linking: Option<VoiceForwardAccountLinking>,
+}
+
+/// Observed state of a SkillAccountLinking, written only by the operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillAccountLinkingStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, Reconciling and Stalled conditions (kstatus conventions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// ETag of Amazon's account linking as last read or written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+
+    /// Alexa redirect URLs in effect: allow these in your authorization server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_urls: Vec<String>,
+
+    /// SHA-256 of the client secret last applied ("sha256:<hex>"); tells when the Secret
+    /// changed without storing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_hash: Option<String>,
+
+    /// Spec field paths that differ from Amazon's state (filled in Observe mode, and while a
+    /// repair is pending).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
+
+    /// When Amazon's state was last read successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+
+    /// Last value of the reconcile-requested-at annotation that was acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}
