@@ -17,23 +17,11 @@ use super::common::{DeletionPolicy, ManagementPolicy, SecretKeyRef, SecretRef, S
     status = "SkillAccountLinkingStatus",
     shortname = "sal",
     category = "alexa",
-    printcolumn(name = "Skill", type_ = "string", json_path = ".spec.skillId"),
-    printcolumn(name = "Stage", type_ = "string", json_path = ".spec.stage"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Skill","type":"string","jsonPath":".spec.skillId"}"#,
+    printcolumn = r#"{"name":"Stage","type":"string","jsonPath":".spec.stage"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SkillAccountLinkingSpec {

@@ -19,24 +19,12 @@ use super::common::{DeletionPolicy, ManagementPolicy, SecretKeyRef, SecretRef, S
     status = "SkillEnablementStatus",
     shortname = "sen",
     category = "alexa",
-    printcolumn(name = "Skill", type_ = "string", json_path = ".spec.skillId"),
-    printcolumn(name = "Stage", type_ = "string", json_path = ".spec.stage"),
-    printcolumn(name = "Mode", type_ = "string", json_path = ".status.mode"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Skill","type":"string","jsonPath":".spec.skillId"}"#,
+    printcolumn = r#"{"name":"Stage","type":"string","jsonPath":".spec.stage"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.mode"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("has(self.credentialsSecretRef) != has(self.customer)").message("set exactly one of credentialsSecretRef (skill owner mode) or customer (customer mode)"))]
 #[serde(rename_all = "camelCase")]
