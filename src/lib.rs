@@ -8,4 +8,6 @@ pub mod alexa;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod metrics;
+pub mod server;
 pub mod simulator;

@@ -1,1 +1,3 @@
 //! Controllers for the custom resources, and the machinery they share.
+
+pub mod conditions;

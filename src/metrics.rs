@@ -1,0 +1,350 @@
+//! Prometheus metrics. Labels are bounded (kind, operation, status code, result, reason, error
+//! category); object names never become labels, so cardinality does not grow with the cluster.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of per-reconcile metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// Custom resource kind.
+    pub kind: String,
+    /// ready, progressing, stalled, idle or error.
+    pub result: String,
+}
+
+/// Labels of Alexa API request metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// Operation name (get_account_linking, token, ...).
+    pub operation: String,
+    /// HTTP status code, or "error" when no response arrived.
+    pub status: String,
+}
+
+/// Labels with only the kind.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// Custom resource kind.
+    pub kind: String,
+}
+
+/// Labels of the objects gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    /// Custom resource kind.
+    pub kind: String,
+    /// Status of the Ready condition: True or False.
+    pub ready: String,
+    /// Reason of the Ready condition.
+    pub reason: String,
+}
+
+/// Labels of failure metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Custom resource kind.
+    pub kind: String,
+    /// Error category (throttled, unavailable, credentials, ...).
+    pub category: String,
+}
+
+/// Labels of token refresh metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// ok or failed.
+    pub result: String,
+}
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 16))
+}
+
+fn ready_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.1, 2.0, 16))
+}
+
+/// All metrics the operator exports, registered once at start-up.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles by kind and result.
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    /// Reconcile duration by kind and result.
+    pub reconcile_duration: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
+    /// Failed reconciles by kind and error category.
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// Alexa API requests by operation and status.
+    pub api_requests: Family<ApiLabels, Counter>,
+    /// Alexa API request latency by operation and status.
+    pub api_duration: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    /// LWA token refreshes by result.
+    pub token_refreshes: Family<ResultLabels, Counter>,
+    /// Calls that waited for the rate budget or a Retry-After gate.
+    pub throttled_waits: Counter,
+    /// Total seconds spent waiting for the rate budget or Retry-After (milliseconds precision).
+    pub throttled_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Unix time until which a Retry-After gate holds calls (0 when none).
+    pub retry_after_gate_until: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Objects by kind and Ready status/reason.
+    pub objects: Family<ObjectLabels, Gauge>,
+    /// Seconds from object creation to its first Ready.
+    pub time_to_first_ready: Family<KindLabels, Histogram, fn() -> Histogram>,
+    /// Out-of-band changes on Amazon's side that were undone.
+    pub drift_repairs: Family<KindLabels, Counter>,
+    states: Mutex<ObjectStates>,
+}
+
+#[derive(Default)]
+struct ObjectStates {
+    /// Current (ready, reason) per object uid and kind, to keep the objects gauge exact.
+    current: HashMap<String, (String, ObjectLabels)>,
+    /// Objects seen Ready since start, so time-to-first-Ready is observed once.
+    seen_ready: HashSet<String>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric under the `alexa_operator` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("alexa_operator");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        let reconcile_duration =
+            Family::<ReconcileLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                seconds_histogram as fn() -> Histogram,
+            );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let api_requests = Family::<ApiLabels, Counter>::default();
+        let api_duration = Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        let token_refreshes = Family::<ResultLabels, Counter>::default();
+        let throttled_waits = Counter::default();
+        let throttled_wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        let retry_after_gate_until = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let objects = Family::<ObjectLabels, Gauge>::default();
+        let time_to_first_ready =
+            Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                ready_histogram as fn() -> Histogram,
+            );
+        let drift_repairs = Family::<KindLabels, Counter>::default();
+
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by kind and result",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by kind and error category",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Alexa API requests by operation and HTTP status",
+            api_requests.clone(),
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "Alexa API request latency",
+            api_duration.clone(),
+        );
+        registry.register(
+            "token_refreshes",
+            "Login with Amazon token refreshes by result",
+            token_refreshes.clone(),
+        );
+        registry.register(
+            "throttled_waits",
+            "Calls that waited for the rate budget or Retry-After",
+            throttled_waits.clone(),
+        );
+        registry.register(
+            "throttled_wait_seconds",
+            "Seconds spent waiting for the rate budget or Retry-After",
+            throttled_wait_seconds.clone(),
+        );
+        registry.register(
+            "retry_after_gate_until_timestamp_seconds",
+            "Unix time until which Amazon asked the operator to wait (Retry-After); 0 if never",
+            retry_after_gate_until.clone(),
+        );
+        registry.register(
+            "objects",
+            "Objects by kind and Ready condition",
+            objects.clone(),
+        );
+        registry.register(
+            "time_to_first_ready_seconds",
+            "Seconds from object creation to its first Ready",
+            time_to_first_ready.clone(),
+        );
+        registry.register(
+            "drift_repairs",
+            "Out-of-band changes on Amazon's side that were undone",
+            drift_repairs.clone(),
+        );
+
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            reconcile_errors,
+            api_requests,
+            api_duration,
+            token_refreshes,
+            throttled_waits,
+            throttled_wait_seconds,
+            retry_after_gate_until,
+            objects,
+            time_to_first_ready,
+            drift_repairs,
+            states: Mutex::new(ObjectStates::default()),
+        }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Records one finished reconcile.
+    pub fn reconciled(&self, kind: &str, result: &str, seconds: f64) {
+        let labels = ReconcileLabels {
+            kind: kind.to_string(),
+            result: result.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    /// Records the Ready state of one object (uid) after a status write; `age_seconds` is the
+    /// time since creation, observed as time-to-first-Ready the first time it becomes Ready.
+    pub fn object_state(
+        &self,
+        kind: &str,
+        uid: &str,
+        ready: bool,
+        reason: &str,
+        age_seconds: Option<f64>,
+    ) {
+        let labels = ObjectLabels {
+            kind: kind.to_string(),
+            ready: if ready { "True" } else { "False" }.to_string(),
+            reason: reason.to_string(),
+        };
+        let Ok(mut states) = self.states.lock() else {
+            return;
+        };
+        if let Some((_, old)) = states.current.get(uid) {
+            if *old == labels {
+                return;
+            }
+            self.objects.get_or_create(old).dec();
+        }
+        self.objects.get_or_create(&labels).inc();
+        states
+            .current
+            .insert(uid.to_string(), (kind.to_string(), labels));
+        if ready && states.seen_ready.insert(uid.to_string()) {
+            if let Some(age) = age_seconds {
+                self.time_to_first_ready
+                    .get_or_create(&KindLabels {
+                        kind: kind.to_string(),
+                    })
+                    .observe(age);
+            }
+        }
+    }
+
+    /// Marks an object as seen Ready already (it was Ready before this process started), so its
+    /// later transitions do not count as a first Ready.
+    pub fn already_ready(&self, uid: &str) {
+        if let Ok(mut states) = self.states.lock() {
+            states.seen_ready.insert(uid.to_string());
+        }
+    }
+
+    /// Forgets an object that was deleted.
+    pub fn object_gone(&self, uid: &str) {
+        let Ok(mut states) = self.states.lock() else {
+            return;
+        };
+        if let Some((_, old)) = states.current.remove(uid) {
+            self.objects.get_or_create(&old).dec();
+        }
+        states.seen_ready.remove(uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_gauge_moves_between_states_without_double_counting() {
+        let m = Metrics::new();
+        m.object_state("SkillAccountLinking", "u1", false, "Creating", Some(1.0));
+        m.object_state("SkillAccountLinking", "u1", true, "Synced", Some(2.0));
+        m.object_state("SkillAccountLinking", "u1", true, "Synced", Some(3.0));
+        let text = m.render();
+        assert!(text.contains(r#"alexa_operator_objects{kind="SkillAccountLinking",ready="True",reason="Synced"} 1"#), "{text}");
+        assert!(text.contains(r#"alexa_operator_objects{kind="SkillAccountLinking",ready="False",reason="Creating"} 0"#), "{text}");
+        assert!(
+            text.contains(
+                r#"alexa_operator_time_to_first_ready_seconds_count{kind="SkillAccountLinking"} 1"#
+            ),
+            "{text}"
+        );
+        m.object_gone("u1");
+        let text = m.render();
+        assert!(text.contains(r#"alexa_operator_objects{kind="SkillAccountLinking",ready="True",reason="Synced"} 0"#), "{text}");
+    }
+
+    #[test]
+    fn already_ready_objects_do_not_count_as_first_ready() {
+        let m = Metrics::new();
+        m.already_ready("u2");
+        m.object_state("SkillEnablement", "u2", true, "Synced", Some(5.0));
+        assert!(
+            !m.render()
+                .contains(r#"time_to_first_ready_seconds_count{kind="SkillEnablement"}"#)
+        );
+    }
+
+    #[test]
+    fn reconcile_counter_and_histogram_share_labels() {
+        let m = Metrics::new();
+        m.reconciled("SkillAccountLinking", "ready", 0.02);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"alexa_operator_reconciles_total{kind="SkillAccountLinking",result="ready"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"alexa_operator_reconcile_duration_seconds_count{kind="SkillAccountLinking",result="ready"} 1"#));
+    }
+}

@@ -1,0 +1,159 @@
+//! HTTP endpoints for the platform: `/metrics` (Prometheus), `/healthz` (process alive) and
+//! `/readyz` (watches synced, and leading or standing by when leader election is on).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+
+/// Leader-election role of this replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Leader election is off: this replica always reconciles.
+    Single = 0,
+    /// This replica holds the Lease and reconciles.
+    Leader = 1,
+    /// Another replica holds the Lease; this one is healthy and ready to take over.
+    Standby = 2,
+    /// The Lease cannot be read or renewed.
+    Unhealthy = 3,
+}
+
+/// Health shared between the controllers, the leader elector and the HTTP server.
+#[derive(Debug, Default)]
+pub struct Health {
+    synced: AtomicBool,
+    role: AtomicU8,
+}
+
+impl Health {
+    /// Marks whether the controllers' watches have listed everything once.
+    pub fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::SeqCst);
+    }
+
+    /// Records this replica's leader-election role.
+    pub fn set_role(&self, role: Role) {
+        self.role.store(role as u8, Ordering::SeqCst);
+    }
+
+    /// This replica's leader-election role.
+    pub fn role(&self) -> Role {
+        match self.role.load(Ordering::SeqCst) {
+            1 => Role::Leader,
+            2 => Role::Standby,
+            3 => Role::Unhealthy,
+            _ => Role::Single,
+        }
+    }
+
+    /// Whether `/readyz` answers 200, and why not.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        let synced = self.synced.load(Ordering::SeqCst);
+        match self.role() {
+            Role::Standby => Ok(()),
+            Role::Unhealthy => Err("leader election: the Lease cannot be read or renewed"),
+            Role::Single | Role::Leader if synced => Ok(()),
+            Role::Single | Role::Leader => Err("watches have not synced yet"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// The router, separate from `serve` so tests can call it without a socket.
+pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz_handler))
+        .with_state(AppState { metrics, health })
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn readyz_handler(State(state): State<AppState>) -> impl IntoResponse {
+    match state.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
+    }
+}
+
+/// Error starting the HTTP server.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot listen on {addr} for /metrics, /healthz and /readyz: {source}; choose another --metrics-addr"
+)]
+pub struct ServeError {
+    addr: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Binds the HTTP server; returns the bound address and the serving future.
+pub async fn bind(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let app = router(metrics, health);
+    let fut = async move {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %err, "metrics server stopped");
+        }
+    };
+    Ok((local, fut))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_sync_and_role() {
+        let health = Health::default();
+        assert!(health.readiness().is_err(), "not synced yet");
+        health.set_synced(true);
+        assert!(health.readiness().is_ok());
+        health.set_role(Role::Standby);
+        health.set_synced(false);
+        assert!(health.readiness().is_ok(), "a healthy standby is ready");
+        health.set_role(Role::Unhealthy);
+        assert!(health.readiness().is_err());
+        health.set_role(Role::Leader);
+        assert!(health.readiness().is_err(), "a leader must have synced");
+    }
+}
