@@ -1,3 +1,4 @@
 //! Controllers for the custom resources, and the machinery they share.
 
 pub mod conditions;
+pub mod secrets;

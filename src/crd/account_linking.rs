@@ -199,6 +199,11 @@ pub struct SkillAccountLinkingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_hash: Option<String>,
 
+    /// SHA-256 of the last account linking request Amazon rejected as invalid (400). The same
+    /// request is not sent again; a change to the spec or a referenced Secret produces a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_request_hash: Option<String>,
+
     /// Spec field paths that differ from Amazon's state (filled in Observe mode, and while a
     /// repair is pending).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,0 +1,366 @@
+//! The reconcile lifecycle both kinds share: finalizer, pause, validation, status write,
+//! events, metrics and requeue policy. Each kind only supplies what to do with Amazon
+//! ([`ManagedKind::apply`] and [`ManagedKind::cleanup`]).
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::conditions::{self, Outcome, Phase, Reason};
+use super::context::{Context, FIELD_MANAGER};
+use crate::crd::common::{DeletionPolicy, FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION};
+
+/// Status fields the lifecycle writes for every kind.
+pub trait CommonStatus: Clone + Default + PartialEq + Serialize + Debug + Send + Sync {
+    /// Current conditions.
+    fn conditions(&self) -> &[Condition];
+    /// Replaces the conditions.
+    fn set_conditions(&mut self, conditions: Vec<Condition>);
+    /// Records which generation this status describes.
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+    /// Last acknowledged value of the reconcile-requested-at annotation.
+    fn last_handled_reconcile_at(&self) -> Option<&str>;
+    /// Acknowledges a reconcile-requested-at value.
+    fn set_last_handled_reconcile_at(&mut self, value: Option<String>);
+}
+
+/// A Kubernetes event the kind wants published (Amazon-side changes, drift repairs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Warning instead of Normal.
+    pub warning: bool,
+    /// CamelCase reason, e.g. `Created`, `DriftRepaired`.
+    pub reason: &'static str,
+    /// CamelCase action, e.g. `UpdateAccountLinking`.
+    pub action: &'static str,
+    /// Human sentence without secret values.
+    pub message: String,
+}
+
+impl Note {
+    /// A Normal event.
+    pub fn normal(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
+        Self { warning: false, reason, action, message: message.into() }
+    }
+}
+
+/// When to look at the object again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Healthy: the next periodic resync (drift detection).
+    Resync,
+    /// Transient failure: exponential back-off per object, never sooner than `retry_after`.
+    Backoff {
+        /// Amazon's Retry-After, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Needs a human; re-check slowly in case the cause went away outside Kubernetes.
+    Slow,
+    /// Needs a change to the object or its Secrets; watches bring it back.
+    AwaitChange,
+}
+
+/// What a kind's apply or cleanup concluded.
+#[derive(Debug, Clone)]
+pub struct Step<S> {
+    /// The kind-specific status fields (started from the previous status).
+    pub status: S,
+    /// kstatus outcome.
+    pub outcome: Outcome,
+    /// Requeue policy.
+    pub retry: Retry,
+    /// Events to publish.
+    pub notes: Vec<Note>,
+}
+
+impl<S> Step<S> {
+    /// A step with no events.
+    pub fn new(status: S, outcome: Outcome, retry: Retry) -> Self {
+        Self { status, outcome, retry, notes: Vec::new() }
+    }
+}
+
+/// What each custom resource kind implements so the shared lifecycle can drive it.
+pub trait ManagedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The kind's status type.
+    type Status: CommonStatus;
+    /// Kind name for metrics and logs.
+    const KIND: &'static str;
+
+    /// Current status, if any.
+    fn current_status(&self) -> Option<&Self::Status>;
+    /// What to do on Amazon's side when the object is deleted.
+    fn deletion_policy(&self) -> DeletionPolicy;
+    /// Names of the Secrets (same namespace) the object reads; their changes trigger a reconcile.
+    fn secret_names(&self) -> Vec<String>;
+    /// Defence-in-depth validation of what the CRD schema should already have rejected.
+    fn validate(&self) -> Result<(), String>;
+    /// Makes Amazon match the spec (or observes, in Observe mode).
+    fn apply(&self, ctx: &Context) -> impl Future<Output = Step<Self::Status>> + Send;
+    /// Removes the object's state from Amazon. `Err` keeps the finalizer and reports why.
+    fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Vec<Note>, Step<Self::Status>>> + Send;
+}
+
+/// Failures of the lifecycle itself (Amazon failures are reported in status, not here).
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// Writing status failed; retried with back-off.
+    #[error("failed to write status: {0}")]
+    StatusWrite(#[source] kube::Error),
+    /// Cleanup on Amazon's side has not succeeded yet; the finalizer stays.
+    #[error("cleanup pending: {message}")]
+    CleanupPending {
+        /// When to try again.
+        after: Duration,
+        /// Why it is pending.
+        message: String,
+    },
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<LifecycleError>>),
+    /// The object has no namespace (cannot happen for these namespaced kinds).
+    #[error("object has no namespace")]
+    NoNamespace,
+}
+
+impl LifecycleError {
+    /// Bounded label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            LifecycleError::StatusWrite(_) => "status_write",
+            LifecycleError::CleanupPending { .. } => "cleanup_pending",
+            LifecycleError::Finalizer(_) => "finalizer",
+            LifecycleError::NoNamespace => "invalid_object",
+        }
+    }
+}
+
+/// Whether the paused annotation is set to "true".
+pub fn is_paused<K: Resource>(obj: &K) -> bool {
+    obj.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+fn requested_at<K: Resource>(obj: &K) -> Option<String> {
+    obj.meta().annotations.as_ref().and_then(|a| a.get(RECONCILE_REQUESTED_ANNOTATION)).cloned()
+}
+
+/// Hash of everything that should trigger a reconcile: spec generation, deletion, finalizers,
+/// the operator's annotations and the uid. Status writes change none of these, so the operator's
+/// own status updates do not make it reconcile again.
+pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    let mut h = DefaultHasher::new();
+    meta.uid.hash(&mut h);
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    if let Some(annotations) = &meta.annotations {
+        annotations.get(PAUSED_ANNOTATION).hash(&mut h);
+        annotations.get(RECONCILE_REQUESTED_ANNOTATION).hash(&mut h);
+    }
+    Some(h.finish())
+}
+
+fn result_label(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Ready => "ready",
+        Phase::Progressing => "progressing",
+        Phase::Stalled => "stalled",
+        Phase::Idle => "idle",
+    }
+}
+
+/// The reconcile function handed to kube-runtime's `Controller` for kind `K`.
+pub async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, LifecycleError> {
+    let start = Instant::now();
+    let ns = obj.namespace().ok_or(LifecycleError::NoNamespace)?;
+    let api: Api<K> = Api::namespaced(ctx.kube.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(o) => apply_flow(&o, &ctx, &api).await,
+            FinalizerEvent::Cleanup(o) => cleanup_flow(&o, &ctx, &api).await,
+        }
+    })
+    .await;
+    let result = result.map_err(|err| match err {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => LifecycleError::Finalizer(Box::new(other)),
+    });
+    if let Err(err) = &result {
+        ctx.metrics.reconciled(K::KIND, "error", start.elapsed().as_secs_f64());
+        ctx.metrics
+            .reconcile_errors
+            .get_or_create(&crate::metrics::ErrorLabels { kind: K::KIND.to_string(), category: err.category().to_string() })
+            .inc();
+    }
+    result
+}
+
+/// The error policy handed to `Controller::run`: back-off per object.
+pub fn error_policy<K: ManagedKind>(obj: Arc<K>, err: &LifecycleError, ctx: Arc<Context>) -> Action {
+    match err {
+        LifecycleError::CleanupPending { after, .. } => Action::requeue(*after),
+        other => {
+            let uid = obj.uid().unwrap_or_default();
+            let failures = ctx.failures.record(&uid);
+            let delay = ctx.settings.backoff.delay(failures);
+            tracing::warn!(kind = K::KIND, namespace = obj.namespace().unwrap_or_default(), name = obj.name_any(), error = %other, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+            Action::requeue(delay)
+        }
+    }
+}
+
+async fn apply_flow<K: ManagedKind>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Action, LifecycleError> {
+    let start = Instant::now();
+    let previous = obj.current_status().cloned().unwrap_or_default();
+    let step = if is_paused(obj) {
+        Step::new(
+            previous.clone(),
+            Outcome::idle(Reason::Paused, format!("{PAUSED_ANNOTATION} is \"true\": no calls to Amazon until it is removed")),
+            Retry::AwaitChange,
+        )
+    } else if let Err(why) = obj.validate() {
+        Step::new(previous.clone(), Outcome::stalled(Reason::InvalidSpec, why), Retry::AwaitChange)
+    } else {
+        obj.apply(ctx).await
+    };
+    let phase = step.outcome.phase;
+    let delay = finish(obj, ctx, api, step, &previous).await?;
+    ctx.metrics.reconciled(K::KIND, result_label(phase), start.elapsed().as_secs_f64());
+    Ok(delay.map_or_else(Action::await_change, Action::requeue))
+}
+
+async fn cleanup_flow<K: ManagedKind>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Action, LifecycleError> {
+    let uid = obj.uid().unwrap_or_default();
+    let orphan = obj.deletion_policy() == DeletionPolicy::Orphan;
+    if orphan || is_paused(obj) {
+        let why = if orphan { "deletionPolicy is Orphan" } else { "the object is paused" };
+        publish(ctx, obj, &Note::normal("Orphaned", "Delete", format!("left Amazon's state in place because {why}"))).await;
+        ctx.metrics.object_gone(&uid);
+        ctx.failures.reset(&uid);
+        return Ok(Action::await_change());
+    }
+    match obj.cleanup(ctx).await {
+        Ok(notes) => {
+            for note in &notes {
+                publish(ctx, obj, note).await;
+            }
+            ctx.metrics.object_gone(&uid);
+            ctx.failures.reset(&uid);
+            Ok(Action::await_change())
+        }
+        Err(step) => {
+            let previous = obj.current_status().cloned().unwrap_or_default();
+            let message = step.outcome.message.clone();
+            let after = finish(obj, ctx, api, step, &previous).await?.unwrap_or(ctx.settings.stalled_retry);
+            Err(LifecycleError::CleanupPending { after, message })
+        }
+    }
+}
+
+/// Writes status and events for a step and turns its retry policy into a requeue delay
+/// (`None`: wait for a change).
+async fn finish<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+    step: Step<K::Status>,
+    previous: &K::Status,
+) -> Result<Option<Duration>, LifecycleError> {
+    let uid = obj.uid().unwrap_or_default();
+    let now = Timestamp::now();
+    let mut status = step.status;
+    status.set_conditions(conditions::build(previous.conditions(), &step.outcome, obj.meta().generation, now));
+    status.set_observed_generation(obj.meta().generation);
+    let requested = requested_at(obj);
+    if requested.is_some() {
+        status.set_last_handled_reconcile_at(requested);
+    }
+
+    if &status != previous {
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await
+            .map_err(LifecycleError::StatusWrite)?;
+    }
+
+    for note in &step.notes {
+        publish(ctx, obj, note).await;
+    }
+    let previous_reason = conditions::ready_condition(previous.conditions()).map(|c| c.reason.clone());
+    if previous_reason.as_deref() != Some(step.outcome.reason.as_str()) {
+        let warning = matches!(step.outcome.phase, Phase::Stalled)
+            || matches!(step.outcome.reason, Reason::Throttled | Reason::ApiUnavailable | Reason::StageConflict);
+        let note = Note { warning, reason: step.outcome.reason.as_str(), action: "Reconcile", message: step.outcome.message.clone() };
+        publish(ctx, obj, &note).await;
+    }
+
+    let was_ready = conditions::ready_condition(previous.conditions()).is_some_and(|c| c.status == "True");
+    if was_ready {
+        ctx.metrics.already_ready(&uid);
+    }
+    let age = obj
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map(|t| (now.as_millisecond() - t.0.as_millisecond()) as f64 / 1000.0);
+    ctx.metrics.object_state(K::KIND, &uid, step.outcome.is_ready(), step.outcome.reason.as_str(), age);
+
+    let delay = match step.retry {
+        Retry::Resync => {
+            ctx.failures.reset(&uid);
+            Some(ctx.settings.jittered_resync())
+        }
+        Retry::Backoff { retry_after } => {
+            let failures = ctx.failures.record(&uid);
+            Some(ctx.settings.backoff.delay(failures).max(retry_after.unwrap_or_default()))
+        }
+        Retry::Slow => {
+            ctx.failures.reset(&uid);
+            Some(ctx.settings.stalled_retry)
+        }
+        Retry::AwaitChange => {
+            ctx.failures.reset(&uid);
+            None
+        }
+    };
+    Ok(delay)
+}
+
+/// Publishes one event; failures to publish are logged, never fatal.
+pub async fn publish<K: ManagedKind>(ctx: &Context, obj: &K, note: &Note) {
+    let event = KubeEvent {
+        type_: if note.warning { EventType::Warning } else { EventType::Normal },
+        reason: note.reason.to_string(),
+        note: Some(note.message.chars().take(1000).collect()),
+        action: note.action.to_string(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(kind = K::KIND, name = obj.name_any(), error = %err, "failed to publish event");
+    }
+}
