@@ -2,12 +2,14 @@
 //! per-object failure counts that drive back-off.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 
 use crate::alexa::{AlexaClient, Backoff};
+use crate::crd::SkillEnablement;
 use crate::metrics::Metrics;
 
 /// Field manager of every write the operator makes (status server-side apply, finalizers).
@@ -76,6 +78,9 @@ pub struct Context {
     pub settings: Settings,
     /// Per-object failure counts.
     pub failures: FailureTracker,
+    /// Caches of the SkillEnablement controllers (one per watched namespace), for conflict
+    /// detection without extra API calls.
+    enablement_stores: RwLock<Vec<Store<SkillEnablement>>>,
 }
 
 impl Context {
@@ -89,6 +94,22 @@ impl Context {
             metrics,
             settings,
             failures: FailureTracker::default(),
+            enablement_stores: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Makes a SkillEnablement cache visible to conflict detection.
+    pub fn register_enablement_store(&self, store: Store<SkillEnablement>) {
+        if let Ok(mut stores) = self.enablement_stores.write() {
+            stores.push(store);
+        }
+    }
+
+    /// Every cached SkillEnablement.
+    pub fn enablements(&self) -> Vec<Arc<SkillEnablement>> {
+        self.enablement_stores
+            .read()
+            .map(|stores| stores.iter().flat_map(|s| s.state()).collect())
+            .unwrap_or_default()
     }
 }

@@ -68,6 +68,8 @@ pub enum Retry {
         /// Amazon's Retry-After, when it sent one.
         retry_after: Option<Duration>,
     },
+    /// Check again after a fixed delay (e.g. a conflict detected from the cache).
+    After(Duration),
     /// Needs a human; re-check slowly in case the cause went away outside Kubernetes.
     Slow,
     /// Needs a change to the object or its Secrets; watches bring it back.
@@ -342,6 +344,10 @@ async fn finish<K: ManagedKind>(
         Retry::Slow => {
             ctx.failures.reset(&uid);
             Some(ctx.settings.stalled_retry)
+        }
+        Retry::After(delay) => {
+            ctx.failures.reset(&uid);
+            Some(delay)
         }
         Retry::AwaitChange => {
             ctx.failures.reset(&uid);

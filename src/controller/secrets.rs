@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use sha2::{Digest, Sha256};
 
+use crate::alexa::LwaCredentials;
+
 /// Keys of a Login with Amazon credentials Secret.
 pub const CLIENT_ID_KEY: &str = "client-id";
 /// Key of the LWA client secret.
@@ -114,6 +116,16 @@ impl SecretData {
 /// Reads one key of a Secret.
 pub async fn read_key(client: &kube::Client, namespace: &str, name: &str, key: &str) -> Result<String, SecretError> {
     SecretData::read(client, namespace, name).await?.get(key)
+}
+
+/// Reads a Login with Amazon credentials Secret (keys client-id, client-secret, refresh-token).
+pub async fn read_credentials(client: &kube::Client, namespace: &str, name: &str) -> Result<LwaCredentials, SecretError> {
+    let data = SecretData::read(client, namespace, name).await?;
+    Ok(LwaCredentials::new(
+        data.get(CLIENT_ID_KEY)?,
+        data.get(CLIENT_SECRET_KEY)?,
+        data.get(REFRESH_TOKEN_KEY)?,
+    ))
 }
 
 /// `sha256:<hex>` of a value: lets status say which secret was applied without storing it.

@@ -1,0 +1,123 @@
+//! Builds and runs the kube-runtime Controllers of both kinds: main watches (managed fields
+//! pruned from the cache), metadata-only Secret watches, bounded concurrency, one Controller per
+//! watched namespace, and graceful shutdown.
+
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, metadata_watcher, predicates};
+use kube::{Resource, ResourceExt};
+
+use super::context::Context;
+use super::lifecycle::{ManagedKind, error_policy, reconcile, trigger_hash};
+
+/// Annotation kubectl writes with a full copy of the object; never needed by the operator.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Where one Controller watches: one namespace, or all of them.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Every namespace (needs cluster-wide RBAC).
+    All,
+    /// One namespace (namespaced mode).
+    Namespace(String),
+}
+
+impl Scope {
+    /// Scopes for a `--watch-namespace` list (empty = all namespaces).
+    pub fn from_list(namespaces: &[String]) -> Vec<Scope> {
+        let list: Vec<Scope> = namespaces
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(|n| Scope::Namespace(n.to_string()))
+            .collect();
+        if list.is_empty() { vec![Scope::All] } else { list }
+    }
+
+    fn api<K>(&self, client: &kube::Client) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match self {
+            Scope::All => Api::all(client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+        }
+    }
+}
+
+/// The objects of kind `K` that reference a Secret, found in the controller's cache.
+fn objects_using_secret<K: ManagedKind>(store: &Store<K>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<K>> {
+    let ns = secret.namespace();
+    let name = secret.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.namespace() == ns && o.secret_names().iter().any(|s| *s == name))
+        .map(|o| ObjectRef::from_obj(&*o))
+        .collect()
+}
+
+/// Changes to Secrets after the initial list (the initial list would only repeat the startup
+/// reconcile of every object). Secrets missed while disconnected are caught by the slow retry.
+fn secret_changes(api: Api<Secret>) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
+    metadata_watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(Event::Apply(s)) | Ok(Event::Delete(s)) => Some(Ok(s)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+        .predicate_filter(predicates::resource_version, Default::default())
+}
+
+/// One Controller of kind `K` in one scope. Returns the stream to drive and its cache (whose
+/// readiness tells when the initial list has arrived).
+pub fn controller<K: ManagedKind>(
+    ctx: Arc<Context>,
+    scope: &Scope,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> (impl Stream<Item = ()> + Send, Store<K>)
+where
+    K: Resource<DynamicType = ()> + std::hash::Hash + Eq,
+{
+    let api: Api<K> = scope.api(&ctx.kube);
+    let secrets: Api<Secret> = match scope {
+        Scope::All => Api::all(ctx.kube.clone()),
+        Scope::Namespace(ns) => Api::namespaced(ctx.kube.clone(), ns),
+    };
+    let (reader, writer) = reflector::store();
+    let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o: &mut K| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(LAST_APPLIED);
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash::<K>, Default::default());
+    let store = reader.clone();
+    let stream = Controller::for_stream(objects, reader.clone())
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .watches_stream(secret_changes(secrets), move |secret| objects_using_secret(&store, &secret))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .map(|result| {
+            if let Err(err) = result {
+                match err {
+                    controller::Error::ObjectNotFound(_) => {}
+                    other => tracing::debug!(error = %other, kind = K::KIND, "controller event"),
+                }
+            }
+        });
+    (stream, reader)
+}

@@ -1,0 +1,158 @@
+//! `alexa-skill-operator run`: wires the Kubernetes client, the Alexa client, the controllers and
+//! the health/metrics server together. The sandbox, the tests and the benchmark call
+//! [`run_with_client`] so they exercise exactly this code path.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::join_all;
+
+use crate::alexa::{AlexaClient, Backoff, ClientConfig, RateLimit};
+use crate::cli::RunArgs;
+use crate::controller::context::{Context, Settings};
+use crate::controller::runner::{Scope, controller};
+use crate::crd::{SkillAccountLinking, SkillEnablement};
+use crate::metrics::Metrics;
+use crate::server::{self, Health};
+
+/// Why the operator could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable Kubernetes configuration.
+    #[error("cannot load Kubernetes configuration (in-cluster service account or KUBECONFIG): {0}")]
+    KubeConfig(#[source] kube::Error),
+    /// A flag value is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The Alexa client could not be built.
+    #[error("cannot build the Alexa API client: {0}")]
+    Alexa(#[source] crate::alexa::AlexaError),
+    /// The metrics/health server could not start.
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+}
+
+/// Builds the Alexa client configuration from the flags.
+pub fn client_config(args: &RunArgs, metrics: Arc<Metrics>) -> Result<ClientConfig, RunError> {
+    let mut overrides = HashMap::new();
+    for entry in &args.endpoint_overrides {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (host, url) = entry
+            .split_once('=')
+            .ok_or_else(|| RunError::Config(format!("--endpoint-override {entry:?} is not HOST=URL")))?;
+        overrides.insert(host.trim().to_string(), url.trim().trim_end_matches('/').to_string());
+    }
+    let rate_limit = (args.api_rate_limit > 0.0).then(|| RateLimit { per_second: args.api_rate_limit, burst: args.api_burst.max(1) });
+    Ok(ClientConfig {
+        smapi_url: args.smapi_url.trim_end_matches('/').to_string(),
+        lwa_url: args.lwa_url.clone(),
+        customer_discovery_url: args.customer_discovery_url.trim_end_matches('/').to_string(),
+        endpoint_overrides: overrides,
+        rate_limit,
+        backoff: backoff(args),
+        timeout: args.http_timeout,
+        observer: Some(metrics),
+        ..ClientConfig::default()
+    })
+}
+
+fn backoff(args: &RunArgs) -> Backoff {
+    Backoff { base: args.backoff_base, factor: 2.0, max: args.backoff_max }
+}
+
+/// Runs the operator with the usual Kubernetes configuration until SIGTERM/Ctrl-C.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = kube::Client::try_default().await.map_err(RunError::KubeConfig)?;
+    run_with_client(args, client, shutdown_signal()).await
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the operator against `client` until `shutdown` completes, then stops taking work and
+/// lets in-flight reconciles finish (bounded by `--shutdown-grace`).
+pub async fn run_with_client(args: RunArgs, client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let alexa = AlexaClient::new(client_config(&args, metrics.clone())?).map_err(RunError::Alexa)?;
+    let settings = Settings {
+        resync_period: args.resync_period,
+        stalled_retry: args.resync_period.max(Duration::from_secs(60)),
+        backoff: backoff(&args),
+    };
+    let ctx = Arc::new(Context::new(client, alexa, metrics.clone(), settings, std::env::var("POD_NAME").ok()));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let (addr, serve) = server::bind(&args.metrics_addr, metrics.clone(), health.clone(), stopped()).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    let server_task = tokio::spawn(serve);
+
+    let scopes = Scope::from_list(&args.watch_namespaces);
+    let mut streams = Vec::new();
+    let mut ready_waits = Vec::new();
+    for scope in &scopes {
+        let (s, store) = controller::<SkillAccountLinking>(ctx.clone(), scope, args.concurrency, stopped());
+        streams.push(s.boxed());
+        ready_waits.push(tokio::spawn(async move { store.wait_until_ready().await.is_ok() }));
+        let (s, store) = controller::<SkillEnablement>(ctx.clone(), scope, args.concurrency, stopped());
+        ctx.register_enablement_store(store.clone());
+        streams.push(s.boxed());
+        ready_waits.push(tokio::spawn(async move { store.wait_until_ready().await.is_ok() }));
+    }
+    let health_for_sync = health.clone();
+    tokio::spawn(async move {
+        let all = join_all(ready_waits).await;
+        if all.into_iter().all(|r| matches!(r, Ok(true))) {
+            health_for_sync.set_synced(true);
+            tracing::info!("watches synced");
+        }
+    });
+
+    let controllers = futures::stream::select_all(streams).for_each(|()| async {});
+    tokio::pin!(controllers);
+    tokio::select! {
+        _ = &mut controllers => {},
+        _ = shutdown => {
+            tracing::info!("shutting down: no new reconciles; waiting for in-flight ones");
+            let _ = stop_tx.send(true);
+            if tokio::time::timeout(args.shutdown_grace, &mut controllers).await.is_err() {
+                tracing::warn!(grace_ms = args.shutdown_grace.as_millis() as u64, "in-flight reconciles did not finish in time");
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = server_task.await;
+    Ok(())
+}
