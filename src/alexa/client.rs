@@ -41,6 +41,14 @@ pub struct AlexaClient {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for AlexaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlexaClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Shared state behind every clone.
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
