@@ -48,6 +48,22 @@ impl LwaCredentials {
         hex.truncate(FINGERPRINT_HEX_CHARS);
         hex
     }
+
+    /// Key of the token cache: like the fingerprint but also covering the client secret, so a
+    /// Secret with a wrong client secret can neither use nor poison the token (or remembered
+    /// rejection) of a correct one. Never logged.
+    pub(crate) fn cache_key(&self) -> String {
+        let mut hasher = Sha256::new();
+        for part in [
+            self.client_id.as_str(),
+            self.refresh_token.expose_secret(),
+            self.client_secret.expose_secret(),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        hex::encode(hasher.finalize())
+    }
 }
 
 impl fmt::Debug for LwaCredentials {
@@ -82,6 +98,11 @@ mod tests {
         let c = LwaCredentials::new("c", "s1", "r2");
         let d = LwaCredentials::new("c2", "s1", "r");
         assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(
+            a.cache_key(),
+            b.cache_key(),
+            "the token cache tells secrets apart"
+        );
         assert_ne!(a.fingerprint(), c.fingerprint());
         assert_ne!(a.fingerprint(), d.fingerprint());
         assert_eq!(a.fingerprint().len(), FINGERPRINT_HEX_CHARS);

@@ -1,5 +1,5 @@
-//! Login with Amazon access tokens, cached per credential fingerprint and refreshed ahead of
-//! expiry. Refreshes are single-flight: however many reconciles need a token at once, one
+//! Login with Amazon access tokens, cached per credential (client ID, refresh token and client
+//! secret) and refreshed ahead of expiry. Refreshes are single-flight: however many reconciles need a token at once, one
 //! refresh request per credential is in flight and the others wait for its result.
 
 use std::collections::HashMap;
@@ -91,7 +91,7 @@ impl TokenCache {
     /// LWA (one request per credential however many callers wait).
     pub(crate) async fn token(&self, creds: &LwaCredentials) -> Result<AccessToken, AlexaError> {
         let fingerprint = creds.fingerprint();
-        let slot = self.slot(&fingerprint);
+        let slot = self.slot(&creds.cache_key());
         if let Some(answer) = Self::cached(&slot, Instant::now()) {
             return answer;
         }
@@ -164,7 +164,7 @@ impl TokenCache {
     /// Drops the cached token of `creds` if it is still the one with `generation` (a 401 was
     /// answered to it). A newer token fetched meanwhile by another caller is kept.
     pub(crate) fn invalidate_generation(&self, creds: &LwaCredentials, generation: u64) {
-        let slot = self.slot(&creds.fingerprint());
+        let slot = self.slot(&creds.cache_key());
         let mut state = lock(&slot.state);
         if state
             .token
@@ -177,7 +177,7 @@ impl TokenCache {
 
     /// Forgets the cached token and any remembered credentials rejection of `creds`.
     pub(crate) fn invalidate(&self, creds: &LwaCredentials) {
-        let slot = self.slot(&creds.fingerprint());
+        let slot = self.slot(&creds.cache_key());
         let mut state = lock(&slot.state);
         state.token = None;
         state.failure = None;
@@ -197,7 +197,7 @@ impl TokenCache {
         }
     }
 
-    fn slot(&self, fingerprint: &str) -> Arc<Slot> {
+    fn slot(&self, key: &str) -> Arc<Slot> {
         let mut slots = lock(&self.slots);
         if slots.len() > PRUNE_ABOVE {
             let now = Instant::now();
@@ -211,7 +211,7 @@ impl TokenCache {
                 }
             });
         }
-        slots.entry(fingerprint.to_owned()).or_default().clone()
+        slots.entry(key.to_owned()).or_default().clone()
     }
 
     /// One refresh with bounded retries of throttling, server and network errors.
