@@ -522,6 +522,34 @@ async fn discovery_with_several_endpoints_tries_them_in_order() {
 }
 
 #[tokio::test]
+async fn wrong_regions_answering_404_are_skipped_too() {
+    let sim = start(SimConfig {
+        wrong_region_status: 404,
+        ..SimConfig::default()
+    })
+    .await;
+    sim.faults().set_discovery(DiscoveryMode::Multiple);
+    let client = client(&sim);
+    let creds = customer(Region::Fe);
+    // Not enabled anywhere: every region says 404, which reads as "not enabled".
+    let (_, status) = client.customer_status(&creds, None, SKILL).await.unwrap();
+    assert_eq!(status, None);
+    let code = sandbox::partner_code(Region::Fe, 2);
+    let (endpoint, _) = client
+        .customer_enable(&creds, None, SKILL, &enable_request(&code))
+        .await
+        .unwrap();
+    assert_eq!(endpoint, "api.fe.amazonalexa.com");
+    // Enabled: the 404s of the other regions are passed over for the answer from FE.
+    let (endpoint, status) = client.customer_status(&creds, None, SKILL).await.unwrap();
+    assert_eq!(endpoint, "api.fe.amazonalexa.com");
+    assert!(status.unwrap().is_linked());
+    let endpoint = client.customer_disable(&creds, None, SKILL).await.unwrap();
+    assert_eq!(endpoint, "api.fe.amazonalexa.com");
+    assert_eq!(sim.count(Operation::Token), 1);
+}
+
+#[tokio::test]
 async fn discovery_server_error_falls_back_to_na_eu_fe_in_order() {
     let sim = start(SimConfig::default()).await;
     sim.faults().set_discovery(DiscoveryMode::ServerError);
@@ -860,7 +888,10 @@ async fn unauthorized_refreshes_once_and_retries_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retry_after_pauses_every_call_of_that_credential() {
     let sim = start(SimConfig::default()).await;
-    let client = client(&sim);
+    let observer = Arc::new(CountingObserver::default());
+    let mut config = client_config(&sim);
+    config.observer = Some(observer.clone());
+    let client = AlexaClient::new(config).unwrap();
     let creds = owner();
     // Warm the token so only API calls are timed.
     client
@@ -884,15 +915,17 @@ async fn retry_after_pauses_every_call_of_that_credential() {
                 .await
         })
     };
-    // Wait until the 429 has been answered, then start more calls with the same credentials
-    // and one with other credentials.
-    let throttled_at = loop {
-        if let Some(r) = sim.requests().into_iter().find(|r| r.status == 429) {
-            break r.at;
-        }
+    // Wait until the client has seen the 429 (its retry is waiting behind the gate), then
+    // start more calls with the same credentials and one with other credentials.
+    while observer.throttled.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let throttled_at = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.status == 429)
+        .expect("the 429 is in the log")
+        .at;
     let mut others = Vec::new();
     for _ in 0..3 {
         let client = client.clone();
