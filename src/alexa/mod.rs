@@ -13,6 +13,24 @@
 //! - tolerant reading of Amazon's answers (wrapped or flat bodies, `"true"` booleans, unknown
 //!   fields), and errors whose Display names Amazon's code and message, says what to do, and
 //!   never contains a token, secret or authorization code.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), alexa_skill_operator::alexa::AlexaError> {
+//! use alexa_skill_operator::alexa::{AlexaClient, ClientConfig, LwaCredentials};
+//! use alexa_skill_operator::crd::common::Stage;
+//!
+//! alexa_skill_operator::alexa::install_crypto_provider(); // once, in main (for kube)
+//! let client = AlexaClient::new(ClientConfig::default())?;
+//! let creds = LwaCredentials::new("amzn1.application-oa2-client.example", "secret", "Atzr|example");
+//! match client.get_account_linking(&creds, "amzn1.ask.skill.example", Stage::Development).await {
+//!     Ok(Some(current)) => println!("redirect URLs: {:?}", current.value.redirect_urls),
+//!     Ok(None) => println!("not configured yet"),
+//!     Err(err) if err.is_retryable() => println!("later: {err} ({:?})", err.retry_after()),
+//!     Err(err) => println!("needs a human: {err}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod backoff;
 mod client;
