@@ -23,7 +23,7 @@ use alexa_skill_operator::crd::common::Stage;
 use alexa_skill_operator::crd::enablement::AccountLinkRequestType;
 use alexa_skill_operator::simulator::{
     DiscoveryMode, GetShape, Operation, RateLimit as SimRateLimit, RefreshTokenState, Region,
-    RequestRecord, ScriptedResponse, SimConfig, SimState, Simulator, sandbox,
+    RequestRecord, ScriptedResponse, SimConfig, SimState, Simulator, TlsConfig, sandbox,
 };
 use serde_json::{Value, json};
 
@@ -1315,4 +1315,46 @@ async fn own_rate_budget_stays_under_a_server_limit() {
         throttled, 0,
         "our own budget stays under the server's limit"
     );
+}
+
+/// The client's own TLS stack (rustls + ring, no process-wide provider installed in this test
+/// binary) verifies certificates, and trusts configured extra roots.
+#[tokio::test]
+async fn https_verifies_certificates_and_trusts_configured_roots() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let sim = start(SimConfig {
+        tls: Some(TlsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cert_pem: cert.cert.pem().into_bytes(),
+            key_pem: cert.signing_key.serialize_pem().into_bytes(),
+        }),
+        ..SimConfig::default()
+    })
+    .await;
+    let tls_url = sim.tls_url().unwrap();
+    let port = tls_url.rsplit(':').next().unwrap();
+    let base = format!("https://localhost:{port}");
+    let mut config = client_config(&sim);
+    config.smapi_url = base.clone();
+    config.lwa_url = format!("{base}/auth/o2/token");
+
+    let untrusted = AlexaClient::new(config.clone()).unwrap();
+    let err = untrusted
+        .stage_enabled(&owner(), SKILL, Stage::Live)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AlexaError::Transport { .. }), "{err:?}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    assert_eq!(sim.count(Operation::Token), 0, "nothing got through");
+
+    config.extra_root_certificates_pem = cert.cert.pem().into_bytes();
+    let trusted = AlexaClient::new(config).unwrap();
+    assert!(
+        !trusted
+            .stage_enabled(&owner(), SKILL, Stage::Live)
+            .await
+            .unwrap()
+    );
+    assert_eq!(sim.count(Operation::Token), 1);
+    assert_eq!(sim.count(Operation::GetStageEnablement), 1);
 }

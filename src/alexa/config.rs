@@ -56,6 +56,9 @@ pub struct ClientConfig {
     /// How long a credentials rejection by Login with Amazon is remembered before asking again,
     /// so many objects sharing bad credentials cannot hammer LWA.
     pub credentials_error_ttl: Duration,
+    /// Extra trusted root certificates (PEM, any number), on top of the platform's trust store
+    /// and Mozilla's roots: for TLS-intercepting proxies or a test server. Empty: none.
+    pub extra_root_certificates_pem: Vec<u8>,
     /// Metrics hook.
     pub observer: Option<Arc<dyn ApiObserver>>,
 }
@@ -75,6 +78,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             refresh_ahead: Duration::from_secs(300),
             credentials_error_ttl: Duration::from_secs(30),
+            extra_root_certificates_pem: Vec::new(),
             observer: None,
         }
     }
@@ -95,6 +99,10 @@ impl fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("refresh_ahead", &self.refresh_ahead)
             .field("credentials_error_ttl", &self.credentials_error_ttl)
+            .field(
+                "extra_root_certificates_pem",
+                &format_args!("{} bytes", self.extra_root_certificates_pem.len()),
+            )
             .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
             .finish()
     }

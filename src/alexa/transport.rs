@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{ETAG, HeaderMap, HeaderValue, RETRY_AFTER};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use super::config::ClientConfig;
 use super::errors::{AlexaError, parse_retry_after, truncate};
@@ -34,11 +36,11 @@ pub(crate) fn build_http_client(config: &ClientConfig) -> Result<reqwest::Client
         message: format!("cannot set up TLS: {e}"),
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
-        webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
-        provider.clone(),
-    )
-    .map_err(tls_error)?;
+    let mut roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS.to_vec();
+    roots.extend(extra_roots(&config.extra_root_certificates_pem)?);
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider.clone())
+            .map_err(tls_error)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?
@@ -58,6 +60,24 @@ pub(crate) fn build_http_client(config: &ClientConfig) -> Result<reqwest::Client
         .map_err(|e| AlexaError::Config {
             message: format!("cannot build the HTTP client: {}", error_chain(&e)),
         })
+}
+
+/// Parses the configured extra root certificates.
+fn extra_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, AlexaError> {
+    if pem.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AlexaError::Config {
+            message: format!("extra root certificates are not valid PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(AlexaError::Config {
+            message: "extra root certificates hold no CERTIFICATE block".into(),
+        });
+    }
+    Ok(certs)
 }
 
 /// Reads a response body up to [`MAX_BODY_BYTES`].
@@ -170,6 +190,19 @@ mod tests {
         install_crypto_provider();
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
         build_http_client(&ClientConfig::default()).unwrap();
+    }
+
+    #[test]
+    fn extra_roots_must_be_pem_certificates() {
+        assert!(extra_roots(b"").unwrap().is_empty());
+        assert!(extra_roots(b" \n").unwrap().is_empty());
+        assert_eq!(extra_roots(b"not pem").unwrap_err().category(), "config");
+        let bad = ClientConfig {
+            extra_root_certificates_pem:
+                b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n".to_vec(),
+            ..ClientConfig::default()
+        };
+        assert!(build_http_client(&bad).is_err());
     }
 
     #[test]
