@@ -141,10 +141,15 @@ async fn account_linking_round_trip() {
         None,
         "not configured yet reads as None"
     );
-    client
+    let written = client
         .update_account_linking(&creds, SKILL, Stage::Development, &link_request(), None)
         .await
         .unwrap();
+    assert_eq!(
+        written,
+        sim.etag(SKILL, "development"),
+        "the PUT's ETag is returned"
+    );
     let read = client
         .get_account_linking(&creds, SKILL, Stage::Development)
         .await
@@ -161,6 +166,11 @@ async fn account_linking_round_trip() {
     assert!(
         !info.redirect_urls.is_empty(),
         "Amazon's redirect URLs are surfaced"
+    );
+    assert_eq!(
+        info.differences_from(&link_request()),
+        Vec::<&str>::new(),
+        "what was written reads back without drift"
     );
     let etag = read.etag.clone().expect("GET returns an ETag");
     assert_eq!(Some(etag.clone()), sim.etag(SKILL, "development"));

@@ -132,6 +132,92 @@ impl AccountLinkingInfo {
     }
 }
 
+impl AccountLinkingInfo {
+    /// Names (as on the wire) of the fields where Amazon's state differs from `desired`, for
+    /// drift detection and `status.drift`. Knows Amazon's ways so a steady state never looks
+    /// like drift: `clientSecret` is write-only (track it by hash instead); an empty desired
+    /// `redirectUrls` means "Amazon's defaults"; absent `skipOnEnablement` is `false` and absent
+    /// `voiceForwardAccountLinking` is `DISABLED` on both sides; lists compare as sets (Amazon
+    /// may reorder them).
+    pub fn differences_from(&self, desired: &AccountLinkingRequest) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.type_ != desired.type_ {
+            out.push("type");
+        }
+        if self.authorization_url != desired.authorization_url {
+            out.push("authorizationUrl");
+        }
+        if !same_set(&self.domains, &desired.domains) {
+            out.push("domains");
+        }
+        if self.client_id != desired.client_id {
+            out.push("clientId");
+        }
+        if !same_set(&self.scopes, &desired.scopes) {
+            out.push("scopes");
+        }
+        if self.access_token_url != desired.access_token_url {
+            out.push("accessTokenUrl");
+        }
+        if self.access_token_scheme != desired.access_token_scheme {
+            out.push("accessTokenScheme");
+        }
+        if desired.default_token_expiration_in_seconds.is_some()
+            && self.default_token_expiration_in_seconds
+                != desired.default_token_expiration_in_seconds
+        {
+            out.push("defaultTokenExpirationInSeconds");
+        }
+        if !desired.redirect_urls.is_empty()
+            && !same_set(&self.redirect_urls, &desired.redirect_urls)
+        {
+            out.push("redirectUrls");
+        }
+        let platform_urls = |list: &[PlatformAuthorizationUrl]| {
+            let mut keys: Vec<(String, String)> = list
+                .iter()
+                .map(|p| {
+                    (
+                        format!("{:?}", p.platform_type),
+                        p.platform_authorization_url.clone(),
+                    )
+                })
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        };
+        if platform_urls(&self.authorization_urls_by_platform)
+            != platform_urls(&desired.authorization_urls_by_platform)
+        {
+            out.push("authorizationUrlsByPlatform");
+        }
+        if self.skip_on_enablement.unwrap_or(false) != desired.skip_on_enablement.unwrap_or(false) {
+            out.push("skipOnEnablement");
+        }
+        let voice = |v: Option<VoiceForwardAccountLinking>| {
+            v.unwrap_or(VoiceForwardAccountLinking::Disabled)
+        };
+        if voice(self.voice_forward_account_linking) != voice(desired.voice_forward_account_linking)
+        {
+            out.push("voiceForwardAccountLinking");
+        }
+        out
+    }
+}
+
+/// Whether two string lists hold the same items, ignoring order and repeats.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    sorted_unique(a) == sorted_unique(b)
+}
+
+fn sorted_unique(list: &[String]) -> Vec<&str> {
+    let mut v: Vec<&str> = list.iter().map(String::as_str).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 impl<'de> Deserialize<'de> for AccountLinkingInfo {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
@@ -754,6 +840,58 @@ mod tests {
         let info = AccountLinkingInfo::from_value(echoed).unwrap();
         assert_eq!(info.client_id.as_deref(), Some("c"));
         assert_eq!(info.default_token_expiration_in_seconds, Some(3600));
+    }
+
+    #[test]
+    fn differences_ignore_amazons_defaults_and_order() {
+        let desired = AccountLinkingRequest {
+            type_: Some(AccountLinkingType::AuthCode),
+            authorization_url: Some("https://a".into()),
+            client_id: Some("c".into()),
+            scopes: vec!["b".into(), "a".into()],
+            access_token_url: Some("https://t".into()),
+            client_secret: Some("secret".to_owned().into()),
+            access_token_scheme: Some(AccessTokenScheme::HttpBasic),
+            ..Default::default()
+        };
+        let mut actual = AccountLinkingInfo {
+            type_: Some(AccountLinkingType::AuthCode),
+            authorization_url: Some("https://a".into()),
+            client_id: Some("c".into()),
+            scopes: vec!["a".into(), "b".into()],
+            access_token_url: Some("https://t".into()),
+            access_token_scheme: Some(AccessTokenScheme::HttpBasic),
+            default_token_expiration_in_seconds: Some(3600),
+            redirect_urls: vec!["https://pitangui.amazon.com/api/skill/link/M2X".into()],
+            skip_on_enablement: Some(false),
+            voice_forward_account_linking: Some(VoiceForwardAccountLinking::Disabled),
+            ..Default::default()
+        };
+        assert_eq!(actual.differences_from(&desired), Vec::<&str>::new());
+        actual.scopes.push("c".into());
+        actual.voice_forward_account_linking = Some(VoiceForwardAccountLinking::Enabled);
+        actual.access_token_scheme = None;
+        actual.domains = vec!["cdn".into()];
+        assert_eq!(
+            actual.differences_from(&desired),
+            vec![
+                "domains",
+                "scopes",
+                "accessTokenScheme",
+                "voiceForwardAccountLinking"
+            ]
+        );
+        let with_redirects = AccountLinkingRequest {
+            redirect_urls: vec!["https://mine".into()],
+            default_token_expiration_in_seconds: Some(60),
+            skip_on_enablement: Some(true),
+            ..desired.clone()
+        };
+        let diff = actual.differences_from(&with_redirects);
+        assert!(
+            diff.contains(&"redirectUrls") && diff.contains(&"defaultTokenExpirationInSeconds")
+        );
+        assert!(diff.contains(&"skipOnEnablement"));
     }
 
     #[test]
