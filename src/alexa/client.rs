@@ -300,7 +300,9 @@ impl AlexaClient {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             };
-            let error = error.redact(&request.secrets);
+            let mut secrets = request.secrets.clone();
+            secrets.push(token.value.expose_secret());
+            let error = error.redact(&secrets);
 
             if matches!(error, AlexaError::Unauthorized { .. }) && !auth.used {
                 auth.used = true;
