@@ -1832,3 +1832,111 @@ async fn unknown_paths_and_methods_get_amazon_style_errors() {
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(sim.count(Operation::Unknown), 2);
 }
+
+#[tokio::test]
+async fn request_log_is_bounded_while_counts_stay_exact() {
+    let sim = start_with(SimConfig {
+        log_capacity: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    let token = dev_token(&sim).await;
+    for _ in 0..5 {
+        put_linking(&sim, &token, SKILL, "live", &auth_code_config(), None).await;
+    }
+    let records = sim.requests();
+    assert_eq!(records.len(), 3);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.operation == Operation::UpdateAccountLinking)
+    );
+    assert_eq!(
+        records[2].body.as_ref().unwrap()["accountLinkingRequest"]["clientId"],
+        "alexa-skill"
+    );
+    assert_eq!(sim.count(Operation::UpdateAccountLinking), 5);
+    assert_eq!(sim.count(Operation::Token), 1);
+    let newest: Value = http()
+        .get(format!("{}/__sim/requests?limit=1", sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(newest["requests"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn absurd_settings_and_bodies_never_break_the_simulator() {
+    let sim = start().await;
+    let admin = format!("{}/__sim", sim.url());
+    let resp = http()
+        .put(format!("{admin}/settings"))
+        .json(&json!({"tokenLifetime": 1e15}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let token = dev_token(&sim).await;
+    let url = enablement_url(&sim.url(), SKILL, "development");
+    assert_eq!(
+        http()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let garbage = http()
+        .post(sim.lwa_token_url())
+        .header("Content-Type", "application/json")
+        .body(vec![0xff, 0xfe, 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status().as_u16(), 400);
+    let huge = http()
+        .put(linking_url(&sim.url(), SKILL, "development"))
+        .bearer_auth(&token)
+        .body(vec![b'x'; 2 * 1024 * 1024])
+        .send()
+        .await;
+    if let Ok(resp) = huge {
+        assert_eq!(resp.status().as_u16(), 413);
+    }
+    let script = http()
+        .post(format!("{admin}/script"))
+        .json(&json!({"operation": "GetStageEnablement", "responses": [{"status": 1000, "headers": [["bad header", "x"]]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status().as_u16(), 204);
+    assert_eq!(
+        http()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        500
+    );
+    // Still serving normally afterwards.
+    assert_eq!(
+        http()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+}

@@ -78,7 +78,10 @@ impl TokenStore {
         let grant = AccessGrant {
             subject,
             client_id: client_id.to_string(),
-            expires_at: now + lifetime,
+            // A huge lifetime (admin settings) must not overflow `Instant`.
+            expires_at: now
+                .checked_add(lifetime)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600)),
         };
         let mut tokens = self.tokens.lock();
         if tokens.map.len() >= tokens.prune_at {

@@ -201,9 +201,27 @@ pub(crate) fn redact(value: &mut Value) {
     }
 }
 
+/// A stored record: the body is kept as compact JSON text, several times smaller than a
+/// `serde_json::Value` tree, so a million entries stay affordable.
+struct Entry {
+    record: RequestRecord,
+    body: Option<Box<str>>,
+}
+
+impl Entry {
+    fn to_record(&self) -> RequestRecord {
+        let mut record = self.record.clone();
+        record.body = self
+            .body
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
+        record
+    }
+}
+
 /// Bounded request log plus exact per-operation counts.
 pub(crate) struct RequestLog {
-    entries: Mutex<VecDeque<RequestRecord>>,
+    entries: Mutex<VecDeque<Entry>>,
     capacity: usize,
     counts: [AtomicU64; 13],
     next_seq: AtomicU64,
@@ -223,15 +241,20 @@ impl RequestLog {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn push(&self, record: RequestRecord) {
+    pub(crate) fn push(&self, mut record: RequestRecord) {
         if let Some(counter) = self.counts.get(record.operation.index()) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        let body = record
+            .body
+            .take()
+            .map(|value| value.to_string().into_boxed_str());
+        let entry = Entry { record, body };
         let mut entries = self.entries.lock();
         if entries.len() >= self.capacity {
             entries.pop_front();
         }
-        entries.push_back(record);
+        entries.push_back(entry);
     }
 
     /// Entries oldest first, optionally only one operation, only after a sequence number, and
@@ -245,11 +268,12 @@ impl RequestLog {
         let entries = self.entries.lock();
         let matching = entries
             .iter()
-            .filter(|r| r.seq > after_seq && op.is_none_or(|op| r.operation == op));
+            .filter(|e| e.record.seq > after_seq && op.is_none_or(|op| e.record.operation == op));
         match limit {
-            None => matching.cloned().collect(),
+            None => matching.map(Entry::to_record).collect(),
             Some(limit) => {
-                let mut newest: Vec<RequestRecord> = matching.rev().take(limit).cloned().collect();
+                let mut newest: Vec<RequestRecord> =
+                    matching.rev().take(limit).map(Entry::to_record).collect();
                 newest.reverse();
                 newest
             }
