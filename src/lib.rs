@@ -9,5 +9,6 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod metrics;
+pub mod operator;
 pub mod server;
 pub mod simulator;

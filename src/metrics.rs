@@ -299,6 +299,45 @@ impl Metrics {
     }
 }
 
+impl crate::alexa::ApiObserver for Metrics {
+    fn request(
+        &self,
+        operation: crate::alexa::Operation,
+        status: Option<u16>,
+        elapsed: std::time::Duration,
+    ) {
+        let labels = ApiLabels {
+            operation: operation.as_str().to_string(),
+            status: status.map_or_else(|| "error".to_string(), |s| s.to_string()),
+        };
+        self.api_requests.get_or_create(&labels).inc();
+        self.api_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn token_refresh(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.token_refreshes
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    fn throttled(&self, wait: std::time::Duration) {
+        self.throttled_waits.inc();
+        self.throttled_wait_seconds.inc_by(wait.as_secs_f64());
+        let until = std::time::SystemTime::now()
+            .checked_add(wait)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        if until > self.retry_after_gate_until.get() {
+            self.retry_after_gate_until.set(until);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

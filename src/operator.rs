@@ -43,16 +43,25 @@ pub fn client_config(args: &RunArgs, metrics: Arc<Metrics>) -> Result<ClientConf
         if entry.is_empty() {
             continue;
         }
-        let (host, url) = entry
-            .split_once('=')
-            .ok_or_else(|| RunError::Config(format!("--endpoint-override {entry:?} is not HOST=URL")))?;
-        overrides.insert(host.trim().to_string(), url.trim().trim_end_matches('/').to_string());
+        let (host, url) = entry.split_once('=').ok_or_else(|| {
+            RunError::Config(format!("--endpoint-override {entry:?} is not HOST=URL"))
+        })?;
+        overrides.insert(
+            host.trim().to_string(),
+            url.trim().trim_end_matches('/').to_string(),
+        );
     }
-    let rate_limit = (args.api_rate_limit > 0.0).then(|| RateLimit { per_second: args.api_rate_limit, burst: args.api_burst.max(1) });
+    let rate_limit = (args.api_rate_limit > 0.0).then(|| RateLimit {
+        per_second: args.api_rate_limit,
+        burst: args.api_burst.max(1),
+    });
     Ok(ClientConfig {
         smapi_url: args.smapi_url.trim_end_matches('/').to_string(),
         lwa_url: args.lwa_url.clone(),
-        customer_discovery_url: args.customer_discovery_url.trim_end_matches('/').to_string(),
+        customer_discovery_url: args
+            .customer_discovery_url
+            .trim_end_matches('/')
+            .to_string(),
         endpoint_overrides: overrides,
         rate_limit,
         backoff: backoff(args),
@@ -63,12 +72,18 @@ pub fn client_config(args: &RunArgs, metrics: Arc<Metrics>) -> Result<ClientConf
 }
 
 fn backoff(args: &RunArgs) -> Backoff {
-    Backoff { base: args.backoff_base, factor: 2.0, max: args.backoff_max }
+    Backoff {
+        base: args.backoff_base,
+        factor: 2.0,
+        max: args.backoff_max,
+    }
 }
 
 /// Runs the operator with the usual Kubernetes configuration until SIGTERM/Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let client = kube::Client::try_default().await.map_err(RunError::KubeConfig)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(RunError::KubeConfig)?;
     run_with_client(args, client, shutdown_signal()).await
 }
 
@@ -76,13 +91,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {},
             _ = tokio::signal::ctrl_c() => {},
@@ -96,16 +112,27 @@ pub async fn shutdown_signal() {
 
 /// Runs the operator against `client` until `shutdown` completes, then stops taking work and
 /// lets in-flight reconciles finish (bounded by `--shutdown-grace`).
-pub async fn run_with_client(args: RunArgs, client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+pub async fn run_with_client(
+    args: RunArgs,
+    client: kube::Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
-    let alexa = AlexaClient::new(client_config(&args, metrics.clone())?).map_err(RunError::Alexa)?;
+    let alexa =
+        AlexaClient::new(client_config(&args, metrics.clone())?).map_err(RunError::Alexa)?;
     let settings = Settings {
         resync_period: args.resync_period,
         stalled_retry: args.resync_period.max(Duration::from_secs(60)),
         backoff: backoff(&args),
     };
-    let ctx = Arc::new(Context::new(client, alexa, metrics.clone(), settings, std::env::var("POD_NAME").ok()));
+    let ctx = Arc::new(Context::new(
+        client,
+        alexa,
+        metrics.clone(),
+        settings,
+        std::env::var("POD_NAME").ok(),
+    ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -115,7 +142,13 @@ pub async fn run_with_client(args: RunArgs, client: kube::Client, shutdown: impl
         }
     };
 
-    let (addr, serve) = server::bind(&args.metrics_addr, metrics.clone(), health.clone(), stopped()).await?;
+    let (addr, serve) = server::bind(
+        args.metrics_addr.clone(),
+        metrics.clone(),
+        health.clone(),
+        stopped(),
+    )
+    .await?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     let server_task = tokio::spawn(serve);
 
@@ -123,13 +156,19 @@ pub async fn run_with_client(args: RunArgs, client: kube::Client, shutdown: impl
     let mut streams = Vec::new();
     let mut ready_waits = Vec::new();
     for scope in &scopes {
-        let (s, store) = controller::<SkillAccountLinking>(ctx.clone(), scope, args.concurrency, stopped());
+        let (s, store) =
+            controller::<SkillAccountLinking>(ctx.clone(), scope, args.concurrency, stopped());
         streams.push(s.boxed());
-        ready_waits.push(tokio::spawn(async move { store.wait_until_ready().await.is_ok() }));
-        let (s, store) = controller::<SkillEnablement>(ctx.clone(), scope, args.concurrency, stopped());
+        ready_waits.push(tokio::spawn(async move {
+            store.wait_until_ready().await.is_ok()
+        }));
+        let (s, store) =
+            controller::<SkillEnablement>(ctx.clone(), scope, args.concurrency, stopped());
         ctx.register_enablement_store(store.clone());
         streams.push(s.boxed());
-        ready_waits.push(tokio::spawn(async move { store.wait_until_ready().await.is_ok() }));
+        ready_waits.push(tokio::spawn(async move {
+            store.wait_until_ready().await.is_ok()
+        }));
     }
     let health_for_sync = health.clone();
     tokio::spawn(async move {

@@ -111,17 +111,15 @@ pub struct ServeError {
 
 /// Binds the HTTP server; returns the bound address and the serving future.
 pub async fn bind(
-    addr: &str,
+    addr: String,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), ServeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(source) => return Err(ServeError { addr, source }),
+    };
     let local = listener.local_addr().map_err(|source| ServeError {
         addr: addr.to_string(),
         source,

@@ -14,7 +14,9 @@ use super::lifecycle::{CommonStatus, ManagedKind, Note, Retry, Step};
 use super::outcomes::{for_alexa_error, for_secret_error};
 use super::secrets::{hash_tag, read_credentials, read_key};
 use crate::alexa::{AccountLinkingInfo, AccountLinkingRequest, AlexaError, LwaCredentials};
-use crate::crd::account_linking::{AccountLinkingSpec, AccountLinkingType, SkillAccountLinking, SkillAccountLinkingStatus, VoiceForwardAccountLinking};
+use crate::crd::account_linking::{
+    AccountLinkingSpec, AccountLinkingType, SkillAccountLinking, SkillAccountLinkingStatus,
+};
 use crate::crd::common::{DeletionPolicy, ManagementPolicy};
 
 /// How many times a PUT refused with 412 (stale ETag) is re-read and retried in one reconcile.
@@ -45,10 +47,16 @@ pub fn validate_spec(spec: &AccountLinkingSpec, skill_id: &str) -> Result<(), St
         problems.push("spec.skillId must be 1 to 255 characters".to_string());
     }
     if spec.domains.len() > 15 {
-        problems.push(format!("spec.accountLinking.domains has {} entries; at most 15 are allowed", spec.domains.len()));
+        problems.push(format!(
+            "spec.accountLinking.domains has {} entries; at most 15 are allowed",
+            spec.domains.len()
+        ));
     }
     if spec.scopes.len() > 15 {
-        problems.push(format!("spec.accountLinking.scopes has {} entries; at most 15 are allowed", spec.scopes.len()));
+        problems.push(format!(
+            "spec.accountLinking.scopes has {} entries; at most 15 are allowed",
+            spec.scopes.len()
+        ));
     }
     if spec.type_ == AccountLinkingType::AuthCode {
         for (missing, name) in [
@@ -57,103 +65,44 @@ pub fn validate_spec(spec: &AccountLinkingSpec, skill_id: &str) -> Result<(), St
             (spec.client_secret_ref.is_none(), "clientSecretRef"),
         ] {
             if missing {
-                problems.push(format!("spec.accountLinking.{name} is required when type is AUTH_CODE"));
+                problems.push(format!(
+                    "spec.accountLinking.{name} is required when type is AUTH_CODE"
+                ));
             }
         }
     } else if spec.default_token_expiration_in_seconds.is_some() {
-        problems.push("spec.accountLinking.defaultTokenExpirationInSeconds applies only to type AUTH_CODE".to_string());
+        problems.push(
+            "spec.accountLinking.defaultTokenExpirationInSeconds applies only to type AUTH_CODE"
+                .to_string(),
+        );
     }
-    if problems.is_empty() { Ok(()) } else { Err(format!("invalid spec: {}", problems.join("; "))) }
-}
-
-/// The request that makes Amazon match the spec. `client_secret` is the value read from the
-/// referenced Secret (AUTH_CODE only).
-pub fn desired_request(spec: &AccountLinkingSpec, client_secret: Option<String>) -> AccountLinkingRequest {
-    AccountLinkingRequest {
-        type_: spec.type_,
-        authorization_url: spec.authorization_url.clone(),
-        domains: spec.domains.clone(),
-        client_id: spec.client_id.clone(),
-        scopes: spec.scopes.clone(),
-        access_token_url: spec.access_token_url.clone(),
-        client_secret: client_secret.map(Into::into),
-        access_token_scheme: spec.access_token_scheme,
-        default_token_expiration_in_seconds: spec.default_token_expiration_in_seconds.map(i64::from),
-        redirect_urls: spec.redirect_urls.clone(),
-        authorization_urls_by_platform: spec.authorization_urls_by_platform.clone(),
-        skip_on_enablement: spec.skip_on_enablement,
-        voice_forward_account_linking: spec.voice_forward_account_linking,
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("invalid spec: {}", problems.join("; ")))
     }
 }
 
-fn sorted(list: &[String]) -> Vec<&str> {
-    let mut v: Vec<&str> = list.iter().map(|s| s.trim()).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-/// Spec field paths whose value differs from Amazon's. Normalised: list order and duplicates in
-/// domains, scopes and redirect URLs do not matter; fields the spec leaves out are Amazon's to
-/// choose (its default redirect URLs, token lifetime, skipOnEnablement), except
-/// voiceForwardAccountLinking whose absence means DISABLED. The write-only client secret is
-/// compared separately, through its hash.
-pub fn drift(spec: &AccountLinkingSpec, observed: &AccountLinkingInfo) -> Vec<&'static str> {
-    let mut fields = Vec::new();
-    if observed.type_ != Some(spec.type_) {
-        fields.push("spec.accountLinking.type");
-    }
-    if observed.authorization_url.as_deref() != Some(spec.authorization_url.as_str()) {
-        fields.push("spec.accountLinking.authorizationUrl");
-    }
-    if sorted(&spec.domains) != sorted(&observed.domains) {
-        fields.push("spec.accountLinking.domains");
-    }
-    if observed.client_id.as_deref() != Some(spec.client_id.as_str()) {
-        fields.push("spec.accountLinking.clientId");
-    }
-    if sorted(&spec.scopes) != sorted(&observed.scopes) {
-        fields.push("spec.accountLinking.scopes");
-    }
-    if spec.access_token_url.is_some() && observed.access_token_url != spec.access_token_url {
-        fields.push("spec.accountLinking.accessTokenUrl");
-    }
-    if spec.access_token_scheme.is_some() && observed.access_token_scheme != spec.access_token_scheme {
-        fields.push("spec.accountLinking.accessTokenScheme");
-    }
-    if let Some(want) = spec.default_token_expiration_in_seconds {
-        if observed.default_token_expiration_in_seconds != Some(i64::from(want)) {
-            fields.push("spec.accountLinking.defaultTokenExpirationInSeconds");
-        }
-    }
-    if !spec.redirect_urls.is_empty() && sorted(&spec.redirect_urls) != sorted(&observed.redirect_urls) {
-        fields.push("spec.accountLinking.redirectUrls");
-    }
-    let mut want_platforms = spec.authorization_urls_by_platform.clone();
-    let mut have_platforms = observed.authorization_urls_by_platform.clone();
-    want_platforms.sort_by(|a, b| a.platform_authorization_url.cmp(&b.platform_authorization_url));
-    have_platforms.sort_by(|a, b| a.platform_authorization_url.cmp(&b.platform_authorization_url));
-    if want_platforms != have_platforms {
-        fields.push("spec.accountLinking.authorizationUrlsByPlatform");
-    }
-    if let Some(want) = spec.skip_on_enablement {
-        if observed.skip_on_enablement.unwrap_or(false) != want {
-            fields.push("spec.accountLinking.skipOnEnablement");
-        }
-    }
-    let want_voice = spec.voice_forward_account_linking.unwrap_or(VoiceForwardAccountLinking::Disabled);
-    let have_voice = observed.voice_forward_account_linking.unwrap_or(VoiceForwardAccountLinking::Disabled);
-    if want_voice != have_voice {
-        fields.push("spec.accountLinking.voiceForwardAccountLinking");
-    }
-    fields
+/// Spec field paths whose value differs from Amazon's (normalised as
+/// [`AccountLinkingInfo::differences_from`] describes; the write-only client secret is compared
+/// separately, through its hash).
+pub fn drift(observed: &AccountLinkingInfo, desired: &AccountLinkingRequest) -> Vec<String> {
+    observed
+        .differences_from(desired)
+        .into_iter()
+        .map(|field| format!("spec.accountLinking.{field}"))
+        .collect()
 }
 
 fn location(obj: &SkillAccountLinking) -> String {
     format!("skill {} stage {}", obj.spec.skill_id, obj.spec.stage)
 }
 
-fn fail(status: SkillAccountLinkingStatus, err: &AlexaError, what: &str) -> Step<SkillAccountLinkingStatus> {
+fn fail(
+    status: SkillAccountLinkingStatus,
+    err: &AlexaError,
+    what: &str,
+) -> Step<SkillAccountLinkingStatus> {
     let (outcome, retry) = for_alexa_error(err, what);
     Step::new(status, outcome, retry)
 }
@@ -167,7 +116,9 @@ impl SkillAccountLinking {
     }
 
     async fn client_secret(&self, ctx: &Context) -> Result<Option<String>, (Outcome, Retry)> {
-        let Some(reference) = &self.spec.account_linking.client_secret_ref else { return Ok(None) };
+        let Some(reference) = &self.spec.account_linking.client_secret_ref else {
+            return Ok(None);
+        };
         let ns = self.namespace().unwrap_or_default();
         read_key(&ctx.kube, &ns, &reference.name, &reference.key)
             .await
@@ -223,7 +174,7 @@ impl ManagedKind for SkillAccountLinking {
             serde_json::to_string(spec).unwrap_or_default(),
             secret_hash.as_deref().unwrap_or("")
         ));
-        let desired = desired_request(spec, client_secret);
+        let desired = AccountLinkingRequest::from_spec(spec, client_secret.map(Into::into));
         let observe_only = self.spec.management_policy == ManagementPolicy::Observe;
         let (skill, stage) = (self.spec.skill_id.as_str(), self.spec.stage);
         let mut notes = Vec::new();
@@ -236,46 +187,71 @@ impl ManagedKind for SkillAccountLinking {
             };
             status.last_sync_time = Some(Time(Timestamp::now()));
             let mut fields = match &observed {
-                None => vec!["spec.accountLinking"],
+                None => vec!["spec.accountLinking".to_string()],
                 Some(v) => {
                     status.etag = v.etag.clone();
                     status.redirect_urls = v.value.redirect_urls.clone();
-                    drift(spec, &v.value)
+                    drift(&v.value, &desired)
                 }
             };
-            if secret_hash.is_some() && secret_hash != status.client_secret_hash && observed.is_some() {
-                fields.push("spec.accountLinking.clientSecretRef");
+            if secret_hash.is_some()
+                && secret_hash != status.client_secret_hash
+                && observed.is_some()
+            {
+                fields.push("spec.accountLinking.clientSecretRef".to_string());
             }
             if fields.is_empty() {
                 status.drift.clear();
                 status.rejected_request_hash = None;
-                let mut step = Step::new(status, Outcome::ready(format!("account linking of {} matches the spec", location(self))), Retry::Resync);
+                let mut step = Step::new(
+                    status,
+                    Outcome::ready(format!(
+                        "account linking of {} matches the spec",
+                        location(self)
+                    )),
+                    Retry::Resync,
+                );
                 step.notes = notes;
                 return step;
             }
             if observe_only {
-                status.drift = fields.iter().map(|f| f.to_string()).collect();
+                status.drift = fields.clone();
                 let message = format!(
                     "Observe mode: Amazon's account linking of {} differs from the spec in {}; not changing it",
                     location(self),
                     fields.join(", ")
                 );
-                return Step::new(status, Outcome::idle(Reason::DriftDetected, message), Retry::Resync);
+                return Step::new(
+                    status,
+                    Outcome::idle(Reason::DriftDetected, message),
+                    Retry::Resync,
+                );
             }
             if status.rejected_request_hash.as_deref() == Some(request_hash.as_str()) {
                 let previous = super::conditions::ready_condition(&status.conditions)
                     .map(|c| c.message.clone())
-                    .unwrap_or_else(|| "Amazon rejected this account linking as invalid".to_string());
-                return Step::new(status, Outcome::stalled(Reason::InvalidSpec, previous), Retry::AwaitChange);
+                    .unwrap_or_else(|| {
+                        "Amazon rejected this account linking as invalid".to_string()
+                    });
+                return Step::new(
+                    status,
+                    Outcome::stalled(Reason::InvalidSpec, previous),
+                    Retry::AwaitChange,
+                );
             }
 
             let creating = observed.is_none();
             let etag = observed.as_ref().and_then(|v| v.etag.clone());
-            match ctx.alexa.update_account_linking(&creds, skill, stage, &desired, etag.as_deref()).await {
+            match ctx
+                .alexa
+                .update_account_linking(&creds, skill, stage, &desired, etag.as_deref())
+                .await
+            {
                 Ok(new_etag) => {
                     let out_of_band = !creating
                         && status.observed_generation == self.metadata.generation
-                        && super::conditions::ready_condition(&status.conditions).is_some_and(|c| c.status == "True")
+                        && super::conditions::ready_condition(&status.conditions)
+                            .is_some_and(|c| c.status == "True")
                         && secret_hash == status.client_secret_hash;
                     status.client_secret_hash = secret_hash.clone();
                     status.rejected_request_hash = None;
@@ -284,16 +260,35 @@ impl ManagedKind for SkillAccountLinking {
                         status.etag = Some(tag);
                     }
                     let note = if creating {
-                        Note::normal("Created", "UpdateAccountLinking", format!("created the account linking of {} on Amazon", location(self)))
+                        Note::normal(
+                            "Created",
+                            "UpdateAccountLinking",
+                            format!(
+                                "created the account linking of {} on Amazon",
+                                location(self)
+                            ),
+                        )
                     } else if out_of_band {
-                        ctx.metrics.drift_repairs.get_or_create(&crate::metrics::KindLabels { kind: Self::KIND.to_string() }).inc();
+                        ctx.metrics
+                            .drift_repairs
+                            .get_or_create(&crate::metrics::KindLabels {
+                                kind: Self::KIND.to_string(),
+                            })
+                            .inc();
                         Note::normal(
                             "DriftRepaired",
                             "UpdateAccountLinking",
-                            format!("undid an out-of-band change on Amazon to {}", fields.join(", ")),
+                            format!(
+                                "undid an out-of-band change on Amazon to {}",
+                                fields.join(", ")
+                            ),
                         )
                     } else {
-                        Note::normal("Updated", "UpdateAccountLinking", format!("updated {} on Amazon", fields.join(", ")))
+                        Note::normal(
+                            "Updated",
+                            "UpdateAccountLinking",
+                            format!("updated {} on Amazon", fields.join(", ")),
+                        )
                     };
                     notes.push(note);
                     // Read back: Amazon fills in the redirect URLs users must allow.
@@ -301,26 +296,44 @@ impl ManagedKind for SkillAccountLinking {
                         Ok(Some(v)) => {
                             status.etag = v.etag.clone();
                             status.redirect_urls = v.value.redirect_urls.clone();
-                            let remaining = drift(spec, &v.value);
+                            let remaining = drift(&v.value, &desired);
                             if !remaining.is_empty() {
                                 let message = format!(
                                     "Amazon accepted the update of {} but still differs in {}",
                                     location(self),
                                     remaining.join(", ")
                                 );
-                                let mut step = Step::new(status, Outcome::progressing(Reason::Updating, message), Retry::Backoff { retry_after: None });
+                                let mut step = Step::new(
+                                    status,
+                                    Outcome::progressing(Reason::Updating, message),
+                                    Retry::Backoff { retry_after: None },
+                                );
                                 step.notes = notes;
                                 return step;
                             }
                         }
                         Ok(None) | Err(_) => {
-                            let message = format!("updated the account linking of {}; reading it back failed, retrying", location(self));
-                            let mut step = Step::new(status, Outcome::progressing(Reason::Updating, message), Retry::Backoff { retry_after: None });
+                            let message = format!(
+                                "updated the account linking of {}; reading it back failed, retrying",
+                                location(self)
+                            );
+                            let mut step = Step::new(
+                                status,
+                                Outcome::progressing(Reason::Updating, message),
+                                Retry::Backoff { retry_after: None },
+                            );
                             step.notes = notes;
                             return step;
                         }
                     }
-                    let mut step = Step::new(status, Outcome::ready(format!("account linking of {} matches the spec", location(self))), Retry::Resync);
+                    let mut step = Step::new(
+                        status,
+                        Outcome::ready(format!(
+                            "account linking of {} matches the spec",
+                            location(self)
+                        )),
+                        Retry::Resync,
+                    );
                     step.notes = notes;
                     return step;
                 }
@@ -332,7 +345,7 @@ impl ManagedKind for SkillAccountLinking {
                     if matches!(e, AlexaError::InvalidRequest { .. }) {
                         status.rejected_request_hash = Some(request_hash);
                     }
-                    status.drift = fields.iter().map(|f| f.to_string()).collect();
+                    status.drift = fields.clone();
                     return fail(status, &e, "update the account linking on Amazon");
                 }
             }
@@ -341,7 +354,8 @@ impl ManagedKind for SkillAccountLinking {
 
     async fn cleanup(&self, ctx: &Context) -> Result<Vec<Note>, Step<Self::Status>> {
         let status = self.status.clone().unwrap_or_default();
-        let hint = "; to delete the object without touching Amazon, set spec.deletionPolicy: Orphan";
+        let hint =
+            "; to delete the object without touching Amazon, set spec.deletionPolicy: Orphan";
         let creds = match self.credentials(ctx).await {
             Ok(c) => c,
             Err((mut outcome, retry)) => {
@@ -349,14 +363,22 @@ impl ManagedKind for SkillAccountLinking {
                 return Err(Step::new(status, outcome, retry));
             }
         };
-        match ctx.alexa.delete_account_linking(&creds, &self.spec.skill_id, self.spec.stage).await {
+        match ctx
+            .alexa
+            .delete_account_linking(&creds, &self.spec.skill_id, self.spec.stage)
+            .await
+        {
             Ok(()) | Err(AlexaError::NotFound { .. }) => Ok(vec![Note::normal(
                 "Deleted",
                 "DeleteAccountLinking",
-                format!("deleted the account linking of {} on Amazon", location(self)),
+                format!(
+                    "deleted the account linking of {} on Amazon",
+                    location(self)
+                ),
             )]),
             Err(e) => {
-                let (mut outcome, retry) = for_alexa_error(&e, "delete the account linking on Amazon");
+                let (mut outcome, retry) =
+                    for_alexa_error(&e, "delete the account linking on Amazon");
                 if outcome.reason != Reason::Throttled && outcome.reason != Reason::ApiUnavailable {
                     outcome.message.push_str(hint);
                 }

@@ -45,7 +45,9 @@ pub struct FailureTracker {
 impl FailureTracker {
     /// Counts one more failure and returns the new count.
     pub fn record(&self, uid: &str) -> u32 {
-        let Ok(mut counts) = self.counts.lock() else { return 1 };
+        let Ok(mut counts) = self.counts.lock() else {
+            return 1;
+        };
         let n = counts.entry(uid.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         *n
@@ -60,7 +62,11 @@ impl FailureTracker {
 
     /// Current count, for tests and status messages.
     pub fn count(&self, uid: &str) -> u32 {
-        self.counts.lock().ok().and_then(|c| c.get(uid).copied()).unwrap_or(0)
+        self.counts
+            .lock()
+            .ok()
+            .and_then(|c| c.get(uid).copied())
+            .unwrap_or(0)
     }
 }
 
@@ -85,8 +91,17 @@ pub struct Context {
 
 impl Context {
     /// Builds the context; `instance` names this replica in events (the pod name).
-    pub fn new(kube: kube::Client, alexa: AlexaClient, metrics: Arc<Metrics>, settings: Settings, instance: Option<String>) -> Self {
-        let reporter = Reporter { controller: FIELD_MANAGER.to_string(), instance };
+    pub fn new(
+        kube: kube::Client,
+        alexa: AlexaClient,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance,
+        };
         Self {
             recorder: Recorder::new(kube.clone(), reporter),
             kube,

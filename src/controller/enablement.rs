@@ -14,9 +14,14 @@ use super::context::Context;
 use super::lifecycle::{CommonStatus, ManagedKind, Note, Retry, Step};
 use super::outcomes::{for_alexa_error, for_secret_error};
 use super::secrets::{hash_tag, read_credentials, read_key};
-use crate::alexa::{AlexaError, CustomerAccountLinkRequest, CustomerEnableRequest, CustomerEnablementStatus, LwaCredentials};
+use crate::alexa::{
+    AlexaError, CustomerEnableRequest, CustomerEnablementStatus, CustomerLinkRequest,
+    LwaCredentials,
+};
 use crate::crd::common::{DeletionPolicy, ManagementPolicy};
-use crate::crd::enablement::{CustomerEnablement, EnablementMode, SkillEnablement, SkillEnablementSpec, SkillEnablementStatus};
+use crate::crd::enablement::{
+    CustomerEnablement, EnablementMode, SkillEnablement, SkillEnablementSpec, SkillEnablementStatus,
+};
 
 /// How often an object in StageConflict checks whether the conflict is gone (cache only; no
 /// calls to Amazon).
@@ -53,13 +58,20 @@ pub fn validate_spec(spec: &SkillEnablementSpec) -> Result<(), String> {
 
 /// The mode a spec selects.
 pub fn mode(spec: &SkillEnablementSpec) -> EnablementMode {
-    if spec.customer.is_some() { EnablementMode::Customer } else { EnablementMode::Owner }
+    if spec.customer.is_some() {
+        EnablementMode::Customer
+    } else {
+        EnablementMode::Owner
+    }
 }
 
 /// Whether `other` enables a different stage of the same skill with the same credentials, so
 /// that Amazon would flip between the two.
 pub fn conflicts_with(this: &SkillEnablement, other: &SkillEnablement) -> bool {
-    let (Some(mine), Some(theirs)) = (&this.spec.credentials_secret_ref, &other.spec.credentials_secret_ref) else {
+    let (Some(mine), Some(theirs)) = (
+        &this.spec.credentials_secret_ref,
+        &other.spec.credentials_secret_ref,
+    ) else {
         return false;
     };
     this.uid() != other.uid()
@@ -72,7 +84,12 @@ pub fn conflicts_with(this: &SkillEnablement, other: &SkillEnablement) -> bool {
 
 /// Whether `other` was there first (older creation time; name breaks ties), so `this` yields.
 pub fn is_older(other: &SkillEnablement, this: &SkillEnablement) -> bool {
-    let key = |o: &SkillEnablement| (o.metadata.creation_timestamp.as_ref().map(|t| t.0), o.name_any());
+    let key = |o: &SkillEnablement| {
+        (
+            o.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            o.name_any(),
+        )
+    };
     key(other) < key(this)
 }
 
@@ -80,27 +97,41 @@ fn location(obj: &SkillEnablement) -> String {
     format!("skill {} stage {}", obj.spec.skill_id, obj.spec.stage)
 }
 
-fn fail(status: SkillEnablementStatus, err: &AlexaError, what: &str) -> Step<SkillEnablementStatus> {
+fn fail(
+    status: SkillEnablementStatus,
+    err: &AlexaError,
+    what: &str,
+) -> Step<SkillEnablementStatus> {
     let (outcome, retry) = for_alexa_error(err, what);
     Step::new(status, outcome, retry)
 }
 
 fn is_linked(s: &CustomerEnablementStatus) -> bool {
-    s.enablement_status().eq_ignore_ascii_case("ENABLED") && s.account_link_status().eq_ignore_ascii_case("LINKED")
+    s.is_enabled() && s.is_linked()
 }
 
-fn record_customer(status: &mut SkillEnablementStatus, endpoint: String, s: &CustomerEnablementStatus) {
+fn record_customer(
+    status: &mut SkillEnablementStatus,
+    endpoint: String,
+    s: &CustomerEnablementStatus,
+) {
     status.endpoint = Some(endpoint);
-    status.user_id = s.user_id().map(str::to_string);
-    status.account_link_status = Some(s.account_link_status().to_string()).filter(|v| !v.is_empty());
-    status.enablement_status = Some(s.enablement_status().to_string()).filter(|v| !v.is_empty());
-    status.enabled = Some(s.enablement_status().eq_ignore_ascii_case("ENABLED"));
+    status.user_id = s.user_id.clone();
+    status.account_link_status = s.account_link_status.clone();
+    status.enablement_status = s.status.clone();
+    status.enabled = Some(s.is_enabled());
 }
 
 impl SkillEnablement {
-    async fn read_creds(&self, ctx: &Context, secret: &str) -> Result<LwaCredentials, (Outcome, Retry)> {
+    async fn read_creds(
+        &self,
+        ctx: &Context,
+        secret: &str,
+    ) -> Result<LwaCredentials, (Outcome, Retry)> {
         let ns = self.namespace().unwrap_or_default();
-        read_credentials(&ctx.kube, &ns, secret).await.map_err(|e| for_secret_error(&e))
+        read_credentials(&ctx.kube, &ns, secret)
+            .await
+            .map_err(|e| for_secret_error(&e))
     }
 
     /// The older owner-mode object this one conflicts with, from the controller's cache.
@@ -112,14 +143,27 @@ impl SkillEnablement {
             .next()
     }
 
-    async fn apply_owner(&self, ctx: &Context, secret: &str, mut status: SkillEnablementStatus) -> Step<SkillEnablementStatus> {
+    async fn apply_owner(
+        &self,
+        ctx: &Context,
+        secret: &str,
+        mut status: SkillEnablementStatus,
+    ) -> Step<SkillEnablementStatus> {
         if let Some(other) = self.conflicting_owner(ctx) {
             let message = format!(
                 "SkillEnablement {other} enables stage {} of skill {} with the same credentials; Amazon enables one stage per account, so this object waits until that one is deleted or changed",
-                if self.spec.stage.as_str() == "live" { "development" } else { "live" },
+                if self.spec.stage.as_str() == "live" {
+                    "development"
+                } else {
+                    "live"
+                },
                 self.spec.skill_id
             );
-            return Step::new(status, Outcome::stalled(Reason::StageConflict, message), Retry::After(CONFLICT_RECHECK));
+            return Step::new(
+                status,
+                Outcome::stalled(Reason::StageConflict, message),
+                Retry::After(CONFLICT_RECHECK),
+            );
         }
         let creds = match self.read_creds(ctx, secret).await {
             Ok(c) => c,
@@ -134,12 +178,23 @@ impl SkillEnablement {
         status.enabled = Some(enabled);
         if enabled {
             status.drift.clear();
-            return Step::new(status, Outcome::ready(format!("{} is enabled for the skill owner", location(self))), Retry::Resync);
+            return Step::new(
+                status,
+                Outcome::ready(format!("{} is enabled for the skill owner", location(self))),
+                Retry::Resync,
+            );
         }
         if self.spec.management_policy == ManagementPolicy::Observe {
             status.drift = vec!["spec.stage".to_string()];
-            let message = format!("Observe mode: {} is not enabled; not enabling it", location(self));
-            return Step::new(status, Outcome::idle(Reason::DriftDetected, message), Retry::Resync);
+            let message = format!(
+                "Observe mode: {} is not enabled; not enabling it",
+                location(self)
+            );
+            return Step::new(
+                status,
+                Outcome::idle(Reason::DriftDetected, message),
+                Retry::Resync,
+            );
         }
         let was_ready = ready_condition(&status.conditions).is_some_and(|c| c.status == "True")
             && status.observed_generation == self.metadata.generation;
@@ -149,31 +204,64 @@ impl SkillEnablement {
         status.enabled = Some(true);
         status.drift.clear();
         let note = if was_ready {
-            ctx.metrics.drift_repairs.get_or_create(&crate::metrics::KindLabels { kind: Self::KIND.to_string() }).inc();
-            Note::normal("DriftRepaired", "EnableStage", format!("re-enabled {} after it was disabled outside the operator", location(self)))
+            ctx.metrics
+                .drift_repairs
+                .get_or_create(&crate::metrics::KindLabels {
+                    kind: Self::KIND.to_string(),
+                })
+                .inc();
+            Note::normal(
+                "DriftRepaired",
+                "EnableStage",
+                format!(
+                    "re-enabled {} after it was disabled outside the operator",
+                    location(self)
+                ),
+            )
         } else {
-            Note::normal("Enabled", "EnableStage", format!("enabled {} for the skill owner", location(self)))
+            Note::normal(
+                "Enabled",
+                "EnableStage",
+                format!("enabled {} for the skill owner", location(self)),
+            )
         };
-        let mut step = Step::new(status, Outcome::ready(format!("{} is enabled for the skill owner", location(self))), Retry::Resync);
+        let mut step = Step::new(
+            status,
+            Outcome::ready(format!("{} is enabled for the skill owner", location(self))),
+            Retry::Resync,
+        );
         step.notes.push(note);
         step
     }
 
-    async fn apply_customer(&self, ctx: &Context, customer: &CustomerEnablement, mut status: SkillEnablementStatus) -> Step<SkillEnablementStatus> {
+    async fn apply_customer(
+        &self,
+        ctx: &Context,
+        customer: &CustomerEnablement,
+        mut status: SkillEnablementStatus,
+    ) -> Step<SkillEnablementStatus> {
         let creds = match self.read_creds(ctx, &customer.token_secret_ref.name).await {
             Ok(c) => c,
             Err((o, r)) => return Step::new(status, o, r),
         };
         let skill = self.spec.skill_id.as_str();
         let hint = status.endpoint.clone();
-        let current = match ctx.alexa.customer_status(&creds, hint.as_deref(), skill).await {
+        let current = match ctx
+            .alexa
+            .customer_status(&creds, hint.as_deref(), skill)
+            .await
+        {
             Ok((endpoint, current)) => {
                 status.endpoint = Some(endpoint);
                 current
             }
             Err(e) => {
                 status.endpoint = None; // re-discover next time
-                return fail(status, &e, "read the customer's skill enablement from Amazon");
+                return fail(
+                    status,
+                    &e,
+                    "read the customer's skill enablement from Amazon",
+                );
             }
         };
         status.last_sync_time = Some(Time(Timestamp::now()));
@@ -182,7 +270,10 @@ impl SkillEnablement {
             record_customer(&mut status, endpoint, s);
             if is_linked(s) {
                 status.drift.clear();
-                let message = format!("{} is enabled for the customer and the accounts are linked", location(self));
+                let message = format!(
+                    "{} is enabled for the customer and the accounts are linked",
+                    location(self)
+                );
                 return Step::new(status, Outcome::ready(message), Retry::Resync);
             }
         } else {
@@ -192,13 +283,27 @@ impl SkillEnablement {
         }
         if self.spec.management_policy == ManagementPolicy::Observe {
             status.drift = vec!["spec.customer".to_string()];
-            let message = format!("Observe mode: {} is not enabled and linked for the customer; not changing it", location(self));
-            return Step::new(status, Outcome::idle(Reason::DriftDetected, message), Retry::Resync);
+            let message = format!(
+                "Observe mode: {} is not enabled and linked for the customer; not changing it",
+                location(self)
+            );
+            return Step::new(
+                status,
+                Outcome::idle(Reason::DriftDetected, message),
+                Retry::Resync,
+            );
         }
 
         let ns = self.namespace().unwrap_or_default();
         let link = &customer.account_link_request;
-        let code = match read_key(&ctx.kube, &ns, &link.auth_code_secret_ref.name, &link.auth_code_secret_ref.key).await {
+        let code = match read_key(
+            &ctx.kube,
+            &ns,
+            &link.auth_code_secret_ref.name,
+            &link.auth_code_secret_ref.key,
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => {
                 let (o, r) = for_secret_error(&e);
@@ -215,7 +320,11 @@ impl SkillEnablement {
                 .filter(|c| c.reason == Reason::AuthCodeInvalid.as_str())
                 .map(|c| c.message.clone())
                 .unwrap_or(message);
-            return Step::new(status, Outcome::stalled(Reason::AuthCodeInvalid, reason), Retry::AwaitChange);
+            return Step::new(
+                status,
+                Outcome::stalled(Reason::AuthCodeInvalid, reason),
+                Retry::AwaitChange,
+            );
         }
         let verifier = match &link.code_verifier_secret_ref {
             None => None,
@@ -229,13 +338,18 @@ impl SkillEnablement {
         };
         let request = CustomerEnableRequest {
             stage: self.spec.stage,
-            account_link_request: CustomerAccountLinkRequest {
+            account_link_request: CustomerLinkRequest {
+                type_: link.type_,
                 redirect_uri: link.redirect_uri.clone(),
                 auth_code: code.into(),
                 code_verifier: verifier.map(Into::into),
             },
         };
-        match ctx.alexa.customer_enable(&creds, status.endpoint.clone().as_deref(), skill, &request).await {
+        match ctx
+            .alexa
+            .customer_enable(&creds, status.endpoint.clone().as_deref(), skill, &request)
+            .await
+        {
             Ok((endpoint, s)) => {
                 status.auth_code_hash = Some(code_hash);
                 record_customer(&mut status, endpoint, &s);
@@ -243,19 +357,33 @@ impl SkillEnablement {
                 let mut step = if is_linked(&s) {
                     Step::new(
                         status,
-                        Outcome::ready(format!("{} is enabled for the customer and the accounts are linked", location(self))),
+                        Outcome::ready(format!(
+                            "{} is enabled for the customer and the accounts are linked",
+                            location(self)
+                        )),
                         Retry::Resync,
                     )
                 } else {
                     let message = format!(
                         "Amazon accepted the enablement of {} but reports status {} and account link {}",
                         location(self),
-                        s.enablement_status(),
-                        s.account_link_status()
+                        s.status.as_deref().unwrap_or("unknown"),
+                        s.account_link_status.as_deref().unwrap_or("unknown")
                     );
-                    Step::new(status, Outcome::progressing(Reason::Creating, message), Retry::Backoff { retry_after: None })
+                    Step::new(
+                        status,
+                        Outcome::progressing(Reason::Creating, message),
+                        Retry::Backoff { retry_after: None },
+                    )
                 };
-                step.notes.push(Note::normal("Linked", "EnableSkillForCustomer", format!("enabled {} for the customer and linked the accounts", location(self))));
+                step.notes.push(Note::normal(
+                    "Linked",
+                    "EnableSkillForCustomer",
+                    format!(
+                        "enabled {} for the customer and linked the accounts",
+                        location(self)
+                    ),
+                ));
                 step
             }
             Err(e @ AlexaError::InvalidRequest { .. }) => {
@@ -265,7 +393,11 @@ impl SkillEnablement {
                     "Amazon rejected the authorization code from Secret {}/{} key {:?}: {e}; put a new code in that Secret",
                     ns, link.auth_code_secret_ref.name, link.auth_code_secret_ref.key
                 );
-                Step::new(status, Outcome::stalled(Reason::AuthCodeInvalid, message), Retry::AwaitChange)
+                Step::new(
+                    status,
+                    Outcome::stalled(Reason::AuthCodeInvalid, message),
+                    Retry::AwaitChange,
+                )
             }
             Err(e) => {
                 if !e.is_retryable() {
@@ -319,13 +451,18 @@ impl ManagedKind for SkillEnablement {
         match (&self.spec.credentials_secret_ref, &self.spec.customer) {
             (Some(secret), _) => self.apply_owner(ctx, &secret.name, status).await,
             (None, Some(customer)) => self.apply_customer(ctx, customer, status).await,
-            (None, None) => Step::new(status, Outcome::stalled(Reason::InvalidSpec, "no mode selected"), Retry::AwaitChange),
+            (None, None) => Step::new(
+                status,
+                Outcome::stalled(Reason::InvalidSpec, "no mode selected"),
+                Retry::AwaitChange,
+            ),
         }
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<Vec<Note>, Step<Self::Status>> {
         let status = self.status.clone().unwrap_or_default();
-        let hint = "; to delete the object without touching Amazon, set spec.deletionPolicy: Orphan";
+        let hint =
+            "; to delete the object without touching Amazon, set spec.deletionPolicy: Orphan";
         let with_hint = |(mut o, r): (Outcome, Retry)| {
             o.message.push_str(hint);
             Step::new(status.clone(), o, r)
@@ -335,23 +472,48 @@ impl ManagedKind for SkillEnablement {
                 // This object never enabled anything; disabling would turn off the other stage's owner.
                 return Ok(Vec::new());
             }
-            let creds = self.read_creds(ctx, &secret.name).await.map_err(with_hint)?;
-            return match ctx.alexa.disable_stage(&creds, &self.spec.skill_id, self.spec.stage).await {
-                Ok(()) | Err(AlexaError::NotFound { .. }) => {
-                    Ok(vec![Note::normal("Disabled", "DisableStage", format!("disabled {} for the skill owner", location(self)))])
-                }
-                Err(e) => Err(with_hint(for_alexa_error(&e, "disable the stage on Amazon"))),
+            let creds = self
+                .read_creds(ctx, &secret.name)
+                .await
+                .map_err(with_hint)?;
+            return match ctx
+                .alexa
+                .disable_stage(&creds, &self.spec.skill_id, self.spec.stage)
+                .await
+            {
+                Ok(()) | Err(AlexaError::NotFound { .. }) => Ok(vec![Note::normal(
+                    "Disabled",
+                    "DisableStage",
+                    format!("disabled {} for the skill owner", location(self)),
+                )]),
+                Err(e) => Err(with_hint(for_alexa_error(
+                    &e,
+                    "disable the stage on Amazon",
+                ))),
             };
         }
         if let Some(customer) = &self.spec.customer {
-            let creds = self.read_creds(ctx, &customer.token_secret_ref.name).await.map_err(with_hint)?;
-            return match ctx.alexa.customer_disable(&creds, status.endpoint.as_deref(), &self.spec.skill_id).await {
+            let creds = self
+                .read_creds(ctx, &customer.token_secret_ref.name)
+                .await
+                .map_err(with_hint)?;
+            return match ctx
+                .alexa
+                .customer_disable(&creds, status.endpoint.as_deref(), &self.spec.skill_id)
+                .await
+            {
                 Ok(_) | Err(AlexaError::NotFound { .. }) => Ok(vec![Note::normal(
                     "Unlinked",
                     "DisableSkillForCustomer",
-                    format!("disabled {} for the customer and unlinked the accounts", location(self)),
+                    format!(
+                        "disabled {} for the customer and unlinked the accounts",
+                        location(self)
+                    ),
                 )]),
-                Err(e) => Err(with_hint(for_alexa_error(&e, "disable the skill for the customer"))),
+                Err(e) => Err(with_hint(for_alexa_error(
+                    &e,
+                    "disable the skill for the customer",
+                ))),
             };
         }
         Ok(Vec::new())

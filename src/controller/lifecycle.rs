@@ -22,7 +22,9 @@ use serde::de::DeserializeOwned;
 
 use super::conditions::{self, Outcome, Phase, Reason};
 use super::context::{Context, FIELD_MANAGER};
-use crate::crd::common::{DeletionPolicy, FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION};
+use crate::crd::common::{
+    DeletionPolicy, FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION,
+};
 
 /// Status fields the lifecycle writes for every kind.
 pub trait CommonStatus: Clone + Default + PartialEq + Serialize + Debug + Send + Sync {
@@ -54,7 +56,12 @@ pub struct Note {
 impl Note {
     /// A Normal event.
     pub fn normal(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
-        Self { warning: false, reason, action, message: message.into() }
+        Self {
+            warning: false,
+            reason,
+            action,
+            message: message.into(),
+        }
     }
 }
 
@@ -92,13 +99,25 @@ pub struct Step<S> {
 impl<S> Step<S> {
     /// A step with no events.
     pub fn new(status: S, outcome: Outcome, retry: Retry) -> Self {
-        Self { status, outcome, retry, notes: Vec::new() }
+        Self {
+            status,
+            outcome,
+            retry,
+            notes: Vec::new(),
+        }
     }
 }
 
 /// What each custom resource kind implements so the shared lifecycle can drive it.
 pub trait ManagedKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
     /// The kind's status type.
     type Status: CommonStatus;
@@ -116,7 +135,10 @@ pub trait ManagedKind:
     /// Makes Amazon match the spec (or observes, in Observe mode).
     fn apply(&self, ctx: &Context) -> impl Future<Output = Step<Self::Status>> + Send;
     /// Removes the object's state from Amazon. `Err` keeps the finalizer and reports why.
-    fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Vec<Note>, Step<Self::Status>>> + Send;
+    fn cleanup(
+        &self,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Vec<Note>, Step<Self::Status>>> + Send;
 }
 
 /// Failures of the lifecycle itself (Amazon failures are reported in status, not here).
@@ -163,7 +185,11 @@ pub fn is_paused<K: Resource>(obj: &K) -> bool {
 }
 
 fn requested_at<K: Resource>(obj: &K) -> Option<String> {
-    obj.meta().annotations.as_ref().and_then(|a| a.get(RECONCILE_REQUESTED_ANNOTATION)).cloned()
+    obj.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RECONCILE_REQUESTED_ANNOTATION))
+        .cloned()
 }
 
 /// Hash of everything that should trigger a reconcile: spec generation, deletion, finalizers,
@@ -193,33 +219,45 @@ fn result_label(phase: Phase) -> &'static str {
 }
 
 /// The reconcile function handed to kube-runtime's `Controller` for kind `K`.
-pub async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, LifecycleError> {
+pub async fn reconcile<K: ManagedKind>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, LifecycleError> {
     let start = Instant::now();
     let ns = obj.namespace().ok_or(LifecycleError::NoNamespace)?;
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &ns);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            FinalizerEvent::Apply(o) => apply_flow(&o, &ctx, &api).await,
-            FinalizerEvent::Cleanup(o) => cleanup_flow(&o, &ctx, &api).await,
+            FinalizerEvent::Apply(o) => apply_flow(o.as_ref(), &ctx, &api).await,
+            FinalizerEvent::Cleanup(o) => cleanup_flow(o.as_ref(), &ctx, &api).await,
         }
     })
     .await;
     let result = result.map_err(|err| match err {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => LifecycleError::Finalizer(Box::new(other)),
     });
     if let Err(err) = &result {
-        ctx.metrics.reconciled(K::KIND, "error", start.elapsed().as_secs_f64());
+        ctx.metrics
+            .reconciled(K::KIND, "error", start.elapsed().as_secs_f64());
         ctx.metrics
             .reconcile_errors
-            .get_or_create(&crate::metrics::ErrorLabels { kind: K::KIND.to_string(), category: err.category().to_string() })
+            .get_or_create(&crate::metrics::ErrorLabels {
+                kind: K::KIND.to_string(),
+                category: err.category().to_string(),
+            })
             .inc();
     }
     result
 }
 
 /// The error policy handed to `Controller::run`: back-off per object.
-pub fn error_policy<K: ManagedKind>(obj: Arc<K>, err: &LifecycleError, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: ManagedKind>(
+    obj: Arc<K>,
+    err: &LifecycleError,
+    ctx: Arc<Context>,
+) -> Action {
     match err {
         LifecycleError::CleanupPending { after, .. } => Action::requeue(*after),
         other => {
@@ -232,32 +270,61 @@ pub fn error_policy<K: ManagedKind>(obj: Arc<K>, err: &LifecycleError, ctx: Arc<
     }
 }
 
-async fn apply_flow<K: ManagedKind>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Action, LifecycleError> {
+async fn apply_flow<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+) -> Result<Action, LifecycleError> {
     let start = Instant::now();
     let previous = obj.current_status().cloned().unwrap_or_default();
     let step = if is_paused(obj) {
         Step::new(
             previous.clone(),
-            Outcome::idle(Reason::Paused, format!("{PAUSED_ANNOTATION} is \"true\": no calls to Amazon until it is removed")),
+            Outcome::idle(
+                Reason::Paused,
+                format!("{PAUSED_ANNOTATION} is \"true\": no calls to Amazon until it is removed"),
+            ),
             Retry::AwaitChange,
         )
     } else if let Err(why) = obj.validate() {
-        Step::new(previous.clone(), Outcome::stalled(Reason::InvalidSpec, why), Retry::AwaitChange)
+        Step::new(
+            previous.clone(),
+            Outcome::stalled(Reason::InvalidSpec, why),
+            Retry::AwaitChange,
+        )
     } else {
         obj.apply(ctx).await
     };
     let phase = step.outcome.phase;
     let delay = finish(obj, ctx, api, step, &previous).await?;
-    ctx.metrics.reconciled(K::KIND, result_label(phase), start.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconciled(K::KIND, result_label(phase), start.elapsed().as_secs_f64());
     Ok(delay.map_or_else(Action::await_change, Action::requeue))
 }
 
-async fn cleanup_flow<K: ManagedKind>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Action, LifecycleError> {
+async fn cleanup_flow<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+) -> Result<Action, LifecycleError> {
     let uid = obj.uid().unwrap_or_default();
     let orphan = obj.deletion_policy() == DeletionPolicy::Orphan;
     if orphan || is_paused(obj) {
-        let why = if orphan { "deletionPolicy is Orphan" } else { "the object is paused" };
-        publish(ctx, obj, &Note::normal("Orphaned", "Delete", format!("left Amazon's state in place because {why}"))).await;
+        let why = if orphan {
+            "deletionPolicy is Orphan"
+        } else {
+            "the object is paused"
+        };
+        publish(
+            ctx,
+            obj,
+            &Note::normal(
+                "Orphaned",
+                "Delete",
+                format!("left Amazon's state in place because {why}"),
+            ),
+        )
+        .await;
         ctx.metrics.object_gone(&uid);
         ctx.failures.reset(&uid);
         return Ok(Action::await_change());
@@ -274,7 +341,9 @@ async fn cleanup_flow<K: ManagedKind>(obj: &K, ctx: &Context, api: &Api<K>) -> R
         Err(step) => {
             let previous = obj.current_status().cloned().unwrap_or_default();
             let message = step.outcome.message.clone();
-            let after = finish(obj, ctx, api, step, &previous).await?.unwrap_or(ctx.settings.stalled_retry);
+            let after = finish(obj, ctx, api, step, &previous)
+                .await?
+                .unwrap_or(ctx.settings.stalled_retry);
             Err(LifecycleError::CleanupPending { after, message })
         }
     }
@@ -292,7 +361,12 @@ async fn finish<K: ManagedKind>(
     let uid = obj.uid().unwrap_or_default();
     let now = Timestamp::now();
     let mut status = step.status;
-    status.set_conditions(conditions::build(previous.conditions(), &step.outcome, obj.meta().generation, now));
+    status.set_conditions(conditions::build(
+        previous.conditions(),
+        &step.outcome,
+        obj.meta().generation,
+        now,
+    ));
     status.set_observed_generation(obj.meta().generation);
     let requested = requested_at(obj);
     if requested.is_some() {
@@ -305,23 +379,37 @@ async fn finish<K: ManagedKind>(
             "kind": K::kind(&()),
             "status": status,
         });
-        api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await
-            .map_err(LifecycleError::StatusWrite)?;
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(LifecycleError::StatusWrite)?;
     }
 
     for note in &step.notes {
         publish(ctx, obj, note).await;
     }
-    let previous_reason = conditions::ready_condition(previous.conditions()).map(|c| c.reason.clone());
+    let previous_reason =
+        conditions::ready_condition(previous.conditions()).map(|c| c.reason.clone());
     if previous_reason.as_deref() != Some(step.outcome.reason.as_str()) {
         let warning = matches!(step.outcome.phase, Phase::Stalled)
-            || matches!(step.outcome.reason, Reason::Throttled | Reason::ApiUnavailable | Reason::StageConflict);
-        let note = Note { warning, reason: step.outcome.reason.as_str(), action: "Reconcile", message: step.outcome.message.clone() };
+            || matches!(
+                step.outcome.reason,
+                Reason::Throttled | Reason::ApiUnavailable | Reason::StageConflict
+            );
+        let note = Note {
+            warning,
+            reason: step.outcome.reason.as_str(),
+            action: "Reconcile",
+            message: step.outcome.message.clone(),
+        };
         publish(ctx, obj, &note).await;
     }
 
-    let was_ready = conditions::ready_condition(previous.conditions()).is_some_and(|c| c.status == "True");
+    let was_ready =
+        conditions::ready_condition(previous.conditions()).is_some_and(|c| c.status == "True");
     if was_ready {
         ctx.metrics.already_ready(&uid);
     }
@@ -330,7 +418,13 @@ async fn finish<K: ManagedKind>(
         .creation_timestamp
         .as_ref()
         .map(|t| (now.as_millisecond() - t.0.as_millisecond()) as f64 / 1000.0);
-    ctx.metrics.object_state(K::KIND, &uid, step.outcome.is_ready(), step.outcome.reason.as_str(), age);
+    ctx.metrics.object_state(
+        K::KIND,
+        &uid,
+        step.outcome.is_ready(),
+        step.outcome.reason.as_str(),
+        age,
+    );
 
     let delay = match step.retry {
         Retry::Resync => {
@@ -339,7 +433,12 @@ async fn finish<K: ManagedKind>(
         }
         Retry::Backoff { retry_after } => {
             let failures = ctx.failures.record(&uid);
-            Some(ctx.settings.backoff.delay(failures).max(retry_after.unwrap_or_default()))
+            Some(
+                ctx.settings
+                    .backoff
+                    .delay(failures)
+                    .max(retry_after.unwrap_or_default()),
+            )
         }
         Retry::Slow => {
             ctx.failures.reset(&uid);
@@ -360,7 +459,11 @@ async fn finish<K: ManagedKind>(
 /// Publishes one event; failures to publish are logged, never fatal.
 pub async fn publish<K: ManagedKind>(ctx: &Context, obj: &K, note: &Note) {
     let event = KubeEvent {
-        type_: if note.warning { EventType::Warning } else { EventType::Normal },
+        type_: if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: note.reason.to_string(),
         note: Some(note.message.chars().take(1000).collect()),
         action: note.action.to_string(),

@@ -11,19 +11,37 @@ use crate::alexa::AlexaError;
 pub fn for_alexa_error(err: &AlexaError, what: &str) -> (Outcome, Retry) {
     let message = format!("cannot {what}: {err}");
     match err {
-        AlexaError::InvalidRequest { .. } => (Outcome::stalled(Reason::InvalidSpec, message), Retry::AwaitChange),
-        AlexaError::Credentials { .. } => (Outcome::stalled(Reason::CredentialsInvalid, message), Retry::Slow),
-        AlexaError::Unauthorized { .. } => (Outcome::stalled(Reason::Unauthorized, message), Retry::Slow),
+        AlexaError::InvalidRequest { .. } => (
+            Outcome::stalled(Reason::InvalidSpec, message),
+            Retry::AwaitChange,
+        ),
+        AlexaError::Credentials { .. } => (
+            Outcome::stalled(Reason::CredentialsInvalid, message),
+            Retry::Slow,
+        ),
+        AlexaError::Unauthorized { .. } => {
+            (Outcome::stalled(Reason::Unauthorized, message), Retry::Slow)
+        }
         AlexaError::Forbidden { .. } => (Outcome::stalled(Reason::Forbidden, message), Retry::Slow),
-        AlexaError::NotFound { .. } => (Outcome::stalled(Reason::SkillNotFound, message), Retry::Slow),
+        AlexaError::NotFound { .. } => (
+            Outcome::stalled(Reason::SkillNotFound, message),
+            Retry::Slow,
+        ),
         AlexaError::Throttled { retry_after } => (
             Outcome::progressing(Reason::Throttled, message),
-            Retry::Backoff { retry_after: *retry_after },
+            Retry::Backoff {
+                retry_after: *retry_after,
+            },
         ),
-        AlexaError::PreconditionFailed { .. } => (Outcome::progressing(Reason::Updating, message), Retry::Backoff { retry_after: None }),
+        AlexaError::PreconditionFailed { .. } => (
+            Outcome::progressing(Reason::Updating, message),
+            Retry::Backoff { retry_after: None },
+        ),
         _ => (
             Outcome::progressing(Reason::ApiUnavailable, message),
-            Retry::Backoff { retry_after: err.retry_after() },
+            Retry::Backoff {
+                retry_after: err.retry_after(),
+            },
         ),
     }
 }
@@ -31,10 +49,17 @@ pub fn for_alexa_error(err: &AlexaError, what: &str) -> (Outcome, Retry) {
 /// Condition and requeue for a Secret problem.
 pub fn for_secret_error(err: &SecretError) -> (Outcome, Retry) {
     match err {
-        SecretError::NotFound { .. } | SecretError::MissingKey { .. } => {
-            (Outcome::stalled(Reason::SecretNotFound, err.to_string()), Retry::AwaitChange)
-        }
-        SecretError::BadValue { .. } => (Outcome::stalled(Reason::InvalidSpec, err.to_string()), Retry::AwaitChange),
-        SecretError::Api { .. } => (Outcome::progressing(Reason::ApiUnavailable, err.to_string()), Retry::Backoff { retry_after: None }),
+        SecretError::NotFound { .. } | SecretError::MissingKey { .. } => (
+            Outcome::stalled(Reason::SecretNotFound, err.to_string()),
+            Retry::AwaitChange,
+        ),
+        SecretError::BadValue { .. } => (
+            Outcome::stalled(Reason::InvalidSpec, err.to_string()),
+            Retry::AwaitChange,
+        ),
+        SecretError::Api { .. } => (
+            Outcome::progressing(Reason::ApiUnavailable, err.to_string()),
+            Retry::Backoff { retry_after: None },
+        ),
     }
 }

@@ -11,7 +11,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, metadata_watcher, predicates};
+use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Resource, ResourceExt};
 
 use super::context::Context;
@@ -38,7 +38,11 @@ impl Scope {
             .filter(|n| !n.is_empty())
             .map(|n| Scope::Namespace(n.to_string()))
             .collect();
-        if list.is_empty() { vec![Scope::All] } else { list }
+        if list.is_empty() {
+            vec![Scope::All]
+        } else {
+            list
+        }
     }
 
     fn api<K>(&self, client: &kube::Client) -> Api<K>
@@ -53,21 +57,26 @@ impl Scope {
 }
 
 /// The objects of kind `K` that reference a Secret, found in the controller's cache.
-fn objects_using_secret<K: ManagedKind>(store: &Store<K>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<K>> {
+fn objects_using_secret<K: ManagedKind>(
+    store: &Store<K>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<K>> {
     let ns = secret.namespace();
     let name = secret.name_any();
     store
         .state()
         .into_iter()
-        .filter(|o| o.namespace() == ns && o.secret_names().iter().any(|s| *s == name))
+        .filter(|o| o.namespace() == ns && o.secret_names().contains(&name))
         .map(|o| ObjectRef::from_obj(&*o))
         .collect()
 }
 
 /// Changes to Secrets after the initial list (the initial list would only repeat the startup
 /// reconcile of every object). Secrets missed while disconnected are caught by the slow retry.
-fn secret_changes(api: Api<Secret>) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
-    metadata_watcher(api, watcher::Config::default().any_semantic())
+fn secret_changes(
+    api: Api<PartialObjectMeta<Secret>>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
+    watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .filter_map(|event| async move {
             match event {
@@ -86,12 +95,9 @@ pub fn controller<K: ManagedKind>(
     scope: &Scope,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> (impl Stream<Item = ()> + Send, Store<K>)
-where
-    K: Resource<DynamicType = ()> + std::hash::Hash + Eq,
-{
+) -> (impl Stream<Item = ()> + Send, Store<K>) {
     let api: Api<K> = scope.api(&ctx.kube);
-    let secrets: Api<Secret> = match scope {
+    let secrets: Api<PartialObjectMeta<Secret>> = match scope {
         Scope::All => Api::all(ctx.kube.clone()),
         Scope::Namespace(ns) => Api::namespaced(ctx.kube.clone(), ns),
     };
@@ -108,7 +114,9 @@ where
     let store = reader.clone();
     let stream = Controller::for_stream(objects, reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
-        .watches_stream(secret_changes(secrets), move |secret| objects_using_secret(&store, &secret))
+        .watches_stream(secret_changes(secrets), move |secret| {
+            objects_using_secret(&store, &secret)
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .map(|result| {

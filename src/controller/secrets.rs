@@ -21,7 +21,9 @@ pub const REFRESH_TOKEN_KEY: &str = "refresh-token";
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// The Secret does not exist.
-    #[error("Secret {namespace}/{name} not found; create it (the object is retried as soon as it appears)")]
+    #[error(
+        "Secret {namespace}/{name} not found; create it (the object is retried as soon as it appears)"
+    )]
     NotFound {
         /// Namespace looked in.
         namespace: String,
@@ -77,12 +79,27 @@ pub struct SecretData {
 
 impl SecretData {
     /// Reads a Secret by name.
-    pub async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<Self, SecretError> {
+    pub async fn read(
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Self, SecretError> {
         let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
         match api.get_opt(name).await {
-            Ok(Some(secret)) => Ok(Self { namespace: namespace.to_string(), name: name.to_string(), secret }),
-            Ok(None) => Err(SecretError::NotFound { namespace: namespace.to_string(), name: name.to_string() }),
-            Err(source) => Err(SecretError::Api { namespace: namespace.to_string(), name: name.to_string(), source }),
+            Ok(Some(secret)) => Ok(Self {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                secret,
+            }),
+            Ok(None) => Err(SecretError::NotFound {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            }),
+            Err(source) => Err(SecretError::Api {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                source,
+            }),
         }
     }
 
@@ -95,7 +112,13 @@ impl SecretData {
             .as_ref()
             .and_then(|d| d.get(key))
             .map(|bytes| String::from_utf8(bytes.0.clone()).ok());
-        let from_string_data = self.secret.string_data.as_ref().and_then(|d| d.get(key)).cloned().map(Some);
+        let from_string_data = self
+            .secret
+            .string_data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .cloned()
+            .map(Some);
         let value = match from_data.or(from_string_data) {
             None => {
                 return Err(SecretError::MissingKey {
@@ -108,18 +131,31 @@ impl SecretData {
         };
         match value.map(|v| v.trim().to_string()) {
             Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(SecretError::BadValue { namespace: self.namespace.clone(), name: self.name.clone(), key: key.to_string() }),
+            _ => Err(SecretError::BadValue {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                key: key.to_string(),
+            }),
         }
     }
 }
 
 /// Reads one key of a Secret.
-pub async fn read_key(client: &kube::Client, namespace: &str, name: &str, key: &str) -> Result<String, SecretError> {
+pub async fn read_key(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, SecretError> {
     SecretData::read(client, namespace, name).await?.get(key)
 }
 
 /// Reads a Login with Amazon credentials Secret (keys client-id, client-secret, refresh-token).
-pub async fn read_credentials(client: &kube::Client, namespace: &str, name: &str) -> Result<LwaCredentials, SecretError> {
+pub async fn read_credentials(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<LwaCredentials, SecretError> {
     let data = SecretData::read(client, namespace, name).await?;
     Ok(LwaCredentials::new(
         data.get(CLIENT_ID_KEY)?,
@@ -147,16 +183,26 @@ mod tests {
         SecretData {
             namespace: "skills".into(),
             name: "lwa".into(),
-            secret: Secret { data: Some(map), ..Secret::default() },
+            secret: Secret {
+                data: Some(map),
+                ..Secret::default()
+            },
         }
     }
 
     #[test]
     fn value_is_trimmed_and_missing_keys_are_named() {
-        let d = data(&[("client-id", b"abc\n"), ("empty", b"  "), ("binary", &[0xff, 0xfe])]);
+        let d = data(&[
+            ("client-id", b"abc\n"),
+            ("empty", b"  "),
+            ("binary", &[0xff, 0xfe]),
+        ]);
         assert_eq!(d.get("client-id").unwrap(), "abc");
         let err = d.get("refresh-token").unwrap_err().to_string();
-        assert!(err.contains("skills/lwa") && err.contains("refresh-token"), "{err}");
+        assert!(
+            err.contains("skills/lwa") && err.contains("refresh-token"),
+            "{err}"
+        );
         assert!(matches!(d.get("empty"), Err(SecretError::BadValue { .. })));
         assert!(matches!(d.get("binary"), Err(SecretError::BadValue { .. })));
     }

@@ -1,0 +1,767 @@
+//! Typed errors of the Alexa client. Controllers act on the variant (retry, wait for a spec
+//! change, report bad credentials) and show the Display text in a condition message, so every
+//! message says what went wrong and what to do, carries Amazon's `code` and `message`, and never
+//! contains a token, secret or authorization code.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::observer::Operation;
+
+/// Longest message taken from a response body; keeps condition messages readable.
+const MAX_MESSAGE_CHARS: usize = 1000;
+/// Longest non-JSON body snippet quoted in a message.
+const MAX_SNIPPET_CHARS: usize = 200;
+/// A Retry-After longer than this is treated as this long, so a broken header cannot stall
+/// a credential for days.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// What replaces a secret value that Amazon echoed back in a message.
+const REDACTED: &str = "[REDACTED]";
+
+/// One rule a request broke, as Amazon lists it in `violations` of a 400 (sometimes 403) body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Amazon's machine-readable code, when given (for example `INVALID_STRING_LENGTH`).
+    pub code: Option<String>,
+    /// Amazon's human-readable message.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Why a call to Amazon failed, in classes the reconcilers can act on without parsing strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlexaError {
+    /// HTTP 400 (or another 4xx without a dedicated class): the request itself is wrong.
+    /// Terminal for this spec generation.
+    #[error(
+        "Amazon rejected the request as invalid{}: {message}{}. Fix the spec or the referenced Secret; the same request will keep failing",
+        CodeSuffix(code.as_deref()),
+        ViolationList(violations)
+    )]
+    InvalidRequest {
+        /// Amazon's error code, when given.
+        code: Option<String>,
+        /// Amazon's message.
+        message: String,
+        /// Individual rule violations, when Amazon listed them.
+        violations: Vec<Violation>,
+    },
+
+    /// HTTP 401 that persisted after the cached token was dropped and a fresh one fetched.
+    #[error(
+        "Amazon did not accept the access token even after a fresh one was fetched (HTTP 401{}): {message}. Check that the Login with Amazon credentials belong to the account that owns the skill and carry the required scope",
+        CodeInParens(code.as_deref())
+    )]
+    Unauthorized {
+        /// Amazon's error code, when given.
+        code: Option<String>,
+        /// Amazon's message.
+        message: String,
+    },
+
+    /// HTTP 403: the credentials are valid but not allowed to do this.
+    #[error(
+        "Amazon refused the operation (HTTP 403{}): {message}. The credentials work but may not do this: check they belong to the skill's vendor and have the scope alexa::ask:skills:readwrite (skill owner) or alexa::skills:account_linking (customer)",
+        CodeInParens(code.as_deref())
+    )]
+    Forbidden {
+        /// Amazon's error code, when given.
+        code: Option<String>,
+        /// Amazon's message.
+        message: String,
+    },
+
+    /// HTTP 404: the skill, stage or resource does not exist. Callers decide what that means
+    /// for their operation.
+    #[error(
+        "Amazon found no such resource (HTTP 404{}): {message}. Check the skill ID and stage",
+        CodeInParens(code.as_deref())
+    )]
+    NotFound {
+        /// Amazon's error code, when given.
+        code: Option<String>,
+        /// Amazon's message.
+        message: String,
+    },
+
+    /// HTTP 412: the `If-Match` ETag is stale; read the current state and try again.
+    #[error(
+        "Amazon refused the update because it changed since it was read (HTTP 412{}): {message}. The operator re-reads and applies again",
+        CodeInParens(code.as_deref())
+    )]
+    PreconditionFailed {
+        /// Amazon's error code, when given.
+        code: Option<String>,
+        /// Amazon's message.
+        message: String,
+    },
+
+    /// HTTP 429: too many requests. Every call with the same credentials already waits.
+    #[error(
+        "Amazon is throttling requests (HTTP 429){}. Calls with these credentials are slowed down automatically; lower the operator's API rate limit if this persists",
+        RetryAfterSuffix(*retry_after)
+    )]
+    Throttled {
+        /// How long Amazon asked to wait (`Retry-After`), when it said.
+        retry_after: Option<Duration>,
+    },
+
+    /// HTTP 5xx (or 408): trouble on Amazon's side, usually temporary.
+    #[error(
+        "Amazon's API is unavailable (HTTP {status}): {message}. This is usually temporary; the operator retries with back-off"
+    )]
+    Unavailable {
+        /// The HTTP status code.
+        status: u16,
+        /// Amazon's message, or the status' reason phrase.
+        message: String,
+    },
+
+    /// No HTTP response: connection refused or reset, DNS failure, timeout.
+    #[error(
+        "Could not reach Amazon: {message}. Check network access (DNS, proxy, firewall) to Amazon's API hosts; the operator retries with back-off"
+    )]
+    Transport {
+        /// What failed, with the host but never a full URL, token or secret.
+        message: String,
+    },
+
+    /// Login with Amazon refused the credentials (`invalid_grant`, `invalid_client`, ...).
+    #[error(
+        "Login with Amazon rejected the credentials ({error}{}). Check the client-id, client-secret and refresh-token keys of the credentials Secret: the refresh token must have been issued to that client ID and not revoked",
+        DescriptionSuffix(description.as_deref())
+    )]
+    Credentials {
+        /// The OAuth error code, for example `invalid_grant`.
+        error: String,
+        /// LWA's `error_description`, when given.
+        description: Option<String>,
+    },
+
+    /// A successful status with a body that could not be read.
+    #[error(
+        "Amazon's answer to {operation} could not be read: {message}. Amazon's API may have changed; please report this"
+    )]
+    Decode {
+        /// The operation whose answer was unreadable.
+        operation: Operation,
+        /// What was wrong with the body (never the body itself).
+        message: String,
+    },
+
+    /// The client configuration or a caller-supplied value cannot be used.
+    #[error("Invalid Alexa client configuration: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl AlexaError {
+    /// Whether trying the same call again later may succeed without any change to the spec or
+    /// Secrets: throttling, server trouble, network trouble, and a stale ETag (after re-reading).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            AlexaError::Throttled { .. }
+                | AlexaError::Unavailable { .. }
+                | AlexaError::Transport { .. }
+                | AlexaError::PreconditionFailed { .. }
+        )
+    }
+
+    /// Whether the client itself retries this within a call (the same request may succeed
+    /// unchanged after a short wait).
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AlexaError::Throttled { .. }
+                | AlexaError::Unavailable { .. }
+                | AlexaError::Transport { .. }
+        )
+    }
+
+    /// How long Amazon asked to wait before the next attempt, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AlexaError::Throttled { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Bounded label for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            AlexaError::InvalidRequest { .. } => "invalid_request",
+            AlexaError::Unauthorized { .. } => "unauthorized",
+            AlexaError::Forbidden { .. } => "forbidden",
+            AlexaError::NotFound { .. } => "not_found",
+            AlexaError::PreconditionFailed { .. } => "precondition_failed",
+            AlexaError::Throttled { .. } => "throttled",
+            AlexaError::Unavailable { .. } => "unavailable",
+            AlexaError::Transport { .. } => "transport",
+            AlexaError::Credentials { .. } => "credentials",
+            AlexaError::Decode { .. } => "decode",
+            AlexaError::Config { .. } => "config",
+        }
+    }
+
+    /// Amazon's (or LWA's) machine-readable error code, when the answer carried one; lets a
+    /// controller recognise specific rejections (for example a used authorization code).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AlexaError::InvalidRequest { code, .. }
+            | AlexaError::Unauthorized { code, .. }
+            | AlexaError::Forbidden { code, .. }
+            | AlexaError::NotFound { code, .. }
+            | AlexaError::PreconditionFailed { code, .. } => code.as_deref(),
+            AlexaError::Credentials { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status behind this error, when there was a response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AlexaError::InvalidRequest { .. } => Some(400),
+            AlexaError::Unauthorized { .. } => Some(401),
+            AlexaError::Forbidden { .. } => Some(403),
+            AlexaError::NotFound { .. } => Some(404),
+            AlexaError::PreconditionFailed { .. } => Some(412),
+            AlexaError::Throttled { .. } => Some(429),
+            AlexaError::Unavailable { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Replaces every occurrence of the given secret values in the error's text fields, in case
+    /// Amazon echoes part of the request (an authorization code, say) in its message.
+    pub(crate) fn redact(self, secrets: &[&str]) -> Self {
+        let r = |s: String| redact_text(s, secrets);
+        let ro = |s: Option<String>| s.map(|s| redact_text(s, secrets));
+        match self {
+            AlexaError::InvalidRequest {
+                code,
+                message,
+                violations,
+            } => AlexaError::InvalidRequest {
+                code: ro(code),
+                message: r(message),
+                violations: violations
+                    .into_iter()
+                    .map(|v| Violation {
+                        code: ro(v.code),
+                        message: r(v.message),
+                    })
+                    .collect(),
+            },
+            AlexaError::Unauthorized { code, message } => AlexaError::Unauthorized {
+                code: ro(code),
+                message: r(message),
+            },
+            AlexaError::Forbidden { code, message } => AlexaError::Forbidden {
+                code: ro(code),
+                message: r(message),
+            },
+            AlexaError::NotFound { code, message } => AlexaError::NotFound {
+                code: ro(code),
+                message: r(message),
+            },
+            AlexaError::PreconditionFailed { code, message } => AlexaError::PreconditionFailed {
+                code: ro(code),
+                message: r(message),
+            },
+            AlexaError::Unavailable { status, message } => AlexaError::Unavailable {
+                status,
+                message: r(message),
+            },
+            AlexaError::Transport { message } => AlexaError::Transport {
+                message: r(message),
+            },
+            AlexaError::Credentials { error, description } => AlexaError::Credentials {
+                error: r(error),
+                description: ro(description),
+            },
+            AlexaError::Decode { operation, message } => AlexaError::Decode {
+                operation,
+                message: r(message),
+            },
+            AlexaError::Config { message } => AlexaError::Config {
+                message: r(message),
+            },
+            other @ AlexaError::Throttled { .. } => other,
+        }
+    }
+
+    /// Builds the error for a non-success HTTP answer of `operation` from its status,
+    /// `Retry-After` and body. Never fails, whatever the body holds.
+    pub(crate) fn from_response(
+        operation: Operation,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> AlexaError {
+        let parsed = ApiErrorBody::parse(body);
+        let code = parsed.code;
+        let violations = parsed.violations;
+        let message = parsed
+            .message
+            .or_else(|| violations.first().map(|v| v.message.clone()))
+            .unwrap_or_else(|| fallback_message(status, body));
+        match status {
+            400 => AlexaError::InvalidRequest {
+                code,
+                message,
+                violations,
+            },
+            401 => AlexaError::Unauthorized { code, message },
+            403 => AlexaError::Forbidden { code, message },
+            404 => AlexaError::NotFound { code, message },
+            412 => AlexaError::PreconditionFailed { code, message },
+            429 => AlexaError::Throttled { retry_after },
+            408 | 500..=599 => AlexaError::Unavailable { status, message },
+            402..=499 => AlexaError::InvalidRequest {
+                code: code.or_else(|| Some(format!("HTTP_{status}"))),
+                message,
+                violations,
+            },
+            _ => AlexaError::Decode {
+                operation,
+                message: format!("unexpected HTTP status {status}"),
+            },
+        }
+    }
+
+    /// Builds the error for a Login with Amazon answer that is not a token.
+    pub(crate) fn from_lwa_response(
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> AlexaError {
+        let oauth = OAuthErrorBody::parse(body);
+        match (status, oauth) {
+            (429, _) => AlexaError::Throttled { retry_after },
+            (408 | 500..=599, oauth) => AlexaError::Unavailable {
+                status,
+                message: oauth
+                    .and_then(|o| o.description.or(Some(o.error)))
+                    .unwrap_or_else(|| fallback_message(status, body)),
+            },
+            (400..=499, Some(oauth)) => AlexaError::Credentials {
+                error: oauth.error,
+                description: oauth.description,
+            },
+            (400..=499, None) => AlexaError::Credentials {
+                error: format!("http_{status}"),
+                description: Some(fallback_message(status, body)),
+            },
+            _ => AlexaError::Decode {
+                operation: Operation::LwaToken,
+                message: format!("unexpected HTTP status {status}"),
+            },
+        }
+    }
+}
+
+/// The parts of an Amazon API error body the client uses, read tolerantly: SMAPI sends either
+/// `{"message", "violations": [{"code","message"}]}` or `{"code", "message", "validationDetails"}`.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ApiErrorBody {
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) violations: Vec<Violation>,
+}
+
+impl ApiErrorBody {
+    /// Reads an error body; anything that is not a JSON object gives an empty result.
+    pub(crate) fn parse(body: &[u8]) -> ApiErrorBody {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+            return ApiErrorBody::default();
+        };
+        let code = string_field(&map, &["code", "errorCode", "error"]);
+        let mut message = string_field(&map, &["message", "Message", "error_description"]);
+        let violations = match map.get("violations") {
+            Some(Value::Array(items)) => items.iter().filter_map(violation_from).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(details) = map.get("validationDetails").filter(|v| !v.is_null()) {
+            let details = truncate(&details.to_string(), MAX_SNIPPET_CHARS);
+            message = Some(match message {
+                Some(m) => format!("{m} (validation details: {details})"),
+                None => format!("validation details: {details}"),
+            });
+        }
+        ApiErrorBody {
+            code,
+            message: message.map(|m| truncate(&m, MAX_MESSAGE_CHARS)),
+            violations,
+        }
+    }
+}
+
+/// An OAuth 2.0 error body from Login with Amazon: `{"error", "error_description"}`.
+#[derive(Debug, PartialEq)]
+pub(crate) struct OAuthErrorBody {
+    pub(crate) error: String,
+    pub(crate) description: Option<String>,
+}
+
+impl OAuthErrorBody {
+    /// Reads an OAuth error body; `None` when there is no `error` string.
+    pub(crate) fn parse(body: &[u8]) -> Option<OAuthErrorBody> {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+            return None;
+        };
+        let error = string_field(&map, &["error"])?;
+        Some(OAuthErrorBody {
+            error: truncate(&error, MAX_SNIPPET_CHARS),
+            description: string_field(&map, &["error_description", "message"])
+                .map(|d| truncate(&d, MAX_MESSAGE_CHARS)),
+        })
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds (integer or decimal) or an HTTP date. Unusable
+/// values give `None`; very long delays are capped.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let delay = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        Duration::try_from_secs_f64(secs).ok()?
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// Replaces every occurrence of each secret (ignoring very short values, which would mangle
+/// ordinary words) with a marker.
+pub(crate) fn redact_text(text: String, secrets: &[&str]) -> String {
+    let mut text = text;
+    for secret in secrets {
+        if secret.len() >= 4 && text.contains(secret) {
+            text = text.replace(secret, REDACTED);
+        }
+    }
+    text
+}
+
+/// Cuts `text` to at most `max` characters (on a character boundary), marking the cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((idx, _)) => format!("{}…", &text[..idx]),
+        None => text.to_owned(),
+    }
+}
+
+/// A message for an error answer without a usable JSON message: a short plain-text body when
+/// there is one (never HTML), else the status' reason phrase.
+fn fallback_message(status: u16, body: &[u8]) -> String {
+    if let Ok(text) = std::str::from_utf8(body) {
+        let text = text.trim();
+        if !text.is_empty()
+            && !text.starts_with('<')
+            && !text.starts_with('{')
+            && text.chars().count() <= MAX_SNIPPET_CHARS
+        {
+            return text.to_owned();
+        }
+    }
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("HTTP status {status}"))
+}
+
+/// First of `keys` holding a non-empty string (numbers are accepted and rendered).
+fn string_field(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|key| match map.get(*key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// One entry of `violations`: an object with `code`/`message`, or a bare string.
+fn violation_from(value: &Value) -> Option<Violation> {
+    match value {
+        Value::Object(map) => {
+            let code = string_field(map, &["code"]);
+            let message = string_field(map, &["message"]).or_else(|| code.clone())?;
+            Some(Violation {
+                code,
+                message: truncate(&message, MAX_MESSAGE_CHARS),
+            })
+        }
+        Value::String(s) if !s.trim().is_empty() => Some(Violation {
+            code: None,
+            message: truncate(s, MAX_MESSAGE_CHARS),
+        }),
+        _ => None,
+    }
+}
+
+/// Renders `, code X` (or nothing) for Display.
+struct CodeSuffix<'a>(Option<&'a str>);
+
+impl fmt::Display for CodeSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(code) => write!(f, " ({code})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Renders `, code X` inside an existing parenthesis (or nothing) for Display.
+struct CodeInParens<'a>(Option<&'a str>);
+
+impl fmt::Display for CodeInParens<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(code) => write!(f, ", {code}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Renders the violations after a message (or nothing) for Display.
+struct ViolationList<'a>(&'a [Violation]);
+
+impl fmt::Display for ViolationList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        f.write_str(" [violations: ")?;
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Renders `; retry after N s` (or a back-off hint) for Display.
+struct RetryAfterSuffix(Option<Duration>);
+
+impl fmt::Display for RetryAfterSuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "; Amazon asked to wait {:.1} s", d.as_secs_f64()),
+            None => f.write_str("; backing off exponentially"),
+        }
+    }
+}
+
+/// Renders `: description` (or nothing) for Display.
+struct DescriptionSuffix<'a>(Option<&'a str>);
+
+impl fmt::Display for DescriptionSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, ": {d}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(status: u16, body: &str) -> AlexaError {
+        AlexaError::from_response(Operation::GetAccountLinking, status, None, body.as_bytes())
+    }
+
+    #[test]
+    fn classifies_each_status() {
+        assert_eq!(classify(400, "").category(), "invalid_request");
+        assert_eq!(classify(401, "").category(), "unauthorized");
+        assert_eq!(classify(403, "").category(), "forbidden");
+        assert_eq!(classify(404, "").category(), "not_found");
+        assert_eq!(classify(412, "").category(), "precondition_failed");
+        assert_eq!(classify(429, "").category(), "throttled");
+        assert_eq!(classify(500, "").category(), "unavailable");
+        assert_eq!(classify(503, "").category(), "unavailable");
+        assert_eq!(classify(408, "").category(), "unavailable");
+        assert_eq!(classify(409, "").category(), "invalid_request");
+        assert_eq!(classify(302, "").category(), "decode");
+    }
+
+    #[test]
+    fn reads_violations_body() {
+        let err = classify(
+            400,
+            r#"{"message":"Request is not valid.","violations":[{"code":"INVALID_URL","message":"authorizationUrl is not a URL"},"free text",42]}"#,
+        );
+        let AlexaError::InvalidRequest {
+            code,
+            message,
+            violations,
+        } = &err
+        else {
+            panic!("wrong class {err:?}");
+        };
+        assert_eq!(code, &None);
+        assert_eq!(message, "Request is not valid.");
+        assert_eq!(violations.len(), 2);
+        assert_eq!(violations[0].code.as_deref(), Some("INVALID_URL"));
+        let text = err.to_string();
+        assert!(text.contains("Request is not valid."), "{text}");
+        assert!(
+            text.contains("INVALID_URL: authorizationUrl is not a URL"),
+            "{text}"
+        );
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn reads_code_and_validation_details_body() {
+        let err = classify(
+            403,
+            r#"{"code":"ACCESS_DENIED","message":"Not yours.","validationDetails":{"reason":{"type":"X"}}}"#,
+        );
+        assert_eq!(err.code(), Some("ACCESS_DENIED"));
+        let text = err.to_string();
+        assert!(text.contains("ACCESS_DENIED"), "{text}");
+        assert!(text.contains("Not yours."), "{text}");
+        assert!(text.contains("validation details"), "{text}");
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic_and_fall_back() {
+        for body in [
+            "",
+            "null",
+            "[]",
+            "\"str\"",
+            "{",
+            "<html><body>Bad gateway</body></html>",
+            "{\"message\": 5}",
+            "{\"message\": null, \"violations\": {\"a\": 1}}",
+        ] {
+            for status in [400, 401, 403, 404, 412, 429, 500, 502, 599, 418, 100, 301] {
+                let err = classify(status, body);
+                let _ = err.to_string();
+            }
+        }
+        let err = classify(502, "<html>oops</html>");
+        assert_eq!(
+            err,
+            AlexaError::Unavailable {
+                status: 502,
+                message: "Bad Gateway".into()
+            }
+        );
+        let err = classify(503, "upstream overloaded");
+        assert!(err.to_string().contains("upstream overloaded"));
+        // Invalid UTF-8 never panics.
+        let err = AlexaError::from_response(Operation::CustomerStatus, 500, None, &[0xff, 0xfe]);
+        assert_eq!(err.status(), Some(500));
+    }
+
+    #[test]
+    fn long_messages_are_truncated_on_char_boundaries() {
+        let long = "é".repeat(5000);
+        let err = classify(400, &format!("{{\"message\":\"{long}\"}}"));
+        let AlexaError::InvalidRequest { message, .. } = err else {
+            panic!("wrong class");
+        };
+        assert!(message.chars().count() <= MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn retryability_and_retry_after() {
+        let throttled = AlexaError::from_response(
+            Operation::GetAccountLinking,
+            429,
+            Some(Duration::from_secs(2)),
+            b"",
+        );
+        assert!(throttled.is_retryable());
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(2)));
+        assert!(throttled.to_string().contains("2.0 s"));
+        assert!(classify(500, "").is_retryable());
+        assert!(classify(412, "").is_retryable());
+        assert!(!classify(412, "").is_transient());
+        assert!(!classify(401, "").is_retryable());
+        assert!(!classify(403, "").is_retryable());
+        assert!(!classify(404, "").is_retryable());
+        assert_eq!(classify(500, "").retry_after(), None);
+        let transport = AlexaError::Transport {
+            message: "connection refused".into(),
+        };
+        assert!(transport.is_retryable() && transport.is_transient());
+    }
+
+    #[test]
+    fn lwa_errors() {
+        let err = AlexaError::from_lwa_response(
+            400,
+            None,
+            br#"{"error":"invalid_grant","error_description":"The request has an invalid grant parameter : refresh_token"}"#,
+        );
+        assert_eq!(err.category(), "credentials");
+        assert_eq!(err.code(), Some("invalid_grant"));
+        assert!(err.to_string().contains("invalid_grant"));
+        assert!(!err.is_retryable());
+        let err = AlexaError::from_lwa_response(401, None, b"not json");
+        assert_eq!(err.category(), "credentials");
+        let err = AlexaError::from_lwa_response(503, None, b"");
+        assert_eq!(err.category(), "unavailable");
+        let err = AlexaError::from_lwa_response(429, Some(Duration::from_secs(1)), b"");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn retry_after_formats() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 1.5 ", now),
+            Some(Duration::from_millis(1500))
+        );
+        // 2015-10-21T07:28:00Z is 10 s after `now`.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("NaN", now), None);
+        assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn redaction_removes_echoed_secrets() {
+        let err = classify(
+            400,
+            r#"{"code":"INVALID_AUTH_CODE","message":"authCode SplxlOBeZQQYbYS6WxSbIA is invalid","violations":[{"message":"SplxlOBeZQQYbYS6WxSbIA used"}]}"#,
+        )
+        .redact(&["SplxlOBeZQQYbYS6WxSbIA", ""]);
+        let text = err.to_string();
+        assert!(!text.contains("SplxlOBeZQQYbYS6WxSbIA"), "{text}");
+        assert!(text.contains(REDACTED));
+    }
+}

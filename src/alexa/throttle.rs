@@ -1,0 +1,330 @@
+//! The shared rate budget: one token bucket and one Retry-After gate per credential, shared by
+//! every clone of the client, so all reconciles using the same Amazon account together stay
+//! under the configured rate, and a 429 seen by one of them pauses all of them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::observer::ApiObserver;
+
+/// Entries kept before idle ones (full bucket, no gate) are dropped.
+const PRUNE_ABOVE: usize = 1024;
+
+/// A per-credential request rate limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Requests that may be sent at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    /// 5 requests/s with bursts of 10: well below anything Amazon has been seen to throttle,
+    /// and enough for a resync of hundreds of objects per credential within minutes.
+    fn default() -> Self {
+        RateLimit {
+            per_second: 5.0,
+            burst: 10,
+        }
+    }
+}
+
+/// A token bucket that hands out reservations: each request takes a token immediately and, when
+/// the bucket is in debt, waits until its token would have been refilled. Callers are served in
+/// arrival order and no window of length `t` ever sees more than `burst + rate * t` sends.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub(crate) fn new(limit: RateLimit, now: Instant) -> TokenBucket {
+        let burst = f64::from(limit.burst.max(1));
+        TokenBucket {
+            rate: limit.per_second,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token and returns how long the caller must wait before sending.
+    pub(crate) fn reserve(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(-self.tokens / self.rate).unwrap_or(Duration::MAX)
+        }
+    }
+
+    /// Whether the bucket is full (nothing owed), so its state can be forgotten.
+    fn is_idle(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if now > self.last {
+            let elapsed = now.duration_since(self.last).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+            self.last = now;
+        }
+    }
+}
+
+/// Throttling state of one credential.
+#[derive(Debug)]
+struct CredentialState {
+    bucket: Option<TokenBucket>,
+    gate_until: Option<Instant>,
+}
+
+/// Rate budget and Retry-After gates for all credentials.
+pub(crate) struct Throttle {
+    limit: Option<RateLimit>,
+    states: Mutex<HashMap<String, CredentialState>>,
+    observer: Option<Arc<dyn ApiObserver>>,
+}
+
+/// What a caller has to do before sending.
+enum Wait {
+    /// Send now.
+    None,
+    /// A Retry-After gate is closed; wait and ask again.
+    Gate(Duration),
+    /// A token is reserved; wait for its slot, then check the gate once more.
+    Slot(Duration),
+}
+
+impl Throttle {
+    /// A throttle with the given per-credential limit (`None`: only Retry-After gates apply).
+    pub(crate) fn new(
+        limit: Option<RateLimit>,
+        observer: Option<Arc<dyn ApiObserver>>,
+    ) -> Throttle {
+        let limit = limit.filter(|l| l.per_second.is_finite() && l.per_second > 0.0);
+        Throttle {
+            limit,
+            states: Mutex::new(HashMap::new()),
+            observer,
+        }
+    }
+
+    /// Waits until credential `key` may send one request (gate open and a token available).
+    pub(crate) async fn acquire(&self, key: &str) {
+        loop {
+            let wait = self.next_wait(key, Instant::now());
+            let (Wait::Gate(d) | Wait::Slot(d)) = wait else {
+                return;
+            };
+            if let Some(observer) = &self.observer {
+                observer.throttled(d);
+            }
+            tracing::debug!(
+                credential = key,
+                wait_ms = d.as_millis() as u64,
+                "throttled"
+            );
+            tokio::time::sleep(d).await;
+            if let Wait::Slot(_) = wait {
+                // The reserved slot has come. Send unless a gate closed meanwhile; then the
+                // token is forfeited and a new one is reserved after the gate (conservative).
+                if self.gate_remaining(key, Instant::now()).is_none() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes credential `key`'s gate until `until` (or keeps a later close time).
+    pub(crate) fn defer(&self, key: &str, until: Instant) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = Self::state(&mut states, key, self.limit, Instant::now());
+        state.gate_until = Some(state.gate_until.map_or(until, |g| g.max(until)));
+    }
+
+    /// How long credential `key`'s gate stays closed, if it is.
+    pub(crate) fn gate_remaining(&self, key: &str, now: Instant) -> Option<Duration> {
+        let states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        states
+            .get(key)
+            .and_then(|s| s.gate_until)
+            .filter(|g| *g > now)
+            .map(|g| g.duration_since(now))
+    }
+
+    fn next_wait(&self, key: &str, now: Instant) -> Wait {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if states.len() > PRUNE_ABOVE {
+            states.retain(|_, s| {
+                s.gate_until.is_some_and(|g| g > now)
+                    || s.bucket.as_mut().is_some_and(|b| !b.is_idle(now))
+            });
+        }
+        let state = Self::state(&mut states, key, self.limit, now);
+        if let Some(gate) = state.gate_until {
+            if gate > now {
+                return Wait::Gate(gate.duration_since(now));
+            }
+            state.gate_until = None;
+        }
+        match state.bucket.as_mut().map(|b| b.reserve(now)) {
+            Some(d) if !d.is_zero() => Wait::Slot(d),
+            _ => Wait::None,
+        }
+    }
+
+    fn state<'a>(
+        states: &'a mut HashMap<String, CredentialState>,
+        key: &str,
+        limit: Option<RateLimit>,
+        now: Instant,
+    ) -> &'a mut CredentialState {
+        states
+            .entry(key.to_owned())
+            .or_insert_with(|| CredentialState {
+                bucket: limit.map(|l| TokenBucket::new(l, now)),
+                gate_until: None,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(per_second: f64, burst: u32) -> RateLimit {
+        RateLimit { per_second, burst }
+    }
+
+    #[test]
+    fn bucket_allows_burst_then_spaces_requests() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(limit(10.0, 3), t0);
+        assert_eq!(b.reserve(t0), Duration::ZERO);
+        assert_eq!(b.reserve(t0), Duration::ZERO);
+        assert_eq!(b.reserve(t0), Duration::ZERO);
+        let w4 = b.reserve(t0);
+        let w5 = b.reserve(t0);
+        assert!((w4.as_secs_f64() - 0.1).abs() < 1e-9, "{w4:?}");
+        assert!((w5.as_secs_f64() - 0.2).abs() < 1e-9, "{w5:?}");
+    }
+
+    #[test]
+    fn bucket_refills_over_time_up_to_burst() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(limit(2.0, 2), t0);
+        b.reserve(t0);
+        b.reserve(t0);
+        // After 0.5 s one token is back.
+        assert_eq!(b.reserve(t0 + Duration::from_millis(500)), Duration::ZERO);
+        // After a long pause the bucket holds only `burst` tokens.
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(b.reserve(later), Duration::ZERO);
+        assert_eq!(b.reserve(later), Duration::ZERO);
+        assert!(b.reserve(later) > Duration::ZERO);
+    }
+
+    /// Simulates many callers with an injected clock and checks the rate bound on the resulting
+    /// send times: no window of 1 s holds more than burst + rate sends.
+    #[test]
+    fn reservations_never_exceed_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(limit(10.0, 5), t0);
+        let mut sends = Vec::new();
+        // 100 callers arriving in clumps over 3 s.
+        for i in 0..100u64 {
+            let arrival = t0 + Duration::from_millis((i / 10) * 300);
+            sends.push(arrival + b.reserve(arrival));
+        }
+        sends.sort();
+        for (i, start) in sends.iter().enumerate() {
+            let in_window = sends[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+                .count();
+            assert!(in_window <= 15, "{in_window} sends in 1 s from #{i}");
+        }
+    }
+
+    #[test]
+    fn zero_burst_is_treated_as_one() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(limit(1.0, 0), t0);
+        assert_eq!(b.reserve(t0), Duration::ZERO);
+        assert!(b.reserve(t0) > Duration::ZERO);
+    }
+
+    #[test]
+    fn invalid_limits_disable_the_bucket() {
+        for per_second in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let t = Throttle::new(Some(limit(per_second, 1)), None);
+            assert!(t.limit.is_none());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gate_delays_every_caller_of_that_credential_only() {
+        let t = Arc::new(Throttle::new(None, None));
+        let start = Instant::now();
+        t.defer("a", start + Duration::from_secs(2));
+        // A shorter defer never shortens the gate.
+        t.defer("a", start + Duration::from_secs(1));
+        t.acquire("b").await;
+        assert_eq!(Instant::now(), start);
+        let mut joins = Vec::new();
+        for _ in 0..3 {
+            let t = t.clone();
+            joins.push(tokio::spawn(async move {
+                t.acquire("a").await;
+                Instant::now()
+            }));
+        }
+        for j in joins {
+            let sent = j.await.unwrap();
+            assert!(sent.duration_since(start) >= Duration::from_secs(2));
+        }
+        assert!(t.gate_remaining("a", Instant::now()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_spaces_callers_by_the_rate() {
+        let t = Throttle::new(Some(limit(4.0, 1)), None);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            t.acquire("k").await;
+            times.push(Instant::now().duration_since(start));
+        }
+        assert_eq!(times[0], Duration::ZERO);
+        assert!(times[4] >= Duration::from_secs(1), "{times:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_closing_during_a_slot_wait_is_honoured() {
+        let t = Arc::new(Throttle::new(Some(limit(1.0, 1)), None));
+        let start = Instant::now();
+        t.acquire("k").await; // uses the burst token
+        let waiter = {
+            let t = t.clone();
+            tokio::spawn(async move {
+                t.acquire("k").await; // reserves the slot at +1 s
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        t.defer("k", start + Duration::from_secs(5));
+        let sent = waiter.await.unwrap();
+        assert!(sent.duration_since(start) >= Duration::from_secs(5));
+    }
+}

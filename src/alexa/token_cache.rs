@@ -1,0 +1,327 @@
+//! Login with Amazon access tokens, cached per credential (client ID, refresh token and client
+//! secret) and refreshed ahead of expiry. Refreshes are single-flight: however many reconciles need a token at once, one
+//! refresh request per credential is in flight and the others wait for its result.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use reqwest::header::ACCEPT;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
+
+use super::backoff::Backoff;
+use super::config::ClientConfig;
+use super::credentials::LwaCredentials;
+use super::errors::AlexaError;
+use super::models::TokenResponse;
+use super::observer::{ApiObserver, Operation};
+use super::transport::{BodyError, host_of, read_body, retry_after, transport_error};
+
+/// Lifetime assumed when LWA's answer has no usable `expires_in` (LWA tokens last an hour).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Slots kept before stale ones are dropped.
+const PRUNE_ABOVE: usize = 1024;
+
+/// An access token handed to a caller, with the generation needed to invalidate exactly it.
+#[derive(Clone)]
+pub(crate) struct AccessToken {
+    pub(crate) value: SecretString,
+    pub(crate) generation: u64,
+}
+
+/// Cached token of one credential.
+struct Cached {
+    value: SecretString,
+    generation: u64,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+/// State of one credential, behind a short-held std mutex.
+#[derive(Default)]
+struct SlotState {
+    token: Option<Cached>,
+    /// A refresh token LWA returned in place of the configured one.
+    rotated_refresh_token: Option<SecretString>,
+    /// A credentials rejection and until when it is answered from memory.
+    failure: Option<(AlexaError, Instant)>,
+}
+
+/// One credential's entry: state plus the single-flight lock held across a refresh.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    flight: tokio::sync::Mutex<()>,
+}
+
+/// Access tokens for all credentials in use.
+pub(crate) struct TokenCache {
+    http: reqwest::Client,
+    url: String,
+    refresh_ahead: Duration,
+    backoff: Backoff,
+    max_retries: u32,
+    max_in_call_wait: Duration,
+    credentials_error_ttl: Duration,
+    observer: Option<Arc<dyn ApiObserver>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    generations: AtomicU64,
+}
+
+impl TokenCache {
+    /// A cache that refreshes at `config.lwa_url` with `http`.
+    pub(crate) fn new(http: reqwest::Client, config: &ClientConfig) -> TokenCache {
+        TokenCache {
+            http,
+            url: config.lwa_url.clone(),
+            refresh_ahead: config.refresh_ahead,
+            backoff: config.backoff,
+            max_retries: config.max_retries,
+            max_in_call_wait: config.max_in_call_wait,
+            credentials_error_ttl: config.credentials_error_ttl,
+            observer: config.observer.clone(),
+            slots: Mutex::new(HashMap::new()),
+            generations: AtomicU64::new(1),
+        }
+    }
+
+    /// A valid access token for `creds`: the cached one while it is fresh, else a new one from
+    /// LWA (one request per credential however many callers wait).
+    pub(crate) async fn token(&self, creds: &LwaCredentials) -> Result<AccessToken, AlexaError> {
+        let fingerprint = creds.fingerprint();
+        let slot = self.slot(&creds.cache_key());
+        if let Some(answer) = Self::cached(&slot, Instant::now()) {
+            return answer;
+        }
+        let _flight = slot.flight.lock().await;
+        // Whoever held the flight lock before us may have refreshed already.
+        if let Some(answer) = Self::cached(&slot, Instant::now()) {
+            return answer;
+        }
+        let rotated = lock(&slot.state).rotated_refresh_token.clone();
+        let result = self.refresh(creds, &fingerprint, rotated.as_ref()).await;
+        let now = Instant::now();
+        let mut state = lock(&slot.state);
+        match result {
+            Ok(answer) => {
+                let lifetime = answer
+                    .expires_in
+                    .map(Duration::from_secs)
+                    .unwrap_or(DEFAULT_LIFETIME);
+                // Short-lived tokens (tests, odd servers) are refreshed at half-life instead.
+                let ahead = self.refresh_ahead.min(lifetime / 2);
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                if let Some(new_refresh) = answer.refresh_token {
+                    let current = rotated.as_ref().unwrap_or(&creds.refresh_token);
+                    if new_refresh.expose_secret() != current.expose_secret() {
+                        tracing::info!(
+                            credential = %fingerprint,
+                            "Login with Amazon rotated the refresh token; using the new one"
+                        );
+                        state.rotated_refresh_token = Some(new_refresh);
+                    }
+                }
+                state.failure = None;
+                state.token = Some(Cached {
+                    value: answer.access_token.clone(),
+                    generation,
+                    refresh_at: now + (lifetime - ahead),
+                    expires_at: now + lifetime,
+                });
+                Ok(AccessToken {
+                    value: answer.access_token,
+                    generation,
+                })
+            }
+            Err(err) => {
+                if let Some(cached) = state.token.as_ref().filter(|t| now < t.expires_at) {
+                    if err.is_transient() {
+                        tracing::warn!(
+                            credential = %fingerprint,
+                            error = %err,
+                            "token refresh failed; using the cached token until it expires"
+                        );
+                        return Ok(AccessToken {
+                            value: cached.value.clone(),
+                            generation: cached.generation,
+                        });
+                    }
+                }
+                if let AlexaError::Credentials { .. } = err {
+                    state.token = None;
+                    // The rotated token may be what LWA refuses: fall back to the configured
+                    // one next time.
+                    state.rotated_refresh_token = None;
+                    state.failure = Some((err.clone(), now + self.credentials_error_ttl));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Drops the cached token of `creds` if it is still the one with `generation` (a 401 was
+    /// answered to it). A newer token fetched meanwhile by another caller is kept.
+    pub(crate) fn invalidate_generation(&self, creds: &LwaCredentials, generation: u64) {
+        let slot = self.slot(&creds.cache_key());
+        let mut state = lock(&slot.state);
+        if state
+            .token
+            .as_ref()
+            .is_some_and(|t| t.generation == generation)
+        {
+            state.token = None;
+        }
+    }
+
+    /// Forgets the cached token and any remembered credentials rejection of `creds`.
+    pub(crate) fn invalidate(&self, creds: &LwaCredentials) {
+        let slot = self.slot(&creds.cache_key());
+        let mut state = lock(&slot.state);
+        state.token = None;
+        state.failure = None;
+    }
+
+    fn cached(slot: &Slot, now: Instant) -> Option<Result<AccessToken, AlexaError>> {
+        let state = lock(&slot.state);
+        if let Some(token) = state.token.as_ref().filter(|t| now < t.refresh_at) {
+            return Some(Ok(AccessToken {
+                value: token.value.clone(),
+                generation: token.generation,
+            }));
+        }
+        match &state.failure {
+            Some((err, until)) if now < *until => Some(Err(err.clone())),
+            _ => None,
+        }
+    }
+
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        let mut slots = lock(&self.slots);
+        if slots.len() > PRUNE_ABOVE {
+            let now = Instant::now();
+            slots.retain(|_, slot| {
+                // Keep slots in use (someone holds a clone) or with anything worth keeping.
+                Arc::strong_count(slot) > 1 || {
+                    let state = lock(&slot.state);
+                    state.rotated_refresh_token.is_some()
+                        || state.token.as_ref().is_some_and(|t| now < t.expires_at)
+                        || state.failure.as_ref().is_some_and(|(_, u)| now < *u)
+                }
+            });
+        }
+        slots.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// One refresh with bounded retries of throttling, server and network errors.
+    async fn refresh(
+        &self,
+        creds: &LwaCredentials,
+        fingerprint: &str,
+        rotated: Option<&SecretString>,
+    ) -> Result<TokenResponse, AlexaError> {
+        let refresh_token = rotated.unwrap_or(&creds.refresh_token);
+        let secrets = [
+            refresh_token.expose_secret(),
+            creds.refresh_token.expose_secret(),
+            creds.client_secret.expose_secret(),
+        ];
+        let mut failures = 0;
+        loop {
+            let result = self.refresh_once(creds, refresh_token).await;
+            let result = result.map_err(|e| e.redact(&secrets));
+            if let Some(observer) = &self.observer {
+                observer.token_refresh(result.is_ok());
+            }
+            let err = match result {
+                Ok(answer) => {
+                    tracing::debug!(credential = %fingerprint, "access token refreshed");
+                    return Ok(answer);
+                }
+                Err(err) => err,
+            };
+            let wait = err
+                .retry_after()
+                .unwrap_or_else(|| self.backoff.delay(failures + 1));
+            if !err.is_transient() || failures >= self.max_retries || wait > self.max_in_call_wait {
+                tracing::warn!(
+                    credential = %fingerprint,
+                    error = %err,
+                    category = err.category(),
+                    "access token refresh failed"
+                );
+                return Err(err);
+            }
+            failures += 1;
+            tracing::debug!(
+                credential = %fingerprint,
+                error = %err,
+                wait_ms = wait.as_millis() as u64,
+                "access token refresh failed; retrying"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn refresh_once(
+        &self,
+        creds: &LwaCredentials,
+        refresh_token: &SecretString,
+    ) -> Result<TokenResponse, AlexaError> {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+            ("client_id", creds.client_id.as_str()),
+            ("client_secret", creds.client_secret.expose_secret()),
+        ];
+        let host = host_of(&self.url);
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(&self.url)
+            .header(ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) => {
+                self.observe(None, started);
+                return Err(transport_error(&err, &host));
+            }
+        };
+        let status = response.status().as_u16();
+        let wait = retry_after(response.headers());
+        let body = read_body(response).await;
+        self.observe(Some(status), started);
+        let body = match body {
+            Ok(body) => body,
+            Err(BodyError::Read(err)) => return Err(transport_error(&err, &host)),
+            Err(BodyError::TooLarge) => {
+                return Err(AlexaError::Decode {
+                    operation: Operation::LwaToken,
+                    message: "answer is too large".into(),
+                });
+            }
+        };
+        if (200..300).contains(&status) {
+            TokenResponse::from_json(&body).map_err(|message| AlexaError::Decode {
+                operation: Operation::LwaToken,
+                message,
+            })
+        } else {
+            Err(AlexaError::from_lwa_response(status, wait, &body))
+        }
+    }
+
+    fn observe(&self, status: Option<u16>, started: Instant) {
+        if let Some(observer) = &self.observer {
+            observer.request(Operation::LwaToken, status, started.elapsed());
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
