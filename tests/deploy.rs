@@ -1806,6 +1806,95 @@ fn the_test_server_crate_is_only_a_dev_dependency() {
     }
 }
 
+/// The operator binary cargo built for this test run (same code as the release build, with
+/// symbols: the release profile strips them).
+const BINARY: &str = env!("CARGO_BIN_EXE_alexa-skill-operator");
+
+#[test]
+fn the_binary_links_no_test_server_code() {
+    let bytes = std::fs::read(BINARY).expect("read binary");
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(b"alexa_skill_operator"),
+        "symbols expected in the test build"
+    );
+    assert!(
+        !contains(b"kube_test_server"),
+        "crates/kube-test-server code is linked into the operator binary"
+    );
+}
+
+/// What the container does: the binary started from an empty working directory, with the
+/// whole filesystem read-only except a fresh /tmp and no HOME. Uses a private mount namespace
+/// (`unshare`, root); where that is not allowed the read-only part is skipped loudly.
+#[test]
+fn the_binary_runs_from_an_empty_directory_on_a_read_only_filesystem() {
+    let empty = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let script = r#"set -e
+mount --bind / / && mount -o remount,bind,ro / 
+mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"
+mount -t tmpfs -o size=16m tmpfs /tmp
+if touch "$1/probe" 2>/dev/null; then echo "working directory is writable" >&2; exit 97; fi
+cd "$1" && exec env -i PATH=/usr/bin:/bin TMPDIR=/tmp "$2" crd"#;
+    let namespaces_work = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind / / && mount -o remount,bind,ro / && mount -t tmpfs tmpfs /tmp")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let out = if namespaces_work {
+        let out = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(empty.path())
+            .arg(BINARY)
+            .output()
+            .expect("run unshare");
+        assert_ne!(
+            out.status.code(),
+            Some(97),
+            "read-only mount did not take effect"
+        );
+        out
+    } else {
+        eprintln!(
+            "\n*** read-only filesystem part SKIPPED: no private mount namespace here \
+             (needs root and unshare); running from an empty directory only ***\n"
+        );
+        Command::new(BINARY)
+            .arg("crd")
+            .current_dir(empty.path())
+            .env_clear()
+            .env("TMPDIR", "/tmp")
+            .output()
+            .expect("run binary")
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut want = String::new();
+    for crd in alexa_skill_operator::crd::all() {
+        want.push_str("---\n");
+        want.push_str(&alexa_skill_operator::crd::to_yaml(&crd).expect("yaml"));
+    }
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert!(
+        std::fs::read_dir(empty.path())
+            .expect("read dir")
+            .next()
+            .is_none(),
+        "the binary wrote into its working directory"
+    );
+}
+
 #[test]
 fn the_kind_e2e_script_is_valid_bash_and_says_where_it_runs() {
     let path = repo().join("tests/e2e-kind.sh");
