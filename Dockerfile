@@ -14,6 +14,10 @@
 #   expects; works with a read-only root filesystem (only /tmp is written, an emptyDir).
 #
 # Build: docker build -t alexa-skill-operator:0.1.0 .
+# (BuildKit, the default builder since Docker 23, is needed for the cargo registry cache mount.)
+# This project's CI has no Docker engine, so the image is not built there; tests/deploy.rs checks
+# this file's shape, and that the binary runs from an empty read-only directory with only /tmp
+# writable. tests/e2e-kind.sh builds and runs it for real.
 FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
 COPY . .
