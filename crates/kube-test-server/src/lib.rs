@@ -144,12 +144,15 @@ struct PendingFault {
     seen: usize,
 }
 
+/// Size of the request log ring.
+const MAX_REQUEST_LOG: usize = 100_000;
+
 /// Shared state behind every clone of [`TestServer`] and every request.
 pub(crate) struct Inner {
     pub registry: RwLock<Registry>,
     pub state: Mutex<State>,
     pub closes: tokio::sync::watch::Sender<u64>,
-    requests: Mutex<Vec<RequestRecord>>,
+    requests: Mutex<std::collections::VecDeque<RequestRecord>>,
     faults: Mutex<Vec<PendingFault>>,
     bookmark_interval: Mutex<Duration>,
     server_address: Mutex<String>,
@@ -157,10 +160,11 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn record(&self, r: RequestRecord) {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(r);
+        let mut log = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() >= MAX_REQUEST_LOG {
+            log.pop_front();
+        }
+        log.push_back(r);
     }
 
     /// If a pending fault matches this request and it is the Nth match, consume it.
@@ -241,7 +245,7 @@ impl TestServer {
             registry: RwLock::new(Registry::with_builtins()),
             state: Mutex::new(State::new(tx, limit.max(1))),
             closes,
-            requests: Mutex::new(Vec::new()),
+            requests: Mutex::new(std::collections::VecDeque::new()),
             faults: Mutex::new(Vec::new()),
             bookmark_interval: Mutex::new(Duration::from_secs(5)),
             server_address: Mutex::new("127.0.0.1:0".into()),
@@ -343,13 +347,15 @@ impl TestServer {
         Ok(l)
     }
 
-    /// Every request answered so far, in order.
+    /// Requests answered so far, in order (the last 100,000, so long benchmarks stay bounded).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.inner
             .requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Forget the request log.

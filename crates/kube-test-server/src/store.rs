@@ -42,6 +42,23 @@ pub(crate) struct WatchRecord {
     pub namespace: String,
     pub event: EventType,
     pub object: Value,
+    /// The serialized watch line, built once and shared by every watcher (fan-out cost).
+    line: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl WatchRecord {
+    /// `{"type":..,"object":..}\n` for this event.
+    pub(crate) fn line(&self) -> bytes::Bytes {
+        self.line
+            .get_or_init(|| {
+                let obj = serde_json::to_string(&self.object).unwrap_or_else(|_| "{}".into());
+                bytes::Bytes::from(format!(
+                    "{{\"type\":\"{}\",\"object\":{obj}}}\n",
+                    self.event.as_str()
+                ))
+            })
+            .clone()
+    }
 }
 
 type Objects = BTreeMap<(String, String), Value>;
@@ -131,6 +148,7 @@ impl State {
             namespace: ns.to_string(),
             event,
             object: obj.clone(),
+            line: std::sync::OnceLock::new(),
         });
         self.history.push_back(rec.clone());
         while self.history.len() > self.history_limit {

@@ -77,6 +77,15 @@ fn with_version(rt: &ResourceType, obj: &Value) -> Value {
     o
 }
 
+/// The event line, shared across watchers unless the watched version differs from the stored one.
+fn record_line(rt: &ResourceType, api_version: &str, rec: &WatchRecord) -> Bytes {
+    if rec.object.get("apiVersion").and_then(Value::as_str) == Some(api_version) {
+        rec.line()
+    } else {
+        line(rec.event.as_str(), &with_version(rt, &rec.object))
+    }
+}
+
 /// Start a watch; the response body streams until timeout, `close_watches()`, a lagging
 /// receiver (410) or the client going away.
 pub(crate) fn watch(
@@ -214,6 +223,7 @@ async fn run(
         return Ok(());
     }
     let rt = filter.rt.clone();
+    let api_version = rt.api_version();
     for o in &initial {
         tx.send(line("ADDED", o)).await?;
     }
@@ -222,8 +232,7 @@ async fn run(
     }
     let mut last_rv = start_rv;
     for rec in replay.iter().filter(|r| filter.matches(r)) {
-        tx.send(line(rec.event.as_str(), &with_version(&rt, &rec.object)))
-            .await?;
+        tx.send(record_line(&rt, &api_version, rec)).await?;
     }
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
@@ -244,7 +253,7 @@ async fn run(
                     }
                     last_rv = rec.rv;
                     if filter.matches(&rec) {
-                        tx.send(line(rec.event.as_str(), &with_version(&rt, &rec.object))).await?;
+                        tx.send(record_line(&rt, &api_version, &rec)).await?;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
