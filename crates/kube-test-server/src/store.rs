@@ -171,9 +171,12 @@ impl State {
     }
 
     /// Forget all history: every resourceVersion issued so far becomes too old to watch from.
+    /// The counter advances by one so that a fresh list returns a resourceVersion that is
+    /// valid to watch from (no relist loop), while every earlier one is expired.
     pub(crate) fn compact(&mut self) {
         self.history.clear();
-        self.min_valid_rv = self.rv + 1;
+        self.rv += 1;
+        self.min_valid_rv = self.rv;
     }
 
     /// All stored objects, resource by resource.

@@ -101,10 +101,15 @@ pub(crate) fn watch(
         ns,
     };
     let timeout = match params.get("timeoutSeconds") {
-        Some(t) => Duration::from_secs(
-            t.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-        ),
+        Some(t) => match t.parse::<u64>() {
+            Ok(0) => DEFAULT_TIMEOUT,
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid timeoutSeconds {t:?}"
+                )));
+            }
+        },
         None => DEFAULT_TIMEOUT,
     };
     let bookmarks = params.flag("allowWatchBookmarks");

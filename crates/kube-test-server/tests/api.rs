@@ -1147,6 +1147,19 @@ async fn watch_from_compacted_resource_version_is_in_stream_410() {
     assert_eq!(e["object"]["code"], 410);
     assert_eq!(e["object"]["reason"], "Expired");
     assert!(w.next(SHORT).await.is_none());
+    // A fresh list after compaction returns a resourceVersion that can be watched (no relist loop).
+    let (_, l) = get(&s, SAL).await;
+    let list_rv = l["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, mut w) = Watch::open(&s, &format!("{SAL}?watch=true&resourceVersion={list_rv}")).await;
+    assert!(
+        w.next(SHORT).await.is_none(),
+        "no 410 for the post-compaction list resourceVersion"
+    );
+    post(&s, SAL, sal("after")).await;
+    assert_eq!(w.next(LONG).await.unwrap()["type"], "ADDED");
     // History bounded by count too.
     let s = TestServer::with_history_limit(2)
         .with_crds_from_dir(CRDS)
