@@ -37,7 +37,8 @@
 //! - Status subresource split; finalizers and graceful deletion; delete preconditions.
 //! - Lists (`{Kind}List`, label/field selectors, `limit`/`continue`); watches (replay from a
 //!   resourceVersion, bookmarks, `sendInitialEvents` with the `k8s.io/initial-events-end`
-//!   bookmark, `timeoutSeconds`, in-stream 410 ERROR for compacted history).
+//!   bookmark, `timeoutSeconds`, in-stream 410 ERROR for compacted history; with selectors, an
+//!   object that starts/stops matching arrives as ADDED/DELETED).
 //! - Secrets (`stringData` → base64 `data`), ConfigMaps, Events (core and `events.k8s.io/v1`),
 //!   Leases, Namespaces, ServiceAccounts; CRDs loaded from YAML and enforced on every write
 //!   (pruning, defaults, OpenAPI validation, CEL rules including transition rules).
@@ -63,8 +64,6 @@
 //! - Lists are not MVCC snapshots: a `continue` page shows the current state after the last
 //!   returned key (with the first page's resourceVersion). `resourceVersion`/
 //!   `resourceVersionMatch` on lists are accepted but the current state is always served.
-//! - Watches with a label/field selector do not synthesize DELETED/ADDED when an object stops
-//!   or starts matching; they filter each event on the new object only.
 //! - Core `v1` Events and `events.k8s.io/v1` Events are stored separately (in a cluster they
 //!   are two views of one object). Only one version per CRD is really stored: all served
 //!   versions share objects and no conversion is done (apiVersion is rewritten).

@@ -89,6 +89,10 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub(crate) fn matches(&self, obj: &Value) -> bool {
         if self.0.is_empty() {
             return true;
@@ -136,6 +140,10 @@ impl FieldSelector {
             ));
         }
         Ok(FieldSelector(reqs))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The `metadata.name=x` value, if the selector pins one name (lets lists skip scans).

@@ -41,7 +41,10 @@ pub(crate) struct WatchRecord {
     pub key: TypeKey,
     pub namespace: String,
     pub event: EventType,
-    pub object: Value,
+    /// The object as stored by this write (for DELETED: the last state, with the delete's rv).
+    pub object: Arc<Value>,
+    /// For MODIFIED: the object before this write (selector transitions in watches).
+    pub prev: Option<Arc<Value>>,
     /// The serialized watch line, built once and shared by every watcher (fan-out cost).
     line: std::sync::OnceLock<bytes::Bytes>,
 }
@@ -51,7 +54,7 @@ impl WatchRecord {
     pub(crate) fn line(&self) -> bytes::Bytes {
         self.line
             .get_or_init(|| {
-                let obj = serde_json::to_string(&self.object).unwrap_or_else(|_| "{}".into());
+                let obj = serde_json::to_string(&*self.object).unwrap_or_else(|_| "{}".into());
                 bytes::Bytes::from(format!(
                     "{{\"type\":\"{}\",\"object\":{obj}}}\n",
                     self.event.as_str()
@@ -61,7 +64,7 @@ impl WatchRecord {
     }
 }
 
-type Objects = BTreeMap<(String, String), Value>;
+type Objects = BTreeMap<(String, String), Arc<Value>>;
 
 /// Everything behind the server's one write lock.
 pub(crate) struct State {
@@ -95,6 +98,7 @@ impl State {
         self.objects
             .get(key)?
             .get(&(ns.to_string(), name.to_string()))
+            .map(|a| &**a)
     }
 
     /// Objects of one resource, optionally in one namespace, in (namespace, name) order,
@@ -113,7 +117,9 @@ impl State {
             (None, Some(n)) => std::ops::Bound::Included((n.to_string(), String::new())),
             (None, None) => std::ops::Bound::Unbounded,
         };
-        let it = objs.range((start, std::ops::Bound::Unbounded));
+        let it = objs
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(k, v)| (k, &**v));
         match ns {
             Some(n) => Box::new(it.take_while(move |((o, _), _)| o == n)),
             None => Box::new(it),
@@ -135,19 +141,26 @@ impl State {
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
+        let obj = Arc::new(obj);
         let objs = self.objects.entry(key.clone()).or_default();
         let k = (ns.to_string(), name.to_string());
-        if event == EventType::Deleted {
+        let prev = if event == EventType::Deleted {
             objs.remove(&k);
+            None
         } else {
-            objs.insert(k, obj.clone());
-        }
+            objs.insert(k, obj.clone())
+        };
         let rec = Arc::new(WatchRecord {
             rv,
             key: key.clone(),
             namespace: ns.to_string(),
             event,
             object: obj.clone(),
+            prev: if event == EventType::Modified {
+                prev
+            } else {
+                None
+            },
             line: std::sync::OnceLock::new(),
         });
         self.history.push_back(rec.clone());
@@ -158,7 +171,7 @@ impl State {
         }
         // No receivers is fine.
         let _ = self.tx.send(rec);
-        obj
+        Value::clone(&obj)
     }
 
     /// Events after `rv` (exclusive), or `None` if some of them were compacted away.
@@ -185,7 +198,7 @@ impl State {
         keys.sort();
         keys.into_iter()
             .filter_map(|k| self.objects.get(k))
-            .flat_map(|m| m.values().cloned())
+            .flat_map(|m| m.values().map(|v| Value::clone(v)))
             .collect()
     }
 }

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::ops::Params;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::WatchRecord;
+use crate::store::{EventType, WatchRecord};
 
 /// Default watch length when the client gives no `timeoutSeconds` (the apiserver's minimum
 /// request timeout is 1800s).
@@ -37,14 +37,37 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, rec: &WatchRecord) -> bool {
-        rec.key == self.rt.key
-            && self.ns.as_deref().is_none_or(|n| n == rec.namespace)
-            && self.labels.matches(&rec.object)
-            && self.fields.matches(&rec.object)
-    }
     fn matches_obj(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    /// The line this watch gets for a write, if any. With selectors, an object that starts
+    /// matching arrives as ADDED and one that stops matching as DELETED (its previous state
+    /// with the write's resourceVersion), like the apiserver's watch cache.
+    fn event_line(&self, api_version: &str, rec: &WatchRecord) -> Option<Bytes> {
+        if rec.key != self.rt.key || self.ns.as_deref().is_some_and(|n| n != rec.namespace) {
+            return None;
+        }
+        if self.labels.is_empty() && self.fields.is_empty() {
+            return Some(record_line(&self.rt, api_version, rec));
+        }
+        let cur = self.matches_obj(&rec.object);
+        if rec.event != EventType::Modified {
+            return cur.then(|| record_line(&self.rt, api_version, rec));
+        }
+        let old = rec.prev.as_deref().is_some_and(|p| self.matches_obj(p));
+        match (cur, old) {
+            (true, true) => Some(record_line(&self.rt, api_version, rec)),
+            (true, false) => Some(line("ADDED", &with_version(&self.rt, &rec.object))),
+            (false, true) => {
+                let mut prev = with_version(&self.rt, rec.prev.as_deref().unwrap_or(&Value::Null));
+                if let Some(m) = prev.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert("resourceVersion".into(), json!(rec.rv.to_string()));
+                }
+                Some(line("DELETED", &prev))
+            }
+            (false, false) => None,
+        }
     }
 }
 
@@ -236,8 +259,10 @@ async fn run(
         tx.send(bookmark(&rt, start_rv, true)).await?;
     }
     let mut last_rv = start_rv;
-    for rec in replay.iter().filter(|r| filter.matches(r)) {
-        tx.send(record_line(&rt, &api_version, rec)).await?;
+    for rec in &replay {
+        if let Some(l) = filter.event_line(&api_version, rec) {
+            tx.send(l).await?;
+        }
     }
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
@@ -257,8 +282,8 @@ async fn run(
                         continue;
                     }
                     last_rv = rec.rv;
-                    if filter.matches(&rec) {
-                        tx.send(record_line(&rt, &api_version, &rec)).await?;
+                    if let Some(l) = filter.event_line(&api_version, &rec) {
+                        tx.send(l).await?;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {

@@ -1030,6 +1030,60 @@ async fn watch_namespaced_and_cluster_wide() {
 }
 
 #[tokio::test]
+async fn watch_with_selectors_sends_added_and_deleted_on_transitions() {
+    let s = server();
+    let cm = "/api/v1/namespaces/default/configmaps";
+    let (_, mut w) = Watch::open(
+        &s,
+        &format!(
+            "{cm}?watch=true&labelSelector=app%3Dx&resourceVersion={}",
+            s.resource_version()
+        ),
+    )
+    .await;
+    post(
+        &s,
+        cm,
+        json!({"metadata": {"name": "a", "labels": {"app": "y"}}}),
+    )
+    .await;
+    let (_, m) = patch(
+        &s,
+        &format!("{cm}/a"),
+        MERGE,
+        json!({"metadata": {"labels": {"app": "x"}}}),
+    )
+    .await;
+    let e = w.next_non_bookmark(LONG).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), rv(&e["object"])),
+        (Some("ADDED"), rv(&m))
+    );
+    patch(&s, &format!("{cm}/a"), MERGE, json!({"data": {"k": "v"}})).await;
+    assert_eq!(w.next_non_bookmark(LONG).await.unwrap()["type"], "MODIFIED");
+    let (_, gone) = patch(
+        &s,
+        &format!("{cm}/a"),
+        MERGE,
+        json!({"metadata": {"labels": {"app": "z"}}}),
+    )
+    .await;
+    let e = w.next_non_bookmark(LONG).await.unwrap();
+    assert_eq!(e["type"], "DELETED");
+    assert_eq!(
+        e["object"]["metadata"]["labels"]["app"], "x",
+        "previous state"
+    );
+    assert_eq!(
+        rv(&e["object"]),
+        rv(&gone),
+        "with the write's resourceVersion"
+    );
+    patch(&s, &format!("{cm}/a"), MERGE, json!({"data": {"k": "w"}})).await;
+    assert!(w.next_non_bookmark(SHORT).await.is_none());
+}
+
+#[tokio::test]
 async fn watch_replays_from_a_resource_version() {
     let s = server();
     let (_, a) = post(&s, SAL, sal("a")).await;
