@@ -394,6 +394,56 @@ async fn listen_serves_http_on_a_tcp_port() {
     l.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_client_from_written_kubeconfig_over_tcp() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let s = TestServer::new().with_crd(Gadget::crd()).unwrap();
+    let l = s.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    l.write_kubeconfig(&path).unwrap();
+    let kc = Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config).unwrap();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    assert!(nss.list(&Default::default()).await.unwrap().items.len() >= 3);
+    // Watches stream over the socket too.
+    let api: Api<Gadget> = Api::default_namespaced(client);
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    api.create(
+        &PostParams::default(),
+        &Gadget::new("tcp", GadgetSpec { size: 1 }),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no watch event for the created object"
+        );
+        match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+            Ok(Some(Ok(watcher::Event::Apply(g) | watcher::Event::InitApply(g))))
+                if g.name_any() == "tcp" =>
+            {
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        s.requests()
+            .iter()
+            .any(|r| r.verb == "create" && r.status == 201)
+    );
+    l.shutdown().await;
+}
+
 async fn kubectl(
     kubeconfig: &std::path::Path,
     cache: &std::path::Path,
