@@ -146,6 +146,81 @@ fn validate_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+static LABEL_NAME: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new("^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").ok()
+});
+
+fn label_name_ok(s: &str) -> bool {
+    s.len() <= 63 && LABEL_NAME.as_ref().is_none_or(|r| r.is_match(s))
+}
+
+fn dns_subdomain_ok(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// ObjectMeta shape (400, as a decode error) and label syntax (422), as the apiserver checks.
+fn validate_metadata(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiError> {
+    let meta = obj.get("metadata");
+    let decode_err = |field: &str, want: &str| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: json: cannot unmarshal into Go struct field ObjectMeta.metadata.{field} of type {want}",
+            kind = rt.kind,
+            v = rt.version
+        ))
+    };
+    for k in ["labels", "annotations"] {
+        match meta.and_then(|m| m.get(k)) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) if m.values().all(Value::is_string) => {}
+            Some(_) => return Err(decode_err(k, "map[string]string")),
+        }
+    }
+    match meta.and_then(|m| m.get("finalizers")) {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return Err(decode_err("finalizers", "[]string")),
+    }
+    let mut causes = Vec::new();
+    if let Some(labels) = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
+        for (k, v) in labels {
+            let (prefix, key_name) = match k.split_once('/') {
+                Some((p, n)) => (Some(p), n),
+                None => (None, k.as_str()),
+            };
+            if prefix.is_some_and(|p| !dns_subdomain_ok(p)) || !label_name_ok(key_name) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
+                ));
+            }
+            let val = v.as_str().unwrap_or_default();
+            if !val.is_empty() && !label_name_ok(val) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    format!("Invalid value: {val:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
+                ));
+            }
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(rt, name, &causes))
+    }
+}
+
 /// Kind-specific normalization (Secret `stringData`, Namespace phase).
 fn normalize_kind(rt: &ResourceType, name: &str, obj: &mut Value) -> Result<(), ApiError> {
     if !rt.group.is_empty() || rt.custom {
@@ -440,6 +515,7 @@ fn create_locked(
     {
         m.remove("status");
     }
+    validate_metadata(&rt, &name, &obj)?;
     normalize_kind(&rt, &name, &mut obj)?;
     enforce_schema(&rt, &name, &mut obj, None)?;
     let entries = match mode {
@@ -688,6 +764,7 @@ fn finish_update(
         }
     }
     new = with_version(&rt, new);
+    validate_metadata(&rt, name, &new)?;
     normalize_kind(&rt, name, &mut new)?;
     enforce_schema(&rt, name, &mut new, Some(old))?;
     let terminating = old.pointer("/metadata/deletionTimestamp").is_some();

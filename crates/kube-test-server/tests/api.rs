@@ -410,6 +410,57 @@ async fn noop_writes_keep_resource_version_and_emit_no_event() {
     assert!(w.next_non_bookmark(SHORT).await.is_none());
 }
 
+#[tokio::test]
+async fn metadata_is_validated_like_object_meta() {
+    let s = server();
+    let cm = "/api/v1/namespaces/default/configmaps";
+    let (c, st) = post(
+        &s,
+        cm,
+        json!({"metadata": {"name": "a", "labels": {"bad key": "x"}}}),
+    )
+    .await;
+    assert_eq!(
+        (c, st["details"]["causes"][0]["field"].as_str()),
+        (422, Some("metadata.labels"))
+    );
+    let (c, _) = post(
+        &s,
+        cm,
+        json!({"metadata": {"name": "a", "labels": {"ok": "not ok!"}}}),
+    )
+    .await;
+    assert_eq!(c, 422);
+    let (c, _) = post(
+        &s,
+        cm,
+        json!({"metadata": {"name": "a", "labels": {"example.com/ok": "fine.value_1"}}}),
+    )
+    .await;
+    assert_eq!(c, 201);
+    let (c, _) = patch(
+        &s,
+        &format!("{cm}/a"),
+        MERGE,
+        json!({"metadata": {"finalizers": "x"}}),
+    )
+    .await;
+    assert_eq!(c, 400);
+    let (c, _) = patch(
+        &s,
+        &format!("{cm}/a"),
+        MERGE,
+        json!({"metadata": {"annotations": {"a": 1}}}),
+    )
+    .await;
+    assert_eq!(c, 400);
+    let (c, st) = post(&s, cm, json!({"metadata": {"name": "Upper_Case"}})).await;
+    assert_eq!(
+        (c, st["details"]["causes"][0]["field"].as_str()),
+        (422, Some("metadata.name"))
+    );
+}
+
 // ---------------------------------------------------------------- PUT / PATCH
 
 #[tokio::test]
