@@ -913,7 +913,22 @@ fn delete_locked(
         return Ok((200, old));
     }
     let stored = st.commit(&rt.key, &req.ns, name, EventType::Deleted, old);
-    Ok((200, with_version(&rt, stored)))
+    if rt.custom {
+        // Custom resources answer with the deleted object (ReturnDeletedObject).
+        return Ok((200, with_version(&rt, stored)));
+    }
+    // Built-in kinds answer with a Success Status (kube: `Either::Right`).
+    let mut details = json!({ "name": name, "kind": rt.plural });
+    if let Some(uid) = meta_str(&stored, "uid") {
+        details["uid"] = json!(uid);
+    }
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    Ok((
+        200,
+        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details }),
+    ))
 }
 
 /// DELETE on a collection: delete every object the selectors match.
@@ -940,8 +955,12 @@ pub(crate) fn delete_collection(req: &Req<'_>, ns: Option<&str>) -> Result<Value
             manager: req.manager.clone(),
             dry_run: req.dry_run,
         };
-        let (_, v) = delete_locked(&sub, &mut st, &name, old)?;
-        items.push(v);
+        let (_, v) = delete_locked(&sub, &mut st, &name, old.clone())?;
+        items.push(if v.get("kind").and_then(Value::as_str) == Some("Status") {
+            with_version(&req.rt, old)
+        } else {
+            v
+        });
     }
     Ok(json!({
         "apiVersion": req.rt.api_version(),

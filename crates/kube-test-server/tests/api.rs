@@ -1351,7 +1351,8 @@ async fn configmaps_crud_with_typed_kube_client() {
         .unwrap();
     assert_eq!(patched.data.unwrap().len(), 2);
     assert_eq!(api.list(&Default::default()).await.unwrap().items.len(), 1);
-    api.delete("c", &DeleteParams::default()).await.unwrap();
+    let deleted = api.delete("c", &DeleteParams::default()).await.unwrap();
+    assert!(deleted.is_right(), "built-in kinds answer a Success Status");
     let err = api.get("c").await.unwrap_err();
     match err {
         kube::Error::Api(st) => assert_eq!(st.code, 404),
