@@ -1683,7 +1683,22 @@ async fn example_state_file_loads_and_serves() {
         .send()
         .await
         .unwrap();
-    assert!(resp.status().as_u16() == 200 || resp.status().as_u16() == 404);
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "the example presets account linking"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("clientSecret").is_none());
+    assert_eq!(
+        body["redirectUrls"][0],
+        "https://pitangui.amazon.com/api/skill/link/M2EXAMPLEVENDOR"
+    );
+    assert!(sim.stage_enabled(&skill, "development"));
+    assert_eq!(
+        sim.customer_enablement("alice", &skill).unwrap().stage,
+        "live"
+    );
     // The sandbox is gone: its refresh token is unknown here.
     let resp = http()
         .post(sim.lwa_token_url())

@@ -32,10 +32,13 @@ pub struct RateLimit {
 pub enum DiscoveryMode {
     /// The customer's own region host only.
     #[default]
+    #[serde(alias = "normal")]
     Normal,
     /// 500: clients must fall back to NA, EU, FE in that order.
+    #[serde(alias = "server-error", alias = "serverError")]
     ServerError,
     /// All three hosts with the customer's own one last: clients must try each in order.
+    #[serde(alias = "multiple")]
     Multiple,
 }
 

@@ -195,18 +195,31 @@ fn smapi_target(
     Ok(stage)
 }
 
-/// Runs one API request (faults have already been decided).
-#[allow(clippy::too_many_arguments)]
+/// One classified API request, as `dispatch` needs it.
+pub(crate) struct ApiRequest<'a> {
+    /// Region of the listener that received it.
+    pub(crate) region: Region,
+    pub(crate) op: Operation,
+    pub(crate) route: &'a Route,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: &'a [u8],
+}
+
+/// Runs one API request (faults have already been decided). `caller` is the authentication
+/// outcome for token-protected routes, `token_request` the parsed LWA request.
 pub(crate) fn dispatch(
     shared: &Shared,
-    region: Region,
-    op: Operation,
-    route: &Route,
-    headers: &HeaderMap,
+    request: ApiRequest<'_>,
     caller: Option<Result<Caller, Reply>>,
     token_request: Option<Result<TokenRequest, Reply>>,
-    body: &[u8],
 ) -> Reply {
+    let ApiRequest {
+        region,
+        op,
+        route,
+        headers,
+        body,
+    } = request;
     match route {
         Route::NotFound | Route::Admin => {
             return Reply::error(404, "NOT_FOUND", "No such resource.");

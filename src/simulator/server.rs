@@ -410,13 +410,15 @@ async fn handle(
         Some(injected) => injected_reply(injected),
         None => routes::dispatch(
             &shared,
-            region,
-            op,
-            &route,
-            &parts.headers,
+            routes::ApiRequest {
+                region,
+                op,
+                route: &route,
+                headers: &parts.headers,
+                body: &body,
+            },
             caller,
             token_request,
-            &body,
         ),
     };
     record.status = reply.status;
