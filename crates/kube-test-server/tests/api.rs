@@ -794,16 +794,15 @@ async fn delete_with_finalizers_marks_terminating_and_last_finalizer_removal_del
     .await;
     assert_eq!(c, 200);
     assert_eq!(get(&s, &format!("{SAL}/x")).await.0, 404);
-    let types: Vec<String> = {
-        let mut v = Vec::new();
-        while let Some(e) = w.next_non_bookmark(SHORT).await {
-            v.push(e["type"].as_str().unwrap().to_string());
-            if e["type"] == "DELETED" {
-                assert_eq!(rv(&e["object"]), rv(&gone));
-            }
+    let mut types = Vec::new();
+    for _ in 0..3 {
+        let e = w.next_non_bookmark(LONG).await.unwrap();
+        types.push(e["type"].as_str().unwrap().to_string());
+        if e["type"] == "DELETED" {
+            assert_eq!(rv(&e["object"]), rv(&gone));
         }
-        v
-    };
+    }
+    assert!(w.next_non_bookmark(SHORT).await.is_none());
     assert_eq!(types, ["MODIFIED", "MODIFIED", "DELETED"]);
     // Without finalizers, delete removes at once.
     post(&s, SAL, sal("y")).await;
@@ -1230,10 +1229,10 @@ async fn watch_timeout_seconds_ends_the_stream() {
     )
     .await;
     let t = std::time::Instant::now();
-    assert!(w.next(Duration::from_secs(5)).await.is_none());
+    assert!(w.next(Duration::from_secs(20)).await.is_none());
     let el = t.elapsed();
     assert!(
-        el >= Duration::from_millis(900) && el < Duration::from_secs(4),
+        el >= Duration::from_millis(900) && el < Duration::from_secs(15),
         "{el:?}"
     );
 }
