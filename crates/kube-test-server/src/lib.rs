@@ -31,7 +31,8 @@
 //!
 //! Other knobs: [`TestServer::with_bookmark_interval`] (default 5s; shorten to see BOOKMARKs
 //! quickly), [`TestServer::with_history_limit`] (default 100,000 retained watch events),
-//! [`TestServer::resource_version`], [`TestServer::dump`], [`TestServer::with_crd`] (e.g.
+//! [`TestServer::with_namespaces`], [`TestServer::resource_version`], [`TestServer::dump`],
+//! [`TestServer::with_crd`] (e.g.
 //! `MyKind::crd()` from kube's derive). [`lint_crd_dir`] checks CRD YAML for the structural
 //! schema rules a real apiserver enforces.
 //!
@@ -249,8 +250,8 @@ impl Default for TestServer {
 
 impl TestServer {
     /// An empty store knowing the core kinds (Namespace, Secret, ConfigMap, ServiceAccount,
-    /// Event in `v1` and `events.k8s.io/v1`, Lease), with namespaces `default`, `kube-system`
-    /// and `kube-public` present like in a fresh cluster.
+    /// Event in `v1` and `events.k8s.io/v1`, Lease). Namespaces need not exist to be used; see
+    /// [`TestServer::with_namespaces`] to have them listed like in a real cluster.
     pub fn new() -> TestServer {
         TestServer::with_history_limit(store::DEFAULT_HISTORY_LIMIT)
     }
@@ -269,11 +270,16 @@ impl TestServer {
             bookmark_interval: Mutex::new(Duration::from_secs(5)),
             server_address: Mutex::new("127.0.0.1:0".into()),
         });
-        let server = TestServer { inner };
-        for ns in ["default", "kube-system", "kube-public"] {
-            server.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        TestServer { inner }
+    }
+
+    /// Create these Namespace objects (e.g. `&["default", "kube-system"]`), as a fresh cluster
+    /// has them; existing ones are left alone.
+    pub fn with_namespaces(self, names: &[&str]) -> Self {
+        for ns in names {
+            self.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         }
-        server
+        self
     }
 
     fn seed(&self, obj: Value) {

@@ -169,7 +169,17 @@ async fn paths_core_and_group_namespaced_and_cluster_wide_lists() {
     .await;
     assert_eq!(c, 200);
     assert_eq!(obj["metadata"]["namespace"], "a");
-    // Cluster-scoped: namespaces, including the seeded ones.
+    // Cluster-scoped: namespaces.
+    assert_eq!(
+        post(
+            &s,
+            "/api/v1/namespaces",
+            json!({"metadata": {"name": "default"}})
+        )
+        .await
+        .0,
+        201
+    );
     let (_, nss) = get(&s, "/api/v1/namespaces").await;
     let names: Vec<&str> = nss["items"]
         .as_array()
@@ -542,7 +552,7 @@ async fn merge_patch_rfc7386_and_strategic_merge_for_core_kinds() {
         &s,
         &format!("{SAL}/x"),
         MERGE,
-        json!({"metadata": {"resourceVersion": "1"}, "spec": {"stage": "live"}}),
+        json!({"metadata": {"resourceVersion": "999999"}, "spec": {"stage": "live"}}),
     )
     .await;
     assert_eq!(c, 409);
@@ -854,7 +864,7 @@ async fn delete_preconditions_uid_and_resource_version() {
     let (c, _) = delete(
         &s,
         &format!("{SAL}/x"),
-        Some(json!({"preconditions": {"resourceVersion": "1"}})),
+        Some(json!({"preconditions": {"resourceVersion": "999999"}})),
     )
     .await;
     assert_eq!(c, 409);
@@ -1818,6 +1828,8 @@ async fn inject_fault_on_nth_matching_request() {
 #[tokio::test]
 async fn dump_and_get_object() {
     let s = server();
+    assert!(s.dump().is_empty(), "new() starts empty");
+    let s = s.with_namespaces(&["default", "kube-system"]);
     post(&s, SAL, sal("x")).await;
     post(
         &s,

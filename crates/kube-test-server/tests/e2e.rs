@@ -381,7 +381,7 @@ async fn streaming_list_watcher_uses_send_initial_events() {
 #[tokio::test]
 async fn listen_serves_http_on_a_tcp_port() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let s = TestServer::new();
+    let s = TestServer::new().with_namespaces(&["default"]);
     let l = s.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     assert!(l.url.starts_with("http://127.0.0.1:"));
     let mut conn = tokio::net::TcpStream::connect(l.addr).await.unwrap();
@@ -406,7 +406,10 @@ async fn listen_serves_http_on_a_tcp_port() {
 async fn kube_client_from_written_kubeconfig_over_tcp() {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::config::{KubeConfigOptions, Kubeconfig};
-    let s = TestServer::new().with_crd(Gadget::crd()).unwrap();
+    let s = TestServer::new()
+        .with_crd(Gadget::crd())
+        .unwrap()
+        .with_namespaces(&["default", "kube-system", "kube-public"]);
     let l = s.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
@@ -485,7 +488,10 @@ async fn kubectl_get_apply_patch_delete() {
         );
         return;
     }
-    let s = TestServer::new().with_crds_from_dir(CRDS).unwrap();
+    let s = TestServer::new()
+        .with_crds_from_dir(CRDS)
+        .unwrap()
+        .with_namespaces(&["default", "kube-system", "kube-public"]);
     let l = s.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
