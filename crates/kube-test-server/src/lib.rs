@@ -9,14 +9,35 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kube_test_server::Error> {
-//! use kube_test_server::TestServer;
+//! use kube_test_server::{Fault, TestServer};
 //! let server = TestServer::new().with_crds_from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds"))?;
-//! let client: kube::Client = server.client(); // in-process, no socket
-//! // ... run a Controller with `client`, then assert on server.get_object(..), server.requests()
-//! let listening = server.listen("127.0.0.1:0".parse().unwrap()).await?; // for kubectl
-//! listening.write_kubeconfig("/tmp/kubeconfig")?;
-//! # Ok(()) }
+//! let client: kube::Client = server.client(); // in-process, no socket; call inside a tokio runtime
+//! // Spawn the controller with `client`, create objects through `client` (or raw HTTP through
+//! // `server.router()` with tower's `oneshot`), then poll with a deadline until converged:
+//! let obj = server.get_object("alexa.operator.dev/v1alpha1", "skillaccountlinkings", Some("default"), "x");
+//! // Traffic assertions: verb, path, query, status, fieldManager, Content-Type of every request.
+//! let status_applies = server.requests().iter()
+//!     .filter(|r| r.verb == "patch" && r.path.ends_with("/status")).count();
+//! // Failure injection: the next PATCH to a /status path answers 500.
+//! server.inject_fault(Fault { method: Some(http::Method::PATCH), path_contains: Some("/status".into()), nth: 1, status: 500 });
+//! // Watch disruption: the re-watch gets an in-stream 410 ERROR and kube's watcher relists.
+//! server.compact_history();
+//! server.close_watches();
+//! // kubectl or a separate operator process:
+//! let listening = server.listen("127.0.0.1:0".parse().unwrap()).await?;
+//! listening.write_kubeconfig("/tmp/kubeconfig")?; // KUBECONFIG=/tmp/kubeconfig kubectl get sal
+//! # let _ = (obj, status_applies); Ok(()) }
 //! ```
+//!
+//! Other knobs: [`TestServer::with_bookmark_interval`] (default 5s; shorten to see BOOKMARKs
+//! quickly), [`TestServer::with_history_limit`] (default 100,000 retained watch events),
+//! [`TestServer::with_namespaces`], [`TestServer::resource_version`], [`TestServer::dump`],
+//! [`TestServer::with_crd`] (e.g.
+//! `MyKind::crd()` from kube's derive). [`lint_crd_dir`] checks CRD YAML for the structural
+//! schema rules a real apiserver enforces.
+//!
+//! Everything is asynchronous like a real cluster: a write returns before watchers see it, so
+//! tests should poll for the expected state with a deadline rather than sleep a fixed time.
 //!
 //! # What it reproduces
 //!
@@ -229,8 +250,8 @@ impl Default for TestServer {
 
 impl TestServer {
     /// An empty store knowing the core kinds (Namespace, Secret, ConfigMap, ServiceAccount,
-    /// Event in `v1` and `events.k8s.io/v1`, Lease), with namespaces `default`, `kube-system`
-    /// and `kube-public` present like in a fresh cluster.
+    /// Event in `v1` and `events.k8s.io/v1`, Lease). Namespaces need not exist to be used; see
+    /// [`TestServer::with_namespaces`] to have them listed like in a real cluster.
     pub fn new() -> TestServer {
         TestServer::with_history_limit(store::DEFAULT_HISTORY_LIMIT)
     }
@@ -249,11 +270,16 @@ impl TestServer {
             bookmark_interval: Mutex::new(Duration::from_secs(5)),
             server_address: Mutex::new("127.0.0.1:0".into()),
         });
-        let server = TestServer { inner };
-        for ns in ["default", "kube-system", "kube-public"] {
-            server.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        TestServer { inner }
+    }
+
+    /// Create these Namespace objects (e.g. `&["default", "kube-system"]`), as a fresh cluster
+    /// has them; existing ones are left alone.
+    pub fn with_namespaces(self, names: &[&str]) -> Self {
+        for ns in names {
+            self.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         }
-        server
+        self
     }
 
     fn seed(&self, obj: Value) {
