@@ -110,13 +110,41 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the operator against `client` until `shutdown` completes, then stops taking work and
-/// lets in-flight reconciles finish (bounded by `--shutdown-grace`).
-pub async fn run_with_client(
-    args: RunArgs,
-    client: kube::Client,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+/// A started operator: its HTTP address and shared state, and the handle to stop it.
+pub struct Running {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
+    /// The metrics registry (tests read it directly).
+    pub metrics: Arc<Metrics>,
+    /// Readiness state.
+    pub health: Arc<Health>,
+    stop: tokio::sync::watch::Sender<bool>,
+    grace: Duration,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops taking new work, lets in-flight reconciles finish (bounded by `--shutdown-grace`)
+    /// and stops the HTTP server.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: no new reconciles; waiting for in-flight ones");
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(self.grace + Duration::from_secs(1), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_ms = self.grace.as_millis() as u64,
+                "in-flight reconciles did not finish in time"
+            );
+            abort.abort();
+        }
+    }
+}
+
+/// Starts the controllers and the HTTP server against `client` and returns at once.
+pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let alexa =
@@ -142,28 +170,31 @@ pub async fn run_with_client(
         }
     };
 
-    let (addr, serve) = server::bind(
+    let (metrics_addr, serve) = server::bind(
         args.metrics_addr.clone(),
         metrics.clone(),
         health.clone(),
         stopped(),
     )
     .await?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    let server_task = tokio::spawn(serve);
+    tracing::info!(%metrics_addr, "serving /metrics, /healthz and /readyz");
 
     let scopes = Scope::from_list(&args.watch_namespaces);
     let mut streams = Vec::new();
     let mut ready_waits = Vec::new();
     for scope in &scopes {
-        let (s, store) =
-            controller::<SkillAccountLinking>(ctx.clone(), scope, args.concurrency, stopped());
+        let (s, store) = controller::<SkillAccountLinking>(
+            ctx.clone(),
+            scope.clone(),
+            args.concurrency,
+            stopped(),
+        );
         streams.push(s.boxed());
         ready_waits.push(tokio::spawn(async move {
             store.wait_until_ready().await.is_ok()
         }));
         let (s, store) =
-            controller::<SkillEnablement>(ctx.clone(), scope, args.concurrency, stopped());
+            controller::<SkillEnablement>(ctx.clone(), scope.clone(), args.concurrency, stopped());
         ctx.register_enablement_store(store.clone());
         streams.push(s.boxed());
         ready_waits.push(tokio::spawn(async move {
@@ -179,19 +210,28 @@ pub async fn run_with_client(
         }
     });
 
-    let controllers = futures::stream::select_all(streams).for_each(|()| async {});
-    tokio::pin!(controllers);
-    tokio::select! {
-        _ = &mut controllers => {},
-        _ = shutdown => {
-            tracing::info!("shutting down: no new reconciles; waiting for in-flight ones");
-            let _ = stop_tx.send(true);
-            if tokio::time::timeout(args.shutdown_grace, &mut controllers).await.is_err() {
-                tracing::warn!(grace_ms = args.shutdown_grace.as_millis() as u64, "in-flight reconciles did not finish in time");
-            }
-        }
-    }
-    let _ = stop_tx.send(true);
-    let _ = server_task.await;
+    let task = tokio::spawn(async move {
+        let controllers = futures::stream::select_all(streams).for_each(|()| async {});
+        tokio::join!(controllers, serve);
+    });
+    Ok(Running {
+        metrics_addr,
+        metrics,
+        health,
+        stop: stop_tx,
+        grace: args.shutdown_grace,
+        task,
+    })
+}
+
+/// Runs the operator against `client` until `shutdown` completes, then stops gracefully.
+pub async fn run_with_client(
+    args: RunArgs,
+    client: kube::Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let running = start(args, client).await?;
+    shutdown.await;
+    running.shutdown().await;
     Ok(())
 }

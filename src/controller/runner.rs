@@ -92,12 +92,12 @@ fn secret_changes(
 /// readiness tells when the initial list has arrived).
 pub fn controller<K: ManagedKind>(
     ctx: Arc<Context>,
-    scope: &Scope,
+    scope: Scope,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (impl Stream<Item = ()> + Send, Store<K>) {
     let api: Api<K> = scope.api(&ctx.kube);
-    let secrets: Api<PartialObjectMeta<Secret>> = match scope {
+    let secrets: Api<PartialObjectMeta<Secret>> = match &scope {
         Scope::All => Api::all(ctx.kube.clone()),
         Scope::Namespace(ns) => Api::namespaced(ctx.kube.clone(), ns),
     };

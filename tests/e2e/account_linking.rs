@@ -1,0 +1,554 @@
+//! SkillAccountLinking end to end.
+
+use std::time::Duration;
+
+use alexa_skill_operator::crd::SkillAccountLinking;
+use alexa_skill_operator::simulator::{Operation, ScriptedResponse};
+use serde_json::{Value, json};
+
+use crate::support::{Harness, SKILL, ready, settle};
+
+fn sal(name: &str, account_linking: Value) -> Value {
+    json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "SkillAccountLinking",
+        "metadata": {"name": name},
+        "spec": {
+            "skillId": SKILL,
+            "stage": "development",
+            "credentialsSecretRef": {"name": "lwa"},
+            "accountLinking": account_linking,
+        }
+    })
+}
+
+fn auth_code_linking() -> Value {
+    json!({
+        "type": "AUTH_CODE",
+        "authorizationUrl": "https://auth.example.com/authorize",
+        "accessTokenUrl": "https://auth.example.com/token",
+        "accessTokenScheme": "HTTP_BASIC",
+        "clientId": "alexa-skill",
+        "clientSecretRef": {"name": "oauth", "key": "client-secret"},
+        "scopes": ["profile", "email"],
+        "domains": ["cdn.example.com"]
+    })
+}
+
+fn is_ready(o: &SkillAccountLinking) -> bool {
+    o.status
+        .as_ref()
+        .and_then(|s| ready(&s.conditions))
+        .is_some_and(|(st, _, _)| st == "True")
+        && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
+}
+
+fn reason(o: &SkillAccountLinking) -> String {
+    o.status
+        .as_ref()
+        .and_then(|s| ready(&s.conditions))
+        .map(|(_, r, _)| r)
+        .unwrap_or_default()
+}
+
+fn message(o: &SkillAccountLinking) -> String {
+    o.status
+        .as_ref()
+        .and_then(|s| ready(&s.conditions))
+        .map(|(_, _, m)| m)
+        .unwrap_or_default()
+}
+
+async fn ready_harness() -> Harness {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "first-secret")])
+        .await;
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .expect("apply");
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    h
+}
+
+#[tokio::test]
+async fn create_becomes_ready_with_redirect_urls_and_the_secret_on_amazon() {
+    let h = ready_harness().await;
+    let obj = h.get::<SkillAccountLinking>("weather").await.unwrap();
+    let status = obj.status.unwrap();
+    assert!(
+        !status.redirect_urls.is_empty(),
+        "redirect URLs from Amazon are surfaced"
+    );
+    assert!(
+        status
+            .redirect_urls
+            .iter()
+            .all(|u| u.contains("/api/skill/link/")),
+        "{:?}",
+        status.redirect_urls
+    );
+    assert!(status.etag.is_some());
+    assert!(
+        status
+            .client_secret_hash
+            .as_deref()
+            .is_some_and(|h| h.starts_with("sha256:"))
+    );
+    let stored = h
+        .sim
+        .account_linking(SKILL, "development")
+        .expect("configured on Amazon");
+    assert_eq!(stored["clientSecret"], "first-secret");
+    assert_eq!(stored["clientId"], "alexa-skill");
+    // GET (404) + PUT + read-back GET: nothing more.
+    assert_eq!(h.count(Operation::UpdateAccountLinking), 1);
+    assert_eq!(h.count(Operation::GetAccountLinking), 2);
+    // The client secret reaches Amazon but never the object, its status or events.
+    let visible: Vec<_> = h
+        .kube
+        .dump()
+        .into_iter()
+        .filter(|o| o["kind"] != "Secret")
+        .collect();
+    assert!(
+        !serde_json::to_string(&visible)
+            .unwrap()
+            .contains("first-secret")
+    );
+    let events = h.events_for("weather");
+    assert!(events.iter().any(|(r, _)| r == "Created"), "{events:?}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn spec_change_sends_one_put_with_the_current_etag() {
+    let h = ready_harness().await;
+    let etag = h.sim.etag(SKILL, "development").unwrap();
+    h.sim.clear_requests();
+    let mut changed = auth_code_linking();
+    changed["scopes"] = json!(["profile", "email", "address"]);
+    h.apply::<SkillAccountLinking>(sal("weather", changed))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Ready at generation 2", |o| {
+            is_ready(o) && o.metadata.generation == Some(2)
+        })
+        .await;
+    let puts: Vec<_> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == Operation::UpdateAccountLinking)
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0].if_match.as_deref(), Some(etag.as_str()));
+    assert_eq!(
+        h.sim.account_linking(SKILL, "development").unwrap()["scopes"],
+        json!(["profile", "email", "address"])
+    );
+    assert_eq!(obj.status.unwrap().etag, h.sim.etag(SKILL, "development"));
+    let events = h.events_for("weather");
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "Updated" && n.contains("scopes")),
+        "{events:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn steady_state_resync_costs_one_get_and_no_put() {
+    let mut h = Harness::servers(Default::default()).await;
+    h.start_operator(&["--resync-period", "1s"]).await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "s")]).await;
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    h.sim.clear_requests();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let gets = h.count(Operation::GetAccountLinking);
+    assert!(
+        (2..=4).contains(&gets),
+        "about one GET per ~1 s resync, got {gets}"
+    );
+    assert_eq!(
+        h.count(Operation::UpdateAccountLinking),
+        0,
+        "no PUT in steady state"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn out_of_band_change_is_repaired_and_reported() {
+    let mut h = Harness::servers(Default::default()).await;
+    h.start_operator(&["--resync-period", "1s"]).await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "s")]).await;
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    let mut tampered = h.sim.account_linking(SKILL, "development").unwrap();
+    tampered["clientId"] = json!("someone-else");
+    h.sim.set_account_linking(SKILL, "development", tampered);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.sim.account_linking(SKILL, "development").unwrap()["clientId"] != "alexa-skill" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drift was not repaired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = h.events_for("weather");
+    assert!(
+        events.iter().any(|(r, n)| r == "DriftRepaired"
+            && n.contains("clientId")
+            && !n.contains("someone-else")),
+        "{events:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_etag_is_reread_and_retried() {
+    let h = ready_harness().await;
+    h.sim.faults().script(
+        Operation::UpdateAccountLinking,
+        vec![ScriptedResponse::json(
+            412,
+            json!({"message": "precondition failed", "code": "PRECONDITION_FAILED"}),
+        )],
+    );
+    h.sim.clear_requests();
+    let mut changed = auth_code_linking();
+    changed["clientId"] = json!("alexa-skill-2");
+    h.apply::<SkillAccountLinking>(sal("weather", changed))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready at generation 2", |o| {
+        is_ready(o) && o.metadata.generation == Some(2)
+    })
+    .await;
+    assert_eq!(
+        h.count(Operation::UpdateAccountLinking),
+        2,
+        "412, then one successful PUT"
+    );
+    assert_eq!(
+        h.sim.account_linking(SKILL, "development").unwrap()["clientId"],
+        "alexa-skill-2"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotated_client_secret_is_reapplied_without_waiting_for_resync() {
+    let h = ready_harness().await;
+    h.sim.clear_requests();
+    h.secret("oauth", &[("client-secret", "second-secret")])
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.sim.account_linking(SKILL, "development").unwrap()["clientSecret"] != "second-secret" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rotation was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Ready with new hash", |o| {
+            is_ready(o)
+                && o.status.as_ref().and_then(|s| s.client_secret_hash.clone())
+                    == Some(alexa_skill_operator::controller::secrets::hash_tag(
+                        "second-secret",
+                    ))
+        })
+        .await;
+    assert!(is_ready(&obj));
+    assert_eq!(h.count(Operation::UpdateAccountLinking), 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_request_stalls_with_amazons_message_and_is_not_retried_until_the_spec_changes() {
+    let mut h = Harness::servers(Default::default()).await;
+    h.start_operator(&["--resync-period", "1s"]).await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "s")]).await;
+    h.sim.faults().script(
+        Operation::UpdateAccountLinking,
+        vec![ScriptedResponse::json(400, json!({"message": "authorizationUrl must use HTTPS", "violations": [{"code": "INVALID_URL", "message": "authorizationUrl must use HTTPS"}]}))],
+    );
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Stalled", |o| reason(o) == "InvalidSpec")
+        .await;
+    assert!(
+        message(&obj).contains("authorizationUrl must use HTTPS"),
+        "{}",
+        message(&obj)
+    );
+    let stalled = obj
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(stalled.status, "True");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        h.count(Operation::UpdateAccountLinking),
+        1,
+        "the rejected request is not resent"
+    );
+    let mut changed = auth_code_linking();
+    changed["authorizationUrl"] = json!("https://auth.example.com/v2/authorize");
+    h.apply::<SkillAccountLinking>(sal("weather", changed))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    assert_eq!(h.count(Operation::UpdateAccountLinking), 2);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttling_honours_retry_after_then_converges() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "s")]).await;
+    let throttled = ScriptedResponse::json(
+        429,
+        json!({"message": "Too many requests", "code": "TOO_MANY_REQUESTS"}),
+    )
+    .with_header("Retry-After", "1");
+    // Every in-call retry is throttled too, so the reconcile reports Throttled and requeues.
+    h.sim.faults().script(
+        Operation::GetAccountLinking,
+        vec![throttled.clone(), throttled.clone(), throttled],
+    );
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather", "Throttled", |o| reason(o) == "Throttled")
+        .await;
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    let gets: Vec<_> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == Operation::GetAccountLinking)
+        .collect();
+    for pair in gets.windows(2).take(3) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap >= Duration::from_millis(950),
+            "a GET came {gap:?} after a 429 with Retry-After: 1"
+        );
+    }
+    assert_eq!(
+        gets.len(),
+        5,
+        "3 throttled GETs, then GET 404 + read-back GET: {gets:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_error_storm_converges() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "s")]).await;
+    h.sim.faults().set_error_rate(0.5);
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.sim.faults().set_error_rate(0.0);
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    assert!(h.sim.account_linking(SKILL, "development").is_some());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_secret_stalls_then_recovers_when_created() {
+    let h = Harness::start().await;
+    h.secret("oauth", &[("client-secret", "s")]).await;
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "SecretNotFound", |o| {
+            reason(o) == "SecretNotFound"
+        })
+        .await;
+    assert!(message(&obj).contains("skills/lwa"), "{}", message(&obj));
+    assert_eq!(
+        h.sim.requests().len(),
+        0,
+        "no call to Amazon without credentials"
+    );
+    h.owner_credentials().await;
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_removes_the_account_linking_and_orphan_leaves_it() {
+    let h = ready_harness().await;
+    h.delete::<SkillAccountLinking>("weather").await;
+    h.wait_gone::<SkillAccountLinking>("weather").await;
+    assert_eq!(h.count(Operation::DeleteAccountLinking), 1);
+    assert!(h.sim.account_linking(SKILL, "development").is_none());
+
+    let mut orphan = sal("weather-orphan", auth_code_linking());
+    orphan["spec"]["deletionPolicy"] = json!("Orphan");
+    h.apply::<SkillAccountLinking>(orphan).await.unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather-orphan", "Ready", is_ready)
+        .await;
+    h.delete::<SkillAccountLinking>("weather-orphan").await;
+    h.wait_gone::<SkillAccountLinking>("weather-orphan").await;
+    assert_eq!(
+        h.count(Operation::DeleteAccountLinking),
+        1,
+        "Orphan sends no DELETE"
+    );
+    assert!(h.sim.account_linking(SKILL, "development").is_some());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn paused_objects_make_no_calls_and_force_reconcile_is_acknowledged() {
+    let h = ready_harness().await;
+    h.merge_patch::<SkillAccountLinking>(
+        "weather",
+        json!({"metadata": {"annotations": {"alexa.operator.dev/paused": "true"}}}),
+    )
+    .await;
+    h.wait_for::<SkillAccountLinking, _>("weather", "Paused", |o| reason(o) == "Paused")
+        .await;
+    h.sim.clear_requests();
+    let mut changed = auth_code_linking();
+    changed["clientId"] = json!("changed-while-paused");
+    h.apply::<SkillAccountLinking>(sal("weather", changed))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(h.sim.requests().len(), 0, "no calls while paused");
+    h.merge_patch::<SkillAccountLinking>(
+        "weather",
+        json!({"metadata": {"annotations": {"alexa.operator.dev/paused": null}}}),
+    )
+    .await;
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    assert_eq!(
+        h.sim.account_linking(SKILL, "development").unwrap()["clientId"],
+        "changed-while-paused"
+    );
+
+    h.sim.clear_requests();
+    h.merge_patch::<SkillAccountLinking>("weather", json!({"metadata": {"annotations": {"alexa.operator.dev/reconcile-requested-at": "now-1"}}})).await;
+    h.wait_for::<SkillAccountLinking, _>("weather", "acknowledged", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some("now-1")
+    })
+    .await;
+    assert_eq!(
+        h.count(Operation::GetAccountLinking),
+        1,
+        "a forced reconcile reads Amazon once"
+    );
+    assert_eq!(h.count(Operation::UpdateAccountLinking), 0);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn observe_mode_reports_drift_without_writing() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    h.sim.set_account_linking(
+        SKILL,
+        "development",
+        json!({"type": "IMPLICIT", "authorizationUrl": "https://auth.example.com/authorize", "clientId": "console-value", "scopes": ["profile"]}),
+    );
+    let mut obj = sal(
+        "observed",
+        json!({"type": "IMPLICIT", "authorizationUrl": "https://auth.example.com/authorize", "clientId": "git-value", "scopes": ["profile"]}),
+    );
+    obj["spec"]["managementPolicy"] = json!("Observe");
+    h.apply::<SkillAccountLinking>(obj).await.unwrap();
+    let o = h
+        .wait_for::<SkillAccountLinking, _>("observed", "DriftDetected", |o| {
+            reason(o) == "DriftDetected"
+        })
+        .await;
+    assert_eq!(
+        o.status.unwrap().drift,
+        vec!["spec.accountLinking.clientId".to_string()]
+    );
+    assert_eq!(h.count(Operation::UpdateAccountLinking), 0);
+    h.delete::<SkillAccountLinking>("observed").await;
+    h.wait_gone::<SkillAccountLinking>("observed").await;
+    assert_eq!(
+        h.count(Operation::DeleteAccountLinking),
+        0,
+        "Observe never deletes"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn schema_and_cel_rules_reject_invalid_objects() {
+    let h = Harness::servers(Default::default()).await;
+    let mut missing = auth_code_linking();
+    missing.as_object_mut().unwrap().remove("accessTokenUrl");
+    let err = h
+        .apply::<SkillAccountLinking>(sal("bad", missing))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("accessTokenUrl"), "{err}");
+
+    let mut too_many = auth_code_linking();
+    too_many["scopes"] = json!((0..16).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    assert!(
+        h.apply::<SkillAccountLinking>(sal("bad", too_many))
+            .await
+            .is_err()
+    );
+
+    let mut bad_enum = auth_code_linking();
+    bad_enum["type"] = json!("PASSWORD");
+    assert!(
+        h.apply::<SkillAccountLinking>(sal("bad", bad_enum))
+            .await
+            .is_err()
+    );
+
+    h.apply::<SkillAccountLinking>(sal("good", auth_code_linking()))
+        .await
+        .unwrap();
+    let mut moved = sal("good", auth_code_linking());
+    moved["spec"]["skillId"] = json!("amzn1.ask.skill.other");
+    let err = h.apply::<SkillAccountLinking>(moved).await.unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    h.shutdown().await;
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the operator's real Controllers against the Kubernetes API test server and
+//! the Alexa API simulator (one test binary, to keep link time down).
+
+// Test code: a failed expectation should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod account_linking;
+mod support;
