@@ -1,0 +1,377 @@
+//! SkillEnablement end to end: owner mode and customer mode (app-to-app account linking).
+
+use std::time::Duration;
+
+use alexa_skill_operator::crd::SkillEnablement;
+use alexa_skill_operator::simulator::{
+    DiscoveryMode, Operation, Region, ScriptedResponse, SimConfig, sandbox,
+};
+use serde_json::{Value, json};
+
+use crate::support::{Harness, SKILL, ready, settle};
+
+fn owner(name: &str, stage: &str) -> Value {
+    json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "SkillEnablement",
+        "metadata": {"name": name},
+        "spec": {"skillId": SKILL, "stage": stage, "credentialsSecretRef": {"name": "lwa"}}
+    })
+}
+
+fn customer(name: &str, token_secret: &str, code_secret: &str) -> Value {
+    json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "SkillEnablement",
+        "metadata": {"name": name},
+        "spec": {
+            "skillId": SKILL,
+            "stage": "live",
+            "customer": {
+                "tokenSecretRef": {"name": token_secret},
+                "accountLinkRequest": {
+                    "type": "AUTH_CODE",
+                    "redirectUri": "https://app.example.com/alexa/callback",
+                    "authCodeSecretRef": {"name": code_secret, "key": "auth-code"}
+                }
+            }
+        }
+    })
+}
+
+fn reason(o: &SkillEnablement) -> String {
+    o.status
+        .as_ref()
+        .and_then(|s| ready(&s.conditions))
+        .map(|(_, r, _)| r)
+        .unwrap_or_default()
+}
+
+fn message(o: &SkillEnablement) -> String {
+    o.status
+        .as_ref()
+        .and_then(|s| ready(&s.conditions))
+        .map(|(_, _, m)| m)
+        .unwrap_or_default()
+}
+
+fn is_ready(o: &SkillEnablement) -> bool {
+    o.status
+        .as_ref()
+        .and_then(|s| ready(&s.conditions))
+        .is_some_and(|(st, _, _)| st == "True")
+        && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
+}
+
+async fn customer_secrets(h: &Harness, region: Region, code: &str) {
+    let token = format!("{}-lwa", region.as_str().to_ascii_lowercase());
+    h.secret(
+        &token,
+        &[
+            ("client-id", sandbox::CLIENT_ID),
+            ("client-secret", sandbox::CLIENT_SECRET),
+            ("refresh-token", sandbox::customer_refresh_token(region)),
+        ],
+    )
+    .await;
+    h.secret(
+        &format!("{}-code", region.as_str().to_ascii_lowercase()),
+        &[("auth-code", code)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn owner_mode_enables_the_stage_and_repairs_an_out_of_band_disable() {
+    let mut h = Harness::servers(SimConfig::default()).await;
+    h.start_operator(&["--resync-period", "1s"]).await;
+    h.owner_credentials().await;
+    h.apply::<SkillEnablement>(owner("dev", "development"))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillEnablement, _>("dev", "Ready", is_ready)
+        .await;
+    let status = obj.status.unwrap();
+    assert_eq!(status.enabled, Some(true));
+    assert_eq!(serde_json::to_value(status.mode).unwrap(), json!("Owner"));
+    assert!(h.sim.stage_enabled(SKILL, "development"));
+    assert_eq!(h.count(Operation::EnableStage), 1);
+
+    h.sim.set_stage_enabled(SKILL, "development", false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !h.sim.stage_enabled(SKILL, "development") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "disabled stage was not re-enabled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.count(Operation::EnableStage), 2);
+    let events = h.events_for("dev");
+    assert!(
+        events.iter().any(|(r, _)| r == "DriftRepaired"),
+        "{events:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn stage_conflict_is_reported_on_the_newer_object_and_clears_when_the_older_goes() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    h.apply::<SkillEnablement>(owner("first-dev", "development"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillEnablement, _>("first-dev", "Ready", is_ready)
+        .await;
+    h.apply::<SkillEnablement>(owner("second-live", "live"))
+        .await
+        .unwrap();
+    let newer = h
+        .wait_for::<SkillEnablement, _>("second-live", "StageConflict", |o| {
+            reason(o) == "StageConflict"
+        })
+        .await;
+    assert!(message(&newer).contains("first-dev"), "{}", message(&newer));
+    settle().await;
+    assert_eq!(
+        h.count(Operation::EnableStage),
+        1,
+        "the newer object does not flip Amazon"
+    );
+    assert!(h.sim.stage_enabled(SKILL, "development"));
+    assert!(
+        is_ready(&h.get::<SkillEnablement>("first-dev").await.unwrap()),
+        "the older object stays Ready"
+    );
+
+    h.delete::<SkillEnablement>("first-dev").await;
+    h.wait_gone::<SkillEnablement>("first-dev").await;
+    // The conflict is re-checked from the cache every 30 s at most; force it to avoid waiting.
+    h.merge_patch::<SkillEnablement>(
+        "second-live",
+        json!({"metadata": {"annotations": {"alexa.operator.dev/reconcile-requested-at": "1"}}}),
+    )
+    .await;
+    h.wait_for::<SkillEnablement, _>("second-live", "Ready", is_ready)
+        .await;
+    assert!(h.sim.stage_enabled(SKILL, "live"));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn owner_delete_disables_and_orphan_keeps_the_stage() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    h.apply::<SkillEnablement>(owner("dev", "development"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillEnablement, _>("dev", "Ready", is_ready)
+        .await;
+    h.delete::<SkillEnablement>("dev").await;
+    h.wait_gone::<SkillEnablement>("dev").await;
+    assert!(!h.sim.stage_enabled(SKILL, "development"));
+    assert_eq!(h.count(Operation::DisableStage), 1);
+
+    let mut orphan = owner("dev-orphan", "development");
+    orphan["spec"]["deletionPolicy"] = json!("Orphan");
+    h.apply::<SkillEnablement>(orphan).await.unwrap();
+    h.wait_for::<SkillEnablement, _>("dev-orphan", "Ready", is_ready)
+        .await;
+    h.delete::<SkillEnablement>("dev-orphan").await;
+    h.wait_gone::<SkillEnablement>("dev-orphan").await;
+    assert!(
+        h.sim.stage_enabled(SKILL, "development"),
+        "Orphan leaves the stage enabled"
+    );
+    assert_eq!(h.count(Operation::DisableStage), 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn customers_in_every_region_are_enabled_and_linked() {
+    let h = Harness::start().await;
+    for region in [Region::Na, Region::Eu, Region::Fe] {
+        let lower = region.as_str().to_ascii_lowercase();
+        customer_secrets(&h, region, &sandbox::partner_code(region, 1)).await;
+        h.apply::<SkillEnablement>(customer(
+            &format!("{lower}-customer"),
+            &format!("{lower}-lwa"),
+            &format!("{lower}-code"),
+        ))
+        .await
+        .unwrap();
+    }
+    for region in [Region::Na, Region::Eu, Region::Fe] {
+        let name = format!("{}-customer", region.as_str().to_ascii_lowercase());
+        let obj = h
+            .wait_for::<SkillEnablement, _>(&name, "Ready", is_ready)
+            .await;
+        let status = obj.status.unwrap();
+        assert_eq!(status.endpoint.as_deref(), Some(region.host()), "{name}");
+        assert_eq!(status.user_id.as_deref(), Some(sandbox::user_id(region)));
+        assert_eq!(status.account_link_status.as_deref(), Some("LINKED"));
+        assert_eq!(status.enablement_status.as_deref(), Some("ENABLED"));
+        assert!(
+            status
+                .auth_code_hash
+                .is_some_and(|h| h.starts_with("sha256:"))
+        );
+        let record = h
+            .sim
+            .customer_enablement(sandbox::customer(region), SKILL)
+            .expect("enabled on Amazon");
+        assert_eq!(
+            record.redirect_uri.as_deref(),
+            Some("https://app.example.com/alexa/callback")
+        );
+    }
+    assert_eq!(h.count(Operation::CustomerEnable), 3);
+
+    h.delete::<SkillEnablement>("eu-customer").await;
+    h.wait_gone::<SkillEnablement>("eu-customer").await;
+    assert!(
+        h.sim
+            .customer_enablement(sandbox::customer(Region::Eu), SKILL)
+            .is_none(),
+        "delete disables and unlinks"
+    );
+    assert_eq!(h.count(Operation::CustomerDisable), 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn discovery_with_several_endpoints_and_discovery_failure_both_reach_the_customer() {
+    let h = Harness::start().await;
+    h.sim.faults().set_discovery(DiscoveryMode::Multiple);
+    customer_secrets(&h, Region::Fe, &sandbox::partner_code(Region::Fe, 1)).await;
+    h.apply::<SkillEnablement>(customer("fe-customer", "fe-lwa", "fe-code"))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillEnablement, _>("fe-customer", "Ready", is_ready)
+        .await;
+    assert_eq!(
+        obj.status.unwrap().endpoint.as_deref(),
+        Some(Region::Fe.host())
+    );
+
+    h.sim.faults().set_discovery(DiscoveryMode::ServerError);
+    customer_secrets(&h, Region::Eu, &sandbox::partner_code(Region::Eu, 1)).await;
+    h.apply::<SkillEnablement>(customer("eu-customer", "eu-lwa", "eu-code"))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillEnablement, _>("eu-customer", "Ready", is_ready)
+        .await;
+    assert_eq!(
+        obj.status.unwrap().endpoint.as_deref(),
+        Some(Region::Eu.host())
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_used_auth_code_stalls_without_replays_until_a_new_code_arrives() {
+    let mut h = Harness::servers(SimConfig::default()).await;
+    h.start_operator(&["--resync-period", "1s"]).await;
+    // Code 1 is consumed by another party first, so Amazon rejects it for us.
+    customer_secrets(&h, Region::Na, "not-a-code-amazon-knows").await;
+    h.apply::<SkillEnablement>(customer("na-customer", "na-lwa", "na-code"))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillEnablement, _>("na-customer", "AuthCodeInvalid", |o| {
+            reason(o) == "AuthCodeInvalid"
+        })
+        .await;
+    assert!(message(&obj).contains("na-code"), "{}", message(&obj));
+    assert!(
+        !message(&obj).contains("not-a-code-amazon-knows"),
+        "the code itself never appears"
+    );
+    let stalled = obj
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(stalled.status, "True");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        h.count(Operation::CustomerEnable),
+        1,
+        "a rejected code is never sent again"
+    );
+
+    h.secret(
+        "na-code",
+        &[("auth-code", &sandbox::partner_code(Region::Na, 2))],
+    )
+    .await;
+    h.wait_for::<SkillEnablement, _>("na-customer", "Ready", is_ready)
+        .await;
+    assert_eq!(h.count(Operation::CustomerEnable), 2);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn customer_enablement_retries_server_errors_and_throttling() {
+    let h = Harness::start().await;
+    customer_secrets(&h, Region::Na, &sandbox::partner_code(Region::Na, 1)).await;
+    let throttled = ScriptedResponse::json(429, json!({"message": "slow down"}))
+        .with_header("Retry-After", "1");
+    let unavailable = ScriptedResponse::json(503, json!({"message": "unavailable"}));
+    h.sim.faults().script(
+        Operation::CustomerStatus,
+        vec![
+            throttled.clone(),
+            throttled.clone(),
+            throttled,
+            unavailable.clone(),
+            unavailable.clone(),
+            unavailable,
+        ],
+    );
+    h.apply::<SkillEnablement>(customer("na-customer", "na-lwa", "na-code"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillEnablement, _>("na-customer", "Ready", is_ready)
+        .await;
+    assert_eq!(
+        h.count(Operation::CustomerEnable),
+        1,
+        "the single-use code is sent once"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn schema_rejects_both_modes_or_neither() {
+    let h = Harness::servers(SimConfig::default()).await;
+    let mut both = owner("both", "development");
+    both["spec"]["customer"] = customer("x", "t", "c")["spec"]["customer"].clone();
+    let err = h.apply::<SkillEnablement>(both).await.unwrap_err();
+    assert!(err.to_string().contains("exactly one"), "{err}");
+    let mut neither = owner("neither", "development");
+    neither["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialsSecretRef");
+    assert!(h.apply::<SkillEnablement>(neither).await.is_err());
+    let mut bad_stage = owner("bad", "staging");
+    bad_stage["metadata"]["name"] = json!("bad");
+    assert!(h.apply::<SkillEnablement>(bad_stage).await.is_err());
+    h.apply::<SkillEnablement>(owner("ok", "development"))
+        .await
+        .unwrap();
+    let err = h
+        .apply::<SkillEnablement>(owner("ok", "live"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    h.shutdown().await;
+}
