@@ -16,7 +16,7 @@ use crate::controller::context::{Context, Settings};
 use crate::controller::runner::{Scope, controller};
 use crate::crd::{SkillAccountLinking, SkillEnablement};
 use crate::metrics::Metrics;
-use crate::server::{self, Health};
+use crate::server::{self, Health, Role};
 
 /// Why the operator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -116,21 +116,22 @@ pub struct Running {
     pub metrics_addr: std::net::SocketAddr,
     /// The metrics registry (tests read it directly).
     pub metrics: Arc<Metrics>,
-    /// Readiness state.
+    /// Readiness and leader-election role.
     pub health: Arc<Health>,
     stop: tokio::sync::watch::Sender<bool>,
     grace: Duration,
     task: tokio::task::JoinHandle<()>,
+    lease_task: Option<tokio::task::AbortHandle>,
 }
 
 impl Running {
-    /// Stops taking new work, lets in-flight reconciles finish (bounded by `--shutdown-grace`)
-    /// and stops the HTTP server.
+    /// Stops taking new work, lets in-flight reconciles finish (bounded by `--shutdown-grace`),
+    /// releases the leader Lease and stops the HTTP server.
     pub async fn shutdown(self) {
         tracing::info!("shutting down: no new reconciles; waiting for in-flight ones");
         let _ = self.stop.send(true);
         let abort = self.task.abort_handle();
-        if tokio::time::timeout(self.grace + Duration::from_secs(1), self.task)
+        if tokio::time::timeout(self.grace + Duration::from_secs(2), self.task)
             .await
             .is_err()
         {
@@ -141,9 +142,19 @@ impl Running {
             abort.abort();
         }
     }
+
+    /// Stops everything at once without releasing the Lease, like a crashed process
+    /// (for tests of leader fail-over).
+    pub fn kill(self) {
+        if let Some(lease) = &self.lease_task {
+            lease.abort();
+        }
+        self.task.abort();
+    }
 }
 
-/// Starts the controllers and the HTTP server against `client` and returns at once.
+/// Starts the controllers (now, or once elected leader) and the HTTP server against `client`,
+/// and returns at once.
 pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
@@ -154,74 +165,168 @@ pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunEr
         stalled_retry: args.resync_period.max(Duration::from_secs(60)),
         backoff: backoff(&args),
     };
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(random_identity);
     let ctx = Arc::new(Context::new(
-        client,
+        client.clone(),
         alexa,
         metrics.clone(),
         settings,
-        std::env::var("POD_NAME").ok(),
+        Some(identity.clone()),
     ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-
+    let stopped = stop_signal(stop_rx.clone());
     let (metrics_addr, serve) = server::bind(
         args.metrics_addr.clone(),
         metrics.clone(),
         health.clone(),
-        stopped(),
+        stopped,
     )
     .await?;
     tracing::info!(%metrics_addr, "serving /metrics, /healthz and /readyz");
 
-    let scopes = Scope::from_list(&args.watch_namespaces);
-    let mut streams = Vec::new();
-    let mut ready_waits = Vec::new();
-    for scope in &scopes {
-        let (s, store) = controller::<SkillAccountLinking>(
-            ctx.clone(),
-            scope.clone(),
-            args.concurrency,
-            stopped(),
-        );
-        streams.push(s.boxed());
-        ready_waits.push(tokio::spawn(async move {
-            store.wait_until_ready().await.is_ok()
-        }));
-        let (s, store) =
-            controller::<SkillEnablement>(ctx.clone(), scope.clone(), args.concurrency, stopped());
-        ctx.register_enablement_store(store.clone());
-        streams.push(s.boxed());
-        ready_waits.push(tokio::spawn(async move {
-            store.wait_until_ready().await.is_ok()
-        }));
-    }
-    let health_for_sync = health.clone();
-    tokio::spawn(async move {
-        let all = join_all(ready_waits).await;
-        if all.into_iter().all(|r| matches!(r, Ok(true))) {
-            health_for_sync.set_synced(true);
-            tracing::info!("watches synced");
-        }
-    });
+    let election = if args.leader_election {
+        let seconds = args.lease_duration.as_secs().max(2);
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
+            .with_namespace(&args.lease_namespace)
+            .with_identity(&identity)
+            .with_duration(seconds)
+            .with_grace((seconds / 3).max(1))
+            .build()
+            .await
+            .map_err(|e| {
+                RunError::Config(format!(
+                    "leader election: cannot use Lease {}/{}: {e}",
+                    args.lease_namespace, args.lease_name
+                ))
+            })?;
+        health.set_role(Role::Standby);
+        Some(manager.watch().await)
+    } else {
+        None
+    };
 
+    let lease_task = election.as_ref().map(|(_, task)| task.abort_handle());
+    let grace = args.shutdown_grace;
+    let task_health = health.clone();
     let task = tokio::spawn(async move {
-        let controllers = futures::stream::select_all(streams).for_each(|()| async {});
-        tokio::join!(controllers, serve);
+        let lead = async {
+            match election {
+                None => run_term(ctx, &args, task_health, stop_rx).await,
+                Some((mut leading, lease_task)) => {
+                    let mut stop_rx = stop_rx;
+                    loop {
+                        tokio::select! {
+                            changed = leading.wait_for(|is_leader| *is_leader) => {
+                                if changed.is_err() {
+                                    task_health.set_role(Role::Unhealthy);
+                                    break;
+                                }
+                            }
+                            _ = stop_rx.wait_for(|stop| *stop) => break,
+                        }
+                        tracing::info!(identity = %identity, "elected leader; starting controllers");
+                        task_health.set_role(Role::Leader);
+                        let (term_stop_tx, term_stop_rx) = tokio::sync::watch::channel(false);
+                        let term = run_term(ctx.clone(), &args, task_health.clone(), term_stop_rx);
+                        tokio::pin!(term);
+                        let shutting_down = tokio::select! {
+                            _ = &mut term => false,
+                            _ = leading.wait_for(|is_leader| !*is_leader) => {
+                                tracing::warn!("lost leadership; stopping controllers");
+                                false
+                            }
+                            _ = stop_rx.wait_for(|stop| *stop) => true,
+                        };
+                        let _ = term_stop_tx.send(true);
+                        let _ = tokio::time::timeout(grace, &mut term).await;
+                        task_health.set_synced(false);
+                        if shutting_down {
+                            break;
+                        }
+                        task_health.set_role(Role::Standby);
+                    }
+                    // Dropping the receiver makes the lease task release the Lease for a fast hand-over.
+                    drop(leading);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+                }
+            }
+        };
+        tokio::join!(lead, serve);
     });
     Ok(Running {
         metrics_addr,
         metrics,
         health,
         stop: stop_tx,
-        grace: args.shutdown_grace,
+        grace,
         task,
+        lease_task,
     })
+}
+
+fn random_identity() -> String {
+    format!("alexa-skill-operator-{:016x}", rand::random::<u64>())
+}
+
+fn stop_signal(
+    rx: tokio::sync::watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + Sync + 'static {
+    let mut rx = rx;
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// One term of running controllers: until `stop` says so, then in-flight reconciles finish.
+async fn run_term(
+    ctx: Arc<Context>,
+    args: &RunArgs,
+    health: Arc<Health>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let scopes = Scope::from_list(&args.watch_namespaces);
+    let mut streams = Vec::new();
+    let mut ready_waits = Vec::new();
+    let mut enablement_stores = Vec::new();
+    for scope in &scopes {
+        let (s, store) = controller::<SkillAccountLinking>(
+            ctx.clone(),
+            scope.clone(),
+            args.concurrency,
+            stop_signal(stop.clone()),
+        );
+        streams.push(s.boxed());
+        ready_waits.push(tokio::spawn(async move {
+            store.wait_until_ready().await.is_ok()
+        }));
+        let (s, store) = controller::<SkillEnablement>(
+            ctx.clone(),
+            scope.clone(),
+            args.concurrency,
+            stop_signal(stop.clone()),
+        );
+        enablement_stores.push(store.clone());
+        streams.push(s.boxed());
+        ready_waits.push(tokio::spawn(async move {
+            store.wait_until_ready().await.is_ok()
+        }));
+    }
+    ctx.set_enablement_stores(enablement_stores);
+    let sync = tokio::spawn(async move {
+        let all = join_all(ready_waits).await;
+        if all.into_iter().all(|r| matches!(r, Ok(true))) {
+            health.set_synced(true);
+            tracing::info!("watches synced");
+        }
+    });
+    futures::stream::select_all(streams)
+        .for_each(|()| async {})
+        .await;
+    sync.abort();
 }
 
 /// Runs the operator against `client` until `shutdown` completes, then stops gracefully.

@@ -113,10 +113,11 @@ impl Context {
         }
     }
 
-    /// Makes a SkillEnablement cache visible to conflict detection.
-    pub fn register_enablement_store(&self, store: Store<SkillEnablement>) {
+    /// Makes the SkillEnablement caches of the running controllers visible to conflict
+    /// detection (replacing those of an earlier leadership term).
+    pub fn set_enablement_stores(&self, list: Vec<Store<SkillEnablement>>) {
         if let Ok(mut stores) = self.enablement_stores.write() {
-            stores.push(store);
+            *stores = list;
         }
     }
 

@@ -6,4 +6,5 @@
 
 mod account_linking;
 mod enablement;
+mod operations;
 mod support;

@@ -1,0 +1,261 @@
+//! Operations: metrics and health endpoints, leader election, namespaced mode.
+
+use std::time::{Duration, Instant};
+
+use alexa_skill_operator::cli::{Cli, Command};
+use alexa_skill_operator::crd::SkillAccountLinking;
+use alexa_skill_operator::operator::{self, Running};
+use alexa_skill_operator::server::Role;
+use alexa_skill_operator::simulator::SimConfig;
+use clap::Parser;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::support::{Harness, SKILL, ready, settle};
+
+fn implicit(name: &str) -> Value {
+    json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "SkillAccountLinking",
+        "metadata": {"name": name},
+        "spec": {
+            "skillId": SKILL,
+            "stage": "development",
+            "credentialsSecretRef": {"name": "lwa"},
+            "accountLinking": {"type": "IMPLICIT", "authorizationUrl": "https://auth.example.com/authorize", "clientId": name}
+        }
+    })
+}
+
+fn is_ready(o: &SkillAccountLinking) -> bool {
+    o.status
+        .as_ref()
+        .and_then(|s| ready(&s.conditions))
+        .is_some_and(|(st, _, _)| st == "True")
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let client = reqwest::Client::builder().build().expect("http client");
+    let response = client
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_and_health_endpoints_report_a_reconcile() {
+    let h = Harness::start().await;
+    let addr = h.operator.as_ref().unwrap().metrics_addr;
+    assert_eq!(http_get(addr, "/healthz").await.0, 200);
+    h.owner_credentials().await;
+    h.apply::<SkillAccountLinking>(implicit("weather"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while http_get(addr, "/readyz").await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never became ready after the watches synced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, text) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metric(
+            &text,
+            r#"alexa_operator_reconciles_total{kind="SkillAccountLinking",result="ready"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"alexa_operator_api_requests_total{operation="get_account_linking",status="404"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"alexa_operator_api_requests_total{operation="update_account_linking",status="204"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"alexa_operator_api_requests_total{operation="get_account_linking",status="200"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"alexa_operator_token_refreshes_total{result="ok"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"alexa_operator_objects{kind="SkillAccountLinking",ready="True",reason="Synced"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"alexa_operator_time_to_first_ready_seconds_count{kind="SkillAccountLinking"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        !text.contains("weather"),
+        "object names never become labels"
+    );
+    h.shutdown().await;
+}
+
+async fn elected(h: &Harness) -> Running {
+    let cli = Cli::parse_from(h.run_args(&[
+        "--leader-election",
+        "--lease-duration",
+        "3s",
+        "--lease-namespace",
+        "default",
+    ]));
+    let Command::Run(args) = cli.command else {
+        unreachable!()
+    };
+    operator::start(*args, h.client.clone())
+        .await
+        .expect("start")
+}
+
+async fn wait_role(op: &Running, role: Role) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while op.health.role() != role {
+        assert!(
+            Instant::now() < deadline,
+            "expected role {role:?}, still {:?}",
+            op.health.role()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn lease_holder(h: &Harness) -> Option<String> {
+    h.kube
+        .get_object(
+            "coordination.k8s.io/v1",
+            "leases",
+            Some("default"),
+            "alexa-skill-operator",
+        )
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+}
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_a_standby_takes_over() {
+    let h = Harness::servers(SimConfig::default()).await;
+    h.owner_credentials().await;
+    let first = elected(&h).await;
+    wait_role(&first, Role::Leader).await;
+    let second = elected(&h).await;
+    wait_role(&second, Role::Standby).await;
+    assert!(
+        second.health.readiness().is_ok(),
+        "a healthy standby is ready"
+    );
+
+    h.apply::<SkillAccountLinking>(implicit("one"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("one", "Ready", is_ready)
+        .await;
+    settle().await;
+    assert!(
+        first
+            .metrics
+            .render()
+            .contains(r#"reconciles_total{kind="SkillAccountLinking",result="ready"}"#)
+    );
+    assert!(
+        !second.metrics.render().contains("reconciles_total{"),
+        "the standby never reconciles"
+    );
+
+    // The leader dies without releasing the Lease: the standby takes over once it expires.
+    let died = Instant::now();
+    first.kill();
+    wait_role(&second, Role::Leader).await;
+    // Not before the dead leader's Lease expires (no two leaders), and soon after it does.
+    assert!(
+        died.elapsed() >= Duration::from_millis(1500),
+        "took over a live Lease after {:?}",
+        died.elapsed()
+    );
+    assert!(
+        died.elapsed() < Duration::from_secs(8),
+        "take-over took {:?} with a 3 s lease",
+        died.elapsed()
+    );
+    h.apply::<SkillAccountLinking>(implicit("two"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("two", "Ready", is_ready)
+        .await;
+
+    // Graceful shutdown releases the Lease for a fast hand-over.
+    assert!(lease_holder(&h).is_some());
+    second.shutdown().await;
+    assert_eq!(lease_holder(&h), None, "Lease released on shutdown");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn namespaced_mode_ignores_other_namespaces() {
+    let mut h = Harness::servers(SimConfig::default()).await;
+    h.start_operator(&["--watch-namespace", "skills"]).await;
+    h.owner_credentials().await;
+    let other: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), "elsewhere");
+    let mut obj = implicit("outside");
+    obj["metadata"]["namespace"] = json!("elsewhere");
+    other
+        .patch("outside", &PatchParams::apply("e2e"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+    h.apply::<SkillAccountLinking>(implicit("inside"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("inside", "Ready", is_ready)
+        .await;
+    settle().await;
+    let outside = other.get("outside").await.unwrap();
+    assert!(
+        outside.status.is_none(),
+        "objects outside the watched namespaces are never touched"
+    );
+    assert!(outside.metadata.finalizers.is_none());
+    h.shutdown().await;
+}
