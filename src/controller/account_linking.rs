@@ -387,3 +387,59 @@ impl ManagedKind for SkillAccountLinking {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(value: serde_json::Value) -> AccountLinkingSpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn auth_code_needs_token_url_scheme_and_secret() {
+        let s = spec(
+            serde_json::json!({"type": "AUTH_CODE", "authorizationUrl": "https://a", "clientId": "c"}),
+        );
+        let err = validate_spec(&s, "skill").unwrap_err();
+        for field in ["accessTokenUrl", "accessTokenScheme", "clientSecretRef"] {
+            assert!(err.contains(field), "{err}");
+        }
+        let ok = spec(
+            serde_json::json!({"type": "IMPLICIT", "authorizationUrl": "https://a", "clientId": "c"}),
+        );
+        assert!(validate_spec(&ok, "skill").is_ok());
+        assert!(validate_spec(&ok, "").is_err());
+        let mut many = ok.clone();
+        many.scopes = (0..16).map(|i| i.to_string()).collect();
+        assert!(
+            validate_spec(&many, "skill")
+                .unwrap_err()
+                .contains("scopes")
+        );
+    }
+
+    #[test]
+    fn drift_names_spec_paths_and_ignores_amazon_defaults() {
+        let s = spec(
+            serde_json::json!({"type": "IMPLICIT", "authorizationUrl": "https://a", "clientId": "c", "scopes": ["b", "a"]}),
+        );
+        let desired = AccountLinkingRequest::from_spec(&s, None);
+        let same = AccountLinkingInfo::from_value(serde_json::json!({
+            "type": "IMPLICIT", "authorizationUrl": "https://a", "clientId": "c", "scopes": ["a", "b"],
+            "redirectUrls": ["https://pitangui.amazon.com/spa/skill/account-linking-status.html?vendorId=V"],
+            "voiceForwardAccountLinking": "DISABLED"
+        }))
+        .unwrap();
+        assert!(
+            drift(&same, &desired).is_empty(),
+            "{:?}",
+            drift(&same, &desired)
+        );
+        let changed = AccountLinkingInfo::from_value(serde_json::json!({"type": "IMPLICIT", "authorizationUrl": "https://a", "clientId": "other", "scopes": ["a", "b"]})).unwrap();
+        assert_eq!(
+            drift(&changed, &desired),
+            vec!["spec.accountLinking.clientId".to_string()]
+        );
+    }
+}

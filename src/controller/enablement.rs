@@ -519,3 +519,53 @@ impl ManagedKind for SkillEnablement {
         Ok(Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn owner(name: &str, uid: &str, stage: &str, created: i64) -> SkillEnablement {
+        let mut obj: SkillEnablement = serde_json::from_value(serde_json::json!({
+            "apiVersion": "alexa.operator.dev/v1alpha1",
+            "kind": "SkillEnablement",
+            "metadata": {"name": name, "namespace": "skills", "uid": uid},
+            "spec": {"skillId": "amzn1.ask.skill.x", "stage": stage, "credentialsSecretRef": {"name": "lwa"}}
+        }))
+        .unwrap();
+        obj.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));
+        obj
+    }
+
+    #[test]
+    fn different_stages_with_the_same_credentials_conflict_and_the_older_wins() {
+        let older = owner("a", "1", "development", 10);
+        let newer = owner("b", "2", "live", 20);
+        assert!(conflicts_with(&newer, &older) && conflicts_with(&older, &newer));
+        assert!(is_older(&older, &newer) && !is_older(&newer, &older));
+        let same_stage = owner("c", "3", "development", 30);
+        assert!(
+            !conflicts_with(&same_stage, &older),
+            "same stage twice is harmless"
+        );
+        let mut other_creds = owner("d", "4", "live", 40);
+        other_creds.spec.credentials_secret_ref = Some(crate::crd::common::SecretRef {
+            name: "other".into(),
+        });
+        assert!(!conflicts_with(&other_creds, &older));
+        let mut deleting = owner("e", "5", "live", 5);
+        deleting.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(50).unwrap()));
+        assert!(
+            !conflicts_with(&older, &deleting),
+            "an object being deleted no longer counts"
+        );
+    }
+
+    #[test]
+    fn exactly_one_mode_is_valid() {
+        let mut spec = owner("a", "1", "live", 1).spec;
+        assert!(validate_spec(&spec).is_ok());
+        spec.credentials_secret_ref = None;
+        assert!(validate_spec(&spec).unwrap_err().contains("exactly one"));
+    }
+}

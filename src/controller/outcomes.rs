@@ -49,9 +49,11 @@ pub fn for_alexa_error(err: &AlexaError, what: &str) -> (Outcome, Retry) {
 /// Condition and requeue for a Secret problem.
 pub fn for_secret_error(err: &SecretError) -> (Outcome, Retry) {
     match err {
+        // The Secret watch brings the object back as soon as the Secret appears; the slow
+        // retry covers a change missed while the watch was reconnecting.
         SecretError::NotFound { .. } | SecretError::MissingKey { .. } => (
             Outcome::stalled(Reason::SecretNotFound, err.to_string()),
-            Retry::AwaitChange,
+            Retry::Slow,
         ),
         SecretError::BadValue { .. } => (
             Outcome::stalled(Reason::InvalidSpec, err.to_string()),
@@ -61,5 +63,139 @@ pub fn for_secret_error(err: &SecretError) -> (Outcome, Retry) {
             Outcome::progressing(Reason::ApiUnavailable, err.to_string()),
             Retry::Backoff { retry_after: None },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::controller::conditions::Phase;
+
+    #[test]
+    fn every_error_class_maps_to_the_documented_reason_and_retry() {
+        let cases = [
+            (
+                AlexaError::InvalidRequest {
+                    code: Some("BAD".into()),
+                    message: "m".into(),
+                    violations: vec![],
+                },
+                Reason::InvalidSpec,
+                Phase::Stalled,
+                Retry::AwaitChange,
+            ),
+            (
+                AlexaError::Credentials {
+                    error: "invalid_grant".into(),
+                    description: None,
+                },
+                Reason::CredentialsInvalid,
+                Phase::Stalled,
+                Retry::Slow,
+            ),
+            (
+                AlexaError::Unauthorized {
+                    code: None,
+                    message: "m".into(),
+                },
+                Reason::Unauthorized,
+                Phase::Stalled,
+                Retry::Slow,
+            ),
+            (
+                AlexaError::Forbidden {
+                    code: None,
+                    message: "m".into(),
+                },
+                Reason::Forbidden,
+                Phase::Stalled,
+                Retry::Slow,
+            ),
+            (
+                AlexaError::NotFound {
+                    code: None,
+                    message: "m".into(),
+                },
+                Reason::SkillNotFound,
+                Phase::Stalled,
+                Retry::Slow,
+            ),
+            (
+                AlexaError::Throttled {
+                    retry_after: Some(Duration::from_secs(7)),
+                },
+                Reason::Throttled,
+                Phase::Progressing,
+                Retry::Backoff {
+                    retry_after: Some(Duration::from_secs(7)),
+                },
+            ),
+            (
+                AlexaError::Unavailable {
+                    status: 503,
+                    message: "m".into(),
+                },
+                Reason::ApiUnavailable,
+                Phase::Progressing,
+                Retry::Backoff { retry_after: None },
+            ),
+            (
+                AlexaError::Transport {
+                    message: "reset".into(),
+                },
+                Reason::ApiUnavailable,
+                Phase::Progressing,
+                Retry::Backoff { retry_after: None },
+            ),
+        ];
+        for (err, reason, phase, retry) in cases {
+            let (outcome, got) = for_alexa_error(&err, "do it");
+            assert_eq!(
+                (outcome.reason, outcome.phase, got),
+                (reason, phase, retry),
+                "{err:?}"
+            );
+            assert!(
+                outcome.message.starts_with("cannot do it: "),
+                "{}",
+                outcome.message
+            );
+        }
+    }
+
+    #[test]
+    fn amazon_code_and_message_reach_the_condition() {
+        let err = AlexaError::InvalidRequest {
+            code: Some("INVALID_URL".into()),
+            message: "authorizationUrl must use HTTPS".into(),
+            violations: vec![],
+        };
+        let (outcome, _) = for_alexa_error(&err, "update the account linking");
+        assert!(
+            outcome.message.contains("INVALID_URL") && outcome.message.contains("must use HTTPS"),
+            "{}",
+            outcome.message
+        );
+    }
+
+    #[test]
+    fn missing_secrets_stall_and_api_failures_retry() {
+        let missing = SecretError::NotFound {
+            namespace: "ns".into(),
+            name: "lwa".into(),
+        };
+        let (outcome, retry) = for_secret_error(&missing);
+        assert_eq!(
+            (outcome.reason, retry),
+            (Reason::SecretNotFound, Retry::Slow)
+        );
+        let bad = SecretError::BadValue {
+            namespace: "ns".into(),
+            name: "lwa".into(),
+            key: "client-id".into(),
+        };
+        assert_eq!(for_secret_error(&bad).0.reason, Reason::InvalidSpec);
     }
 }
