@@ -338,7 +338,12 @@ async fn cleanup_flow<K: ManagedKind>(
             ctx.failures.reset(&uid);
             Ok(Action::await_change())
         }
-        Err(step) => {
+        Err(mut step) => {
+            // Transient failures while deleting read as "Deleting" (with the cause in the
+            // message); problems that need a human keep their own reason.
+            if step.outcome.phase == Phase::Progressing {
+                step.outcome.reason = Reason::Deleting;
+            }
             let previous = obj.current_status().cloned().unwrap_or_default();
             let message = step.outcome.message.clone();
             let after = finish(obj, ctx, api, step, &previous)
@@ -394,6 +399,15 @@ async fn finish<K: ManagedKind>(
     let previous_reason =
         conditions::ready_condition(previous.conditions()).map(|c| c.reason.clone());
     if previous_reason.as_deref() != Some(step.outcome.reason.as_str()) {
+        tracing::info!(
+            kind = K::KIND,
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            ready = step.outcome.is_ready(),
+            reason = step.outcome.reason.as_str(),
+            message = %step.outcome.message,
+            "condition changed"
+        );
         let warning = matches!(step.outcome.phase, Phase::Stalled)
             || matches!(
                 step.outcome.reason,

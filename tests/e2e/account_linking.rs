@@ -552,3 +552,45 @@ async fn schema_and_cel_rules_reject_invalid_objects() {
     assert!(err.to_string().contains("immutable"), "{err}");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn deletion_waits_for_amazon_and_says_how_to_let_go() {
+    let h = ready_harness().await;
+    h.delete_secret("lwa").await;
+    h.delete::<SkillAccountLinking>("weather").await;
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "blocked deletion", |o| {
+            reason(o) == "SecretNotFound"
+        })
+        .await;
+    assert!(
+        message(&obj).contains("deletionPolicy: Orphan"),
+        "{}",
+        message(&obj)
+    );
+    assert!(h.sim.account_linking(SKILL, "development").is_some());
+    h.merge_patch::<SkillAccountLinking>("weather", json!({"spec": {"deletionPolicy": "Orphan"}}))
+        .await;
+    h.wait_gone::<SkillAccountLinking>("weather").await;
+    assert!(
+        h.sim.account_linking(SKILL, "development").is_some(),
+        "Orphan leaves Amazon alone"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn transient_failures_while_deleting_read_as_deleting_and_retry() {
+    let h = ready_harness().await;
+    let unavailable = ScriptedResponse::json(503, json!({"message": "try later"}));
+    h.sim.faults().script(
+        Operation::DeleteAccountLinking,
+        vec![unavailable.clone(), unavailable.clone(), unavailable],
+    );
+    h.delete::<SkillAccountLinking>("weather").await;
+    h.wait_for::<SkillAccountLinking, _>("weather", "Deleting", |o| reason(o) == "Deleting")
+        .await;
+    h.wait_gone::<SkillAccountLinking>("weather").await;
+    assert!(h.sim.account_linking(SKILL, "development").is_none());
+    h.shutdown().await;
+}

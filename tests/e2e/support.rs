@@ -136,6 +136,13 @@ impl Harness {
         .expect("apply Secret");
     }
 
+    pub async fn delete_secret(&self, name: &str) {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        api.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete Secret");
+    }
+
     /// The sandbox skill owner's LWA credentials as Secret `lwa`.
     pub async fn owner_credentials(&self) {
         self.secret(
