@@ -4,13 +4,13 @@
 //! Pipeline: read Secrets → build the desired request (pure) → GET Amazon's state → diff (pure)
 //! → PUT with If-Match only when something differs → read back redirect URLs and ETag → status.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::conditions::{Outcome, Reason};
 use super::context::Context;
-use super::lifecycle::{CommonStatus, ManagedKind, Note, Retry, Step};
+use super::lifecycle::{ManagedKind, Note, Retry, Step};
 use super::outcomes::{for_alexa_error, for_secret_error};
 use super::secrets::{hash_tag, read_credentials, read_key};
 use crate::alexa::{AccountLinkingInfo, AccountLinkingRequest, AlexaError, LwaCredentials};
@@ -22,23 +22,7 @@ use crate::crd::common::{DeletionPolicy, ManagementPolicy};
 /// How many times a PUT refused with 412 (stale ETag) is re-read and retried in one reconcile.
 const PRECONDITION_RETRIES: u32 = 3;
 
-impl CommonStatus for SkillAccountLinkingStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-    fn last_handled_reconcile_at(&self) -> Option<&str> {
-        self.last_handled_reconcile_at.as_deref()
-    }
-    fn set_last_handled_reconcile_at(&mut self, value: Option<String>) {
-        self.last_handled_reconcile_at = value;
-    }
-}
+crate::impl_common_status!(SkillAccountLinkingStatus);
 
 /// Defence in depth: the rules the CRD schema enforces, checked again before calling Amazon.
 pub fn validate_spec(spec: &AccountLinkingSpec, skill_id: &str) -> Result<(), String> {
@@ -136,12 +120,11 @@ impl ManagedKind for SkillAccountLinking {
     }
 
     fn deletion_policy(&self) -> DeletionPolicy {
-        // Observe mode never writes to Amazon, not even on delete.
-        if self.spec.management_policy == ManagementPolicy::Observe {
-            DeletionPolicy::Orphan
-        } else {
-            self.spec.deletion_policy
-        }
+        self.spec.deletion_policy
+    }
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
     }
 
     fn secret_names(&self) -> Vec<String> {

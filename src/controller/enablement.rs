@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::conditions::{Outcome, Reason, ready_condition};
 use super::context::Context;
-use super::lifecycle::{CommonStatus, ManagedKind, Note, Retry, Step};
+use super::lifecycle::{ManagedKind, Note, Retry, Step};
 use super::outcomes::{for_alexa_error, for_secret_error};
 use super::secrets::{hash_tag, read_credentials, read_key};
 use crate::alexa::{
@@ -27,23 +27,7 @@ use crate::crd::enablement::{
 /// calls to Amazon).
 const CONFLICT_RECHECK: Duration = Duration::from_secs(30);
 
-impl CommonStatus for SkillEnablementStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-    fn last_handled_reconcile_at(&self) -> Option<&str> {
-        self.last_handled_reconcile_at.as_deref()
-    }
-    fn set_last_handled_reconcile_at(&mut self, value: Option<String>) {
-        self.last_handled_reconcile_at = value;
-    }
-}
+crate::impl_common_status!(SkillEnablementStatus);
 
 /// Defence in depth: exactly one mode, sane skill ID.
 pub fn validate_spec(spec: &SkillEnablementSpec) -> Result<(), String> {
@@ -419,11 +403,11 @@ impl ManagedKind for SkillEnablement {
     }
 
     fn deletion_policy(&self) -> DeletionPolicy {
-        if self.spec.management_policy == ManagementPolicy::Observe {
-            DeletionPolicy::Orphan
-        } else {
-            self.spec.deletion_policy
-        }
+        self.spec.deletion_policy
+    }
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
     }
 
     fn secret_names(&self) -> Vec<String> {

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use super::conditions::{self, Outcome, Phase, Reason};
 use super::context::{Context, FIELD_MANAGER};
 use crate::crd::common::{
-    DeletionPolicy, FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION,
+    DeletionPolicy, FINALIZER, ManagementPolicy, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION,
 };
 
 /// Status fields the lifecycle writes for every kind.
@@ -38,6 +38,33 @@ pub trait CommonStatus: Clone + Default + PartialEq + Serialize + Debug + Send +
     fn last_handled_reconcile_at(&self) -> Option<&str>;
     /// Acknowledges a reconcile-requested-at value.
     fn set_last_handled_reconcile_at(&mut self, value: Option<String>);
+}
+
+/// Implements [`CommonStatus`] for a status struct with the usual field names.
+#[macro_export]
+macro_rules! impl_common_status {
+    ($status:ty) => {
+        impl $crate::controller::lifecycle::CommonStatus for $status {
+            fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+                &self.conditions
+            }
+            fn set_conditions(
+                &mut self,
+                conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+            ) {
+                self.conditions = conditions;
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+            fn last_handled_reconcile_at(&self) -> Option<&str> {
+                self.last_handled_reconcile_at.as_deref()
+            }
+            fn set_last_handled_reconcile_at(&mut self, value: Option<String>) {
+                self.last_handled_reconcile_at = value;
+            }
+        }
+    };
 }
 
 /// A Kubernetes event the kind wants published (Amazon-side changes, drift repairs).
@@ -126,8 +153,10 @@ pub trait ManagedKind:
 
     /// Current status, if any.
     fn current_status(&self) -> Option<&Self::Status>;
-    /// What to do on Amazon's side when the object is deleted.
+    /// What the spec says to do on Amazon's side when the object is deleted.
     fn deletion_policy(&self) -> DeletionPolicy;
+    /// Whether the operator may write to Amazon for this object.
+    fn management_policy(&self) -> ManagementPolicy;
     /// Names of the Secrets (same namespace) the object reads; their changes trigger a reconcile.
     fn secret_names(&self) -> Vec<String>;
     /// Defence-in-depth validation of what the CRD schema should already have rejected.
@@ -308,7 +337,9 @@ async fn cleanup_flow<K: ManagedKind>(
     api: &Api<K>,
 ) -> Result<Action, LifecycleError> {
     let uid = obj.uid().unwrap_or_default();
-    let orphan = obj.deletion_policy() == DeletionPolicy::Orphan;
+    // Observe mode never writes to Amazon, not even on delete.
+    let orphan = obj.deletion_policy() == DeletionPolicy::Orphan
+        || obj.management_policy() == ManagementPolicy::Observe;
     if orphan || is_paused(obj) {
         let why = if orphan {
             "deletionPolicy is Orphan"

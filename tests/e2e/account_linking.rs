@@ -6,7 +6,7 @@ use alexa_skill_operator::crd::SkillAccountLinking;
 use alexa_skill_operator::simulator::{Operation, ScriptedResponse};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, ready, settle};
+use crate::support::{Harness, SKILL, is_ready, message, reason, settle};
 
 fn sal(name: &str, account_linking: Value) -> Value {
     json!({
@@ -33,30 +33,6 @@ fn auth_code_linking() -> Value {
         "scopes": ["profile", "email"],
         "domains": ["cdn.example.com"]
     })
-}
-
-fn is_ready(o: &SkillAccountLinking) -> bool {
-    o.status
-        .as_ref()
-        .and_then(|s| ready(&s.conditions))
-        .is_some_and(|(st, _, _)| st == "True")
-        && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
-}
-
-fn reason(o: &SkillAccountLinking) -> String {
-    o.status
-        .as_ref()
-        .and_then(|s| ready(&s.conditions))
-        .map(|(_, r, _)| r)
-        .unwrap_or_default()
-}
-
-fn message(o: &SkillAccountLinking) -> String {
-    o.status
-        .as_ref()
-        .and_then(|s| ready(&s.conditions))
-        .map(|(_, _, m)| m)
-        .unwrap_or_default()
 }
 
 async fn ready_harness() -> Harness {

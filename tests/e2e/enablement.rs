@@ -8,7 +8,7 @@ use alexa_skill_operator::simulator::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, ready, settle};
+use crate::support::{Harness, SKILL, is_ready, message, reason, settle};
 
 fn owner(name: &str, stage: &str) -> Value {
     json!({
@@ -37,30 +37,6 @@ fn customer(name: &str, token_secret: &str, code_secret: &str) -> Value {
             }
         }
     })
-}
-
-fn reason(o: &SkillEnablement) -> String {
-    o.status
-        .as_ref()
-        .and_then(|s| ready(&s.conditions))
-        .map(|(_, r, _)| r)
-        .unwrap_or_default()
-}
-
-fn message(o: &SkillEnablement) -> String {
-    o.status
-        .as_ref()
-        .and_then(|s| ready(&s.conditions))
-        .map(|(_, _, m)| m)
-        .unwrap_or_default()
-}
-
-fn is_ready(o: &SkillEnablement) -> bool {
-    o.status
-        .as_ref()
-        .and_then(|s| ready(&s.conditions))
-        .is_some_and(|(st, _, _)| st == "True")
-        && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
 }
 
 async fn customer_secrets(h: &Harness, region: Region, code: &str) {

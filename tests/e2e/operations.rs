@@ -11,7 +11,7 @@ use clap::Parser;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, ready, settle};
+use crate::support::{Harness, SKILL, is_ready, settle};
 
 fn implicit(name: &str) -> Value {
     json!({
@@ -25,13 +25,6 @@ fn implicit(name: &str) -> Value {
             "accountLinking": {"type": "IMPLICIT", "authorizationUrl": "https://auth.example.com/authorize", "clientId": name}
         }
     })
-}
-
-fn is_ready(o: &SkillAccountLinking) -> bool {
-    o.status
-        .as_ref()
-        .and_then(|s| ready(&s.conditions))
-        .is_some_and(|(st, _, _)| st == "True")
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

@@ -295,15 +295,34 @@ async fn kube_ns(client: &kube::Client) {
         .expect("namespace");
 }
 
-/// The Ready condition's (status, reason, message).
-pub fn ready<S: AsRef<[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>>(
-    conditions: S,
-) -> Option<(String, String, String)> {
+/// The Ready condition's (status, reason, message) of any object, read from its JSON.
+pub fn ready_of<K: serde::Serialize>(obj: &K) -> Option<(String, String, String)> {
+    let value = serde_json::to_value(obj).ok()?;
+    let conditions = value["status"]["conditions"].as_array()?.clone();
     conditions
-        .as_ref()
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .into_iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("status"), text("reason"), text("message"))
+        })
+}
+
+/// Ready=True for the object's current generation.
+pub fn is_ready<K: serde::Serialize + Resource>(obj: &K) -> bool {
+    let value = serde_json::to_value(obj).unwrap_or_default();
+    ready_of(obj).is_some_and(|(status, _, _)| status == "True")
+        && value["status"]["observedGeneration"] == value["metadata"]["generation"]
+}
+
+/// The Ready condition's reason ("" when none).
+pub fn reason<K: serde::Serialize>(obj: &K) -> String {
+    ready_of(obj).map(|(_, r, _)| r).unwrap_or_default()
+}
+
+/// The Ready condition's message ("" when none).
+pub fn message<K: serde::Serialize>(obj: &K) -> String {
+    ready_of(obj).map(|(_, _, m)| m).unwrap_or_default()
 }
 
 /// Waits a little so that any unwanted extra reconcile would have happened.
