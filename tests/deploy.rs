@@ -1830,12 +1830,17 @@ fn the_binary_links_no_test_server_code() {
 #[test]
 fn the_binary_runs_from_an_empty_directory_on_a_read_only_filesystem() {
     let empty = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    // The checkout may itself live under /tmp (CI clones anywhere), and the fresh tmpfs on /tmp
+    // would hide it: enter the working directory and open the binary first, then run it
+    // through its file descriptor.
     let script = r#"set -e
-mount --bind / / && mount -o remount,bind,ro / 
+mount --bind / / && mount -o remount,bind,ro /
 mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"
+cd "$1"
+exec 3<"$2"
 mount -t tmpfs -o size=16m tmpfs /tmp
-if touch "$1/probe" 2>/dev/null; then echo "working directory is writable" >&2; exit 97; fi
-cd "$1" && exec env -i PATH=/usr/bin:/bin TMPDIR=/tmp "$2" crd"#;
+if touch probe 2>/dev/null; then echo "working directory is writable" >&2; exit 97; fi
+exec env -i PATH=/usr/bin:/bin TMPDIR=/tmp /proc/self/fd/3 crd"#;
     let namespaces_work = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg("mount --bind / / && mount -o remount,bind,ro / && mount -t tmpfs tmpfs /tmp")
