@@ -153,6 +153,18 @@ impl Demo<'_> {
             .row(name)
             .map(|r| r.message.clone())
             .unwrap_or_default();
+        let sent = self
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.skill_id.as_deref() == Some(sandbox::DEV_ONLY_SKILL_ID))
+            .count();
+        if sent > 0 {
+            return Err(format!(
+                "the operator sent {sent} request(s) to Amazon for a SkillAccountLinking whose Secret is missing"
+            )
+            .into());
+        }
         out::line(format!(
             "OK   Stalled, reason SecretNotFound, nothing sent to Amazon; the message says what to do: {message}"
         ));
