@@ -239,6 +239,97 @@ fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> String {
     text
 }
 
+/// The `kubectl` and `export KUBECONFIG=` lines of the README's Quick start (inside its code
+/// blocks), so the commands a newcomer copies are run against a real sandbox and cannot rot.
+fn readme_quick_start_kubectl_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let Some(start) = readme.find("\n## Quick start") else {
+        return Vec::new();
+    };
+    let section = &readme[start + 1..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let mut in_code = false;
+    let mut lines = Vec::new();
+    for line in section.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if in_code
+            && (line.trim_start().starts_with("kubectl ")
+                || line.trim_start().starts_with("export KUBECONFIG="))
+        {
+            lines.push(line.trim().to_string());
+        }
+    }
+    lines
+}
+
+/// An `export KUBECONFIG=...` line of the README, run in the repository root, names the
+/// directory the sandbox writes its kubeconfig to (unless CARGO_TARGET_DIR moves it).
+fn check_readme_export(line: &str, kubeconfig: &Path) {
+    if std::env::var_os("CARGO_TARGET_DIR").is_some() {
+        return;
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line}\nprintf %s \"$KUBECONFIG\""))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run sh");
+    let exported = PathBuf::from(String::from_utf8_lossy(&out.stdout).to_string());
+    assert_eq!(
+        exported
+            .parent()
+            .and_then(|p| p.canonicalize().ok())
+            .as_deref(),
+        kubeconfig.parent(),
+        "README Quick start line `{line}` does not point where the sandbox writes its kubeconfig"
+    );
+}
+
+/// Runs one README kubectl line through `sh` with the sandbox's kubeconfig and expects it to
+/// list the sample account linking (a `-w` line keeps running: it is stopped once it has).
+fn run_readme_kubectl(line: &str, kubeconfig: &Path, cache: &Path) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {line}"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&l);
+            text.push('\n');
+            let _ = tx.send(text.clone());
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while Instant::now() < deadline && !seen.contains("sandbox-skill-development") {
+        if let Ok(text) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = text;
+        } else if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(
+        seen.contains("sandbox-skill-development"),
+        "README Quick start line `{line}` did not list the sample object:\n{seen}{err}"
+    );
+    println!("README line works: {line}\n{seen}");
+}
+
 #[test]
 fn demo_reaches_ready_repairs_drift_and_recovers_from_a_missing_secret() {
     let mut sb = Sandbox::start(&["--exit-after-demo"]);
@@ -258,6 +349,13 @@ fn demo_reaches_ready_repairs_drift_and_recovers_from_a_missing_secret() {
     sb.expect("step 2", DEMO, |l| l.contains("== 2/3"));
     if kubectl_installed() {
         let cache = tempfile::tempdir().unwrap();
+        for line in readme_quick_start_kubectl_lines() {
+            if line.starts_with("export ") {
+                check_readme_export(&line, &kubeconfig);
+            } else {
+                run_readme_kubectl(&line, &kubeconfig, cache.path());
+            }
+        }
         let out = kubectl(
             &kubeconfig,
             cache.path(),
