@@ -63,6 +63,11 @@ impl Sandbox {
                 cmd.env_remove(key);
             }
         }
+        // The target directory this test was built in (CARGO_TARGET_TMPDIR is <target>/tmp), so
+        // a `--target-dir` given to `cargo test` does not make the inner cargo start from scratch.
+        if let Some(target) = Path::new(env!("CARGO_TARGET_TMPDIR")).parent() {
+            cmd.arg("--target-dir").arg(target);
+        }
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -265,9 +270,10 @@ fn readme_quick_start_kubectl_lines() -> Vec<String> {
 }
 
 /// An `export KUBECONFIG=...` line of the README, run in the repository root, names the
-/// directory the sandbox writes its kubeconfig to (unless CARGO_TARGET_DIR moves it).
+/// directory the sandbox writes its kubeconfig to (unless the target directory was moved).
 fn check_readme_export(line: &str, kubeconfig: &Path) {
-    if std::env::var_os("CARGO_TARGET_DIR").is_some() {
+    let default_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    if Path::new(env!("CARGO_TARGET_TMPDIR")).parent() != Some(default_target.as_path()) {
         return;
     }
     let out = Command::new("sh")
