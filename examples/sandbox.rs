@@ -124,7 +124,7 @@ async fn run(args: Args) -> Res<ExitCode> {
     };
     banner(&args, &kube, &sim, operator.as_ref(), &run_args);
 
-    let view = View::start(kube.client().await?, objects::NAMESPACE);
+    let view = View::start(kube.client().await?, objects::NAMESPACE).await?;
     let demo = demo::Demo {
         client: kube.client().await?,
         sim: &sim,

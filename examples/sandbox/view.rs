@@ -70,6 +70,8 @@ pub struct EventLine {
 pub struct Snapshot {
     pub rows: BTreeMap<String, Row>,
     pub events: Vec<EventLine>,
+    /// Which watchers (SkillAccountLinking, SkillEnablement, Event) finished their initial list.
+    listed: [bool; 3],
 }
 
 impl Snapshot {
@@ -114,8 +116,10 @@ enum Update {
 }
 
 impl View {
-    /// Starts watching `namespace`.
-    pub fn start(client: kube::Client, namespace: &str) -> View {
+    /// Starts watching `namespace` and returns once the initial lists are done, so every
+    /// change made afterwards is seen as it happens (an object created before the watch began
+    /// would first show up in whatever state it has reached by then).
+    pub async fn start(client: kube::Client, namespace: &str) -> Result<View, String> {
         let config = watcher::Config::default();
         let sal = watcher(Api::namespaced(client.clone(), namespace), config.clone())
             .default_backoff()
@@ -131,7 +135,14 @@ impl View {
             .boxed();
         let (tx, rx) = watch::channel(Snapshot::default());
         let task = tokio::spawn(run(futures::stream::select_all([sal, sen, events]), tx));
-        View { state: rx, task }
+        let view = View { state: rx, task };
+        view.wait_for(
+            "the watches of the API server to start",
+            Duration::from_secs(30),
+            |s| s.listed.iter().all(|listed| *listed),
+        )
+        .await?;
+        Ok(view)
     }
 
     /// The current state.
@@ -190,6 +201,9 @@ async fn run(mut updates: impl Stream<Item = Update> + Unpin, tx: watch::Sender<
                     record_event(&tx, &e);
                 }
             }
+            Update::Sal(watcher::Event::InitDone) => tx.send_modify(|s| s.listed[0] = true),
+            Update::Sen(watcher::Event::InitDone) => tx.send_modify(|s| s.listed[1] = true),
+            Update::Event(watcher::Event::InitDone) => tx.send_modify(|s| s.listed[2] = true),
             _ => {}
         }
     }
