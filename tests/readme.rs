@@ -1,0 +1,218 @@
+//! The README cannot rot: every command it shows is checked here or run by `.ci/run`, every
+//! flag, condition reason, annotation and CRD field is documented, and its YAML examples are
+//! accepted by the CRD types.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use alexa_skill_operator::cli::Cli;
+use alexa_skill_operator::controller::conditions::Reason;
+use alexa_skill_operator::crd;
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md")
+}
+
+/// Code blocks of one language, in order.
+fn blocks(text: &str, lang: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l == format!("```{lang}") => current = Some(String::new()),
+            (Some(_), "```") => out.extend(current.take()),
+            (Some(buf), _) => {
+                buf.push_str(line);
+                buf.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn commands(text: &str) -> Vec<String> {
+    blocks(text, "sh")
+        .iter()
+        .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|l| l.split(" #").next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn quick_start_has_exactly_the_sandbox_and_the_ci_test_command() {
+    let text = readme();
+    let quick = text
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("Quick start section");
+    let first = blocks(quick, "sh")
+        .into_iter()
+        .next()
+        .expect("a command block");
+    assert_eq!(
+        commands(&format!("```sh\n{first}```")),
+        vec!["cargo run --example sandbox", "cargo test --workspace"]
+    );
+    let ci = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run"))
+        .expect(".ci/run");
+    assert!(
+        ci.lines().any(|l| l.trim() == "cargo test --workspace"),
+        ".ci/run must run the README's test command"
+    );
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/sandbox.rs")
+            .exists()
+    );
+}
+
+#[test]
+fn every_command_in_the_readme_is_known() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for command in commands(&readme()) {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        match words.as_slice() {
+            ["cargo", "test", "--workspace"] | ["cargo", "run", "--example", "sandbox"] => {}
+            ["cargo", "run", "--", rest @ ..] => {
+                let mut argv = vec!["alexa-skill-operator"];
+                argv.extend(rest.iter().filter(|w| **w != "--help"));
+                Cli::try_parse_from(&argv)
+                    .unwrap_or_else(|e| panic!("README command `{command}` does not parse: {e}"));
+            }
+            ["alexa-skill-operator", ..] => {
+                Cli::try_parse_from(&words)
+                    .unwrap_or_else(|e| panic!("README command `{command}` does not parse: {e}"));
+            }
+            // Run against a live sandbox by tests/sandbox.rs.
+            ["export", kubeconfig] if kubeconfig.starts_with("KUBECONFIG=") => {}
+            ["kubectl", "get", "sal", "-w", ..] => {}
+            ["kubectl", "apply", .., "-k", dir] | ["kubectl", "delete", "-k", dir] => {
+                assert!(
+                    root.join(dir).join("kustomization.yaml").exists(),
+                    "README applies {dir}, which has no kustomization"
+                );
+            }
+            _ => panic!("README command `{command}` is not checked by any test; add it here"),
+        }
+    }
+}
+
+#[test]
+fn every_flag_reason_and_annotation_is_documented() {
+    let text = readme();
+    let cli = Cli::command();
+    let run = cli.find_subcommand("run").expect("run subcommand");
+    for arg in run.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            if long == "help" {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("`--{long}")),
+                "flag --{long} is not in the README"
+            );
+            if let Some(env) = arg.get_env() {
+                assert!(
+                    text.contains(&format!("`{}`", env.to_string_lossy())),
+                    "env {env:?} is not in the README"
+                );
+            }
+        }
+    }
+    for reason in Reason::ALL {
+        assert!(
+            text.contains(&format!("`{}`", reason.as_str())),
+            "reason {reason} is not in the README"
+        );
+    }
+    for annotation in [
+        crd::common::PAUSED_ANNOTATION,
+        crd::common::RECONCILE_REQUESTED_ANNOTATION,
+        crd::common::FINALIZER,
+    ] {
+        assert!(
+            text.contains(annotation),
+            "{annotation} is not in the README"
+        );
+    }
+}
+
+fn spec_fields(schema: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, sub) in props {
+            let path = format!("{prefix}.{name}");
+            out.insert(path.clone());
+            spec_fields(sub, &path, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        spec_fields(items, prefix, out);
+    }
+}
+
+#[test]
+fn every_spec_field_is_documented() {
+    let text = readme();
+    for definition in crd::all() {
+        let schema = serde_json::to_value(&definition.spec.versions[0].schema).expect("schema");
+        let mut fields = BTreeSet::new();
+        spec_fields(
+            &schema["openAPIV3Schema"]["properties"]["spec"],
+            "spec",
+            &mut fields,
+        );
+        for field in fields {
+            let leaf = field.rsplit('.').next().unwrap_or(&field);
+            assert!(
+                text.contains(&format!("`{field}"))
+                    || text.contains(&format!(".{leaf}`"))
+                    || text.contains(&format!("{leaf}:")),
+                "{} field {field} is not documented in the README",
+                definition.spec.names.kind
+            );
+        }
+    }
+}
+
+#[test]
+fn readme_yaml_examples_are_valid_objects() {
+    let mut seen = 0;
+    for block in blocks(&readme(), "yaml") {
+        for doc in block.split("\n---\n") {
+            let value: Value = serde_saphyr::from_str(doc).expect("README YAML parses");
+            match value["kind"].as_str() {
+                Some("SkillAccountLinking") => {
+                    let obj: crd::SkillAccountLinking =
+                        serde_json::from_value(value.clone()).expect("valid SkillAccountLinking");
+                    alexa_skill_operator::controller::account_linking::validate_spec(
+                        &obj.spec.account_linking,
+                        &obj.spec.skill_id,
+                    )
+                    .expect("passes the operator's validation");
+                    seen += 1;
+                }
+                Some("SkillEnablement") => {
+                    let obj: crd::SkillEnablement =
+                        serde_json::from_value(value.clone()).expect("valid SkillEnablement");
+                    alexa_skill_operator::controller::enablement::validate_spec(&obj.spec)
+                        .expect("passes the operator's validation");
+                    seen += 1;
+                }
+                Some("Secret") => seen += 1,
+                other => panic!("unexpected README YAML kind {other:?}"),
+            }
+        }
+    }
+    assert!(
+        seen >= 6,
+        "expected the README's example objects, found {seen}"
+    );
+}
