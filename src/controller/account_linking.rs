@@ -139,8 +139,8 @@ impl ManagedKind for SkillAccountLinking {
         validate_spec(&self.spec.account_linking, &self.spec.skill_id)
     }
 
-    async fn apply(&self, ctx: &Context) -> Step<Self::Status> {
-        let mut status = self.status.clone().unwrap_or_default();
+    async fn apply(&self, ctx: &Context, status: Self::Status) -> Step<Self::Status> {
+        let mut status = status;
         let creds = match self.credentials(ctx).await {
             Ok(c) => c,
             Err((outcome, retry)) => return Step::new(status, outcome, retry),
@@ -335,8 +335,11 @@ impl ManagedKind for SkillAccountLinking {
         }
     }
 
-    async fn cleanup(&self, ctx: &Context) -> Result<Vec<Note>, Step<Self::Status>> {
-        let status = self.status.clone().unwrap_or_default();
+    async fn cleanup(
+        &self,
+        ctx: &Context,
+        status: Self::Status,
+    ) -> Result<Vec<Note>, Step<Self::Status>> {
         let hint =
             "; to delete the object without touching Amazon, set spec.deletionPolicy: Orphan";
         let creds = match self.credentials(ctx).await {

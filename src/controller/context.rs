@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
+use super::lifecycle::ManagedKind;
 use crate::alexa::{AlexaClient, Backoff};
 use crate::crd::SkillEnablement;
 use crate::metrics::Metrics;
@@ -70,6 +71,13 @@ impl FailureTracker {
     }
 }
 
+/// A status this operator wrote, and the resourceVersion of the object it was based on.
+#[derive(Debug)]
+struct WrittenStatus {
+    before: Option<String>,
+    status: serde_json::Value,
+}
+
 /// Shared state handed to every reconcile.
 pub struct Context {
     /// Kubernetes client.
@@ -84,6 +92,9 @@ pub struct Context {
     pub settings: Settings,
     /// Per-object failure counts.
     pub failures: FailureTracker,
+    /// Status written per object (uid) with the resourceVersions before and after the write:
+    /// the watch cache may still hold the older object when the next reconcile starts.
+    written: Mutex<HashMap<String, WrittenStatus>>,
     /// Caches of the SkillEnablement controllers (one per watched namespace), for conflict
     /// detection without extra API calls.
     enablement_stores: RwLock<Vec<Store<SkillEnablement>>>,
@@ -109,7 +120,55 @@ impl Context {
             metrics,
             settings,
             failures: FailureTracker::default(),
+            written: Mutex::new(HashMap::new()),
             enablement_stores: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The latest status of `obj` this operator knows: the cached object's, unless the cache has
+    /// not yet caught up with a status this operator wrote (its resourceVersion is still the one
+    /// the write was based on). Without this, a reconcile right after a write would act on stale
+    /// status: resend a write Amazon already has, or a single-use authorization code.
+    pub fn latest_status<K: ManagedKind>(&self, obj: &K) -> K::Status {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let cached_rv = obj.meta().resource_version.clone();
+        if let Ok(mut written) = self.written.lock() {
+            if let Some(entry) = written.get(&uid) {
+                if entry.before == cached_rv {
+                    if let Ok(status) = serde_json::from_value(entry.status.clone()) {
+                        return status;
+                    }
+                } else {
+                    written.remove(&uid);
+                }
+            }
+        }
+        obj.current_status().cloned().unwrap_or_default()
+    }
+
+    /// Records a status write (see [`Context::latest_status`]).
+    pub fn remember_status<K: ManagedKind>(&self, obj: &K, status: &K::Status) {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let Ok(value) = serde_json::to_value(status) else {
+            return;
+        };
+        if let Ok(mut written) = self.written.lock() {
+            written.insert(
+                uid,
+                WrittenStatus {
+                    before: obj.meta().resource_version.clone(),
+                    status: value,
+                },
+            );
+        }
+    }
+
+    /// Drops everything kept about an object that is gone.
+    pub fn forget(&self, uid: &str) {
+        self.metrics.object_gone(uid);
+        self.failures.reset(uid);
+        if let Ok(mut written) = self.written.lock() {
+            written.remove(uid);
         }
     }
 
@@ -127,5 +186,62 @@ impl Context {
             .read()
             .map(|stores| stores.iter().flat_map(|s| s.state()).collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{SkillAccountLinking, SkillAccountLinkingStatus};
+
+    fn object(rv: &str, hash: Option<&str>) -> SkillAccountLinking {
+        let mut obj: SkillAccountLinking = serde_json::from_value(serde_json::json!({
+            "apiVersion": "alexa.operator.dev/v1alpha1",
+            "kind": "SkillAccountLinking",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u1", "resourceVersion": rv},
+            "spec": {"skillId": "s", "stage": "development", "credentialsSecretRef": {"name": "lwa"},
+                     "accountLinking": {"type": "IMPLICIT", "authorizationUrl": "https://a", "clientId": "c"}}
+        }))
+        .unwrap();
+        obj.status = hash.map(|h| SkillAccountLinkingStatus {
+            client_secret_hash: Some(h.into()),
+            ..Default::default()
+        });
+        obj
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_before_the_cache_catches_up_sees_the_status_just_written() {
+        let kube = kube_test_server::TestServer::new().client();
+        let alexa = AlexaClient::new(crate::alexa::ClientConfig::default()).unwrap();
+        let settings = Settings {
+            resync_period: Duration::from_secs(60),
+            stalled_retry: Duration::from_secs(60),
+            backoff: Backoff::default(),
+        };
+        let ctx = Context::new(kube, alexa, Arc::new(Metrics::new()), settings, None);
+
+        let stale = object("5", None);
+        let written = SkillAccountLinkingStatus {
+            client_secret_hash: Some("sha256:new".into()),
+            ..Default::default()
+        };
+        ctx.remember_status(&stale, &written);
+        assert_eq!(
+            ctx.latest_status(&stale),
+            written,
+            "the cache still holds resourceVersion 5"
+        );
+
+        let caught_up = object("6", Some("sha256:newer"));
+        assert_eq!(
+            ctx.latest_status(&caught_up).client_secret_hash.as_deref(),
+            Some("sha256:newer")
+        );
+        assert_eq!(
+            ctx.latest_status(&stale).client_secret_hash,
+            None,
+            "the memo is dropped once the cache moved on"
+        );
     }
 }

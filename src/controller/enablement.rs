@@ -429,8 +429,8 @@ impl ManagedKind for SkillEnablement {
         validate_spec(&self.spec)
     }
 
-    async fn apply(&self, ctx: &Context) -> Step<Self::Status> {
-        let mut status = self.status.clone().unwrap_or_default();
+    async fn apply(&self, ctx: &Context, status: Self::Status) -> Step<Self::Status> {
+        let mut status = status;
         status.mode = Some(mode(&self.spec));
         match (&self.spec.credentials_secret_ref, &self.spec.customer) {
             (Some(secret), _) => self.apply_owner(ctx, &secret.name, status).await,
@@ -443,8 +443,11 @@ impl ManagedKind for SkillEnablement {
         }
     }
 
-    async fn cleanup(&self, ctx: &Context) -> Result<Vec<Note>, Step<Self::Status>> {
-        let status = self.status.clone().unwrap_or_default();
+    async fn cleanup(
+        &self,
+        ctx: &Context,
+        status: Self::Status,
+    ) -> Result<Vec<Note>, Step<Self::Status>> {
         let hint =
             "; to delete the object without touching Amazon, set spec.deletionPolicy: Orphan";
         let with_hint = |(mut o, r): (Outcome, Retry)| {

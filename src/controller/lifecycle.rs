@@ -27,7 +27,9 @@ use crate::crd::common::{
 };
 
 /// Status fields the lifecycle writes for every kind.
-pub trait CommonStatus: Clone + Default + PartialEq + Serialize + Debug + Send + Sync {
+pub trait CommonStatus:
+    Clone + Default + PartialEq + Serialize + DeserializeOwned + Debug + Send + Sync
+{
     /// Current conditions.
     fn conditions(&self) -> &[Condition];
     /// Replaces the conditions.
@@ -161,12 +163,18 @@ pub trait ManagedKind:
     fn secret_names(&self) -> Vec<String>;
     /// Defence-in-depth validation of what the CRD schema should already have rejected.
     fn validate(&self) -> Result<(), String>;
-    /// Makes Amazon match the spec (or observes, in Observe mode).
-    fn apply(&self, ctx: &Context) -> impl Future<Output = Step<Self::Status>> + Send;
+    /// Makes Amazon match the spec (or observes, in Observe mode). `status` is the latest
+    /// status this operator knows (see [`Context::latest_status`]).
+    fn apply(
+        &self,
+        ctx: &Context,
+        status: Self::Status,
+    ) -> impl Future<Output = Step<Self::Status>> + Send;
     /// Removes the object's state from Amazon. `Err` keeps the finalizer and reports why.
     fn cleanup(
         &self,
         ctx: &Context,
+        status: Self::Status,
     ) -> impl Future<Output = Result<Vec<Note>, Step<Self::Status>>> + Send;
 }
 
@@ -305,7 +313,7 @@ async fn apply_flow<K: ManagedKind>(
     api: &Api<K>,
 ) -> Result<Action, LifecycleError> {
     let start = Instant::now();
-    let previous = obj.current_status().cloned().unwrap_or_default();
+    let previous: K::Status = ctx.latest_status(obj);
     let step = if is_paused(obj) {
         Step::new(
             previous.clone(),
@@ -322,7 +330,7 @@ async fn apply_flow<K: ManagedKind>(
             Retry::AwaitChange,
         )
     } else {
-        obj.apply(ctx).await
+        obj.apply(ctx, previous.clone()).await
     };
     let phase = step.outcome.phase;
     let delay = finish(obj, ctx, api, step, &previous).await?;
@@ -356,17 +364,16 @@ async fn cleanup_flow<K: ManagedKind>(
             ),
         )
         .await;
-        ctx.metrics.object_gone(&uid);
-        ctx.failures.reset(&uid);
+        ctx.forget(&uid);
         return Ok(Action::await_change());
     }
-    match obj.cleanup(ctx).await {
+    let previous: K::Status = ctx.latest_status(obj);
+    match obj.cleanup(ctx, previous.clone()).await {
         Ok(notes) => {
             for note in &notes {
                 publish(ctx, obj, note).await;
             }
-            ctx.metrics.object_gone(&uid);
-            ctx.failures.reset(&uid);
+            ctx.forget(&uid);
             Ok(Action::await_change())
         }
         Err(mut step) => {
@@ -375,7 +382,6 @@ async fn cleanup_flow<K: ManagedKind>(
             if step.outcome.phase == Phase::Progressing {
                 step.outcome.reason = Reason::Deleting;
             }
-            let previous = obj.current_status().cloned().unwrap_or_default();
             let message = step.outcome.message.clone();
             let after = finish(obj, ctx, api, step, &previous)
                 .await?
@@ -422,6 +428,7 @@ async fn finish<K: ManagedKind>(
         )
         .await
         .map_err(LifecycleError::StatusWrite)?;
+        ctx.remember_status(obj, &status);
     }
 
     for note in &step.notes {

@@ -84,11 +84,7 @@ async fn owner_mode_enables_the_stage_and_repairs_an_out_of_band_disable() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(h.count(Operation::EnableStage), 2);
-    let events = h.events_for("dev");
-    assert!(
-        events.iter().any(|(r, _)| r == "DriftRepaired"),
-        "{events:?}"
-    );
+    h.wait_event("dev", "DriftRepaired", |_| true).await;
     h.shutdown().await;
 }
 

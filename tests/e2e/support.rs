@@ -266,6 +266,28 @@ impl Harness {
         self.sim.count(op)
     }
 
+    /// Waits (10 s at most) for an event of `reason` about object `name` whose note passes
+    /// `check`; events are published just after the status write, so poll.
+    pub async fn wait_event(
+        &self,
+        name: &str,
+        reason: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = self.events_for(name);
+            if let Some((_, note)) = events.iter().find(|(r, n)| r == reason && check(n)) {
+                return note.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {reason} event for {name}: {events:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Events recorded for an object (reasons and notes), in order.
     pub fn events_for(&self, name: &str) -> Vec<(String, String)> {
         self.kube
