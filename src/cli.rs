@@ -71,51 +71,59 @@ pub struct RunArgs {
     pub endpoint_overrides: Vec<String>,
 
     /// How often every object re-reads Amazon's state to detect drift (jittered by up to 10%).
-    #[arg(long, env = "RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ALEXA_OPERATOR_RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
 
     /// Maximum number of reconciles running at once, per kind.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "ALEXA_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 
     /// Alexa API requests per second allowed per credential (0 disables the limit).
-    #[arg(long, env = "API_RATE_LIMIT", default_value_t = 5.0)]
+    #[arg(long, env = "ALEXA_OPERATOR_API_RATE_LIMIT", default_value_t = 5.0)]
     pub api_rate_limit: f64,
 
     /// Burst size of the per-credential rate limit.
-    #[arg(long, env = "API_BURST", default_value_t = 10)]
+    #[arg(long, env = "ALEXA_OPERATOR_API_BURST", default_value_t = 10)]
     pub api_burst: u32,
 
     /// First retry delay after a transient failure (doubles per failure, full jitter).
-    #[arg(long, env = "BACKOFF_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ALEXA_OPERATOR_BACKOFF_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
     pub backoff_base: Duration,
 
     /// Longest retry delay after repeated transient failures.
-    #[arg(long, env = "BACKOFF_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ALEXA_OPERATOR_BACKOFF_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
     pub backoff_max: Duration,
 
     /// Timeout for one HTTP request to Amazon.
-    #[arg(long, env = "HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ALEXA_OPERATOR_HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub http_timeout: Duration,
 
     /// Namespaces to watch (repeatable or comma-separated); empty watches all namespaces.
     #[arg(
         long = "watch-namespace",
-        env = "WATCH_NAMESPACE",
+        env = "ALEXA_OPERATOR_WATCH_NAMESPACE",
         value_delimiter = ','
     )]
     pub watch_namespaces: Vec<String>,
 
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "ALEXA_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
     pub metrics_addr: String,
 
     /// Elect a leader through a coordination.k8s.io Lease so only one replica reconciles.
-    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    #[arg(long, env = "ALEXA_OPERATOR_LEADER_ELECTION", default_value_t = false)]
     pub leader_election: bool,
 
     /// Name of the leader-election Lease.
-    #[arg(long, env = "LEASE_NAME", default_value = "alexa-skill-operator")]
+    #[arg(
+        long,
+        env = "ALEXA_OPERATOR_LEASE_NAME",
+        default_value = "alexa-skill-operator"
+    )]
     pub lease_name: String,
 
     /// Namespace of the leader-election Lease (defaults to the pod's namespace).
@@ -127,14 +135,14 @@ pub struct RunArgs {
     pub lease_namespace: String,
 
     /// How long a Lease stays valid without renewal; a standby takes over after this.
-    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ALEXA_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
 
     /// How long shutdown waits for in-flight reconciles before exiting.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ALEXA_OPERATOR_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    #[arg(long, env = "ALEXA_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 }
