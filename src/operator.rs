@@ -293,7 +293,7 @@ async fn run_term(
     let mut ready_waits = Vec::new();
     let mut enablement_stores = Vec::new();
     for scope in &scopes {
-        let (s, store) = controller::<SkillAccountLinking>(
+        let (s, _store, mut synced) = controller::<SkillAccountLinking>(
             ctx.clone(),
             scope.clone(),
             args.concurrency,
@@ -301,18 +301,18 @@ async fn run_term(
         );
         streams.push(s.boxed());
         ready_waits.push(tokio::spawn(async move {
-            store.wait_until_ready().await.is_ok()
+            synced.wait_for(|s| *s).await.is_ok()
         }));
-        let (s, store) = controller::<SkillEnablement>(
+        let (s, store, mut synced) = controller::<SkillEnablement>(
             ctx.clone(),
             scope.clone(),
             args.concurrency,
             stop_signal(stop.clone()),
         );
-        enablement_stores.push(store.clone());
+        enablement_stores.push(store);
         streams.push(s.boxed());
         ready_waits.push(tokio::spawn(async move {
-            store.wait_until_ready().await.is_ok()
+            synced.wait_for(|s| *s).await.is_ok()
         }));
     }
     ctx.set_enablement_stores(enablement_stores);

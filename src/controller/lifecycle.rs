@@ -521,7 +521,7 @@ pub async fn publish<K: ManagedKind>(ctx: &Context, obj: &K, note: &Note) {
         action: note.action.to_string(),
         secondary: None,
     };
-    if let Err(err) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(err) = ctx.recorder().publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(kind = K::KIND, name = obj.name_any(), error = %err, "failed to publish event");
     }
 }

@@ -88,20 +88,26 @@ fn secret_changes(
         .predicate_filter(predicates::resource_version, Default::default())
 }
 
-/// One Controller of kind `K` in one scope. Returns the stream to drive and its cache (whose
-/// readiness tells when the initial list has arrived).
+/// One Controller of kind `K` in one scope. Returns the stream to drive, its cache, and a flag
+/// that turns true once the initial list is in the cache. (Not `Store::wait_until_ready`: the
+/// Controller itself waits on it, and kube-runtime wakes only one of two concurrent waiters.)
 pub fn controller<K: ManagedKind>(
     ctx: Arc<Context>,
     scope: Scope,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> (impl Stream<Item = ()> + Send, Store<K>) {
+) -> (
+    impl Stream<Item = ()> + Send,
+    Store<K>,
+    tokio::sync::watch::Receiver<bool>,
+) {
     let api: Api<K> = scope.api(&ctx.kube);
     let secrets: Api<PartialObjectMeta<Secret>> = match &scope {
         Scope::All => Api::all(ctx.kube.clone()),
         Scope::Namespace(ns) => Api::namespaced(ctx.kube.clone(), ns),
     };
     let (reader, writer) = reflector::store();
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|o: &mut K| {
@@ -109,6 +115,11 @@ pub fn controller<K: ManagedKind>(
             o.annotations_mut().remove(LAST_APPLIED);
         })
         .reflect(writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(Event::InitDone)) {
+                synced_tx.send_replace(true);
+            }
+        })
         .applied_objects()
         .predicate_filter(trigger_hash::<K>, Default::default());
     let store = reader.clone();
@@ -127,5 +138,5 @@ pub fn controller<K: ManagedKind>(
                 }
             }
         });
-    (stream, reader)
+    (stream, reader, synced_rx)
 }
