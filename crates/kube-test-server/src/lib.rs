@@ -97,7 +97,9 @@ mod apply;
 mod cel;
 mod discovery;
 mod error;
+mod events;
 mod fields;
+mod jsonpath;
 mod kubeconfig;
 mod lint;
 mod ops;
@@ -107,6 +109,7 @@ mod routes;
 mod schema;
 mod selectors;
 mod store;
+mod table;
 mod watch;
 
 use std::net::SocketAddr;
