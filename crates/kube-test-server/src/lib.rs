@@ -462,7 +462,8 @@ impl TestServer {
     }
 
     /// One stored object by apiVersion (`v1`, `alexa.operator.dev/v1alpha1`), plural, namespace
-    /// (None for cluster-scoped) and name.
+    /// (None for cluster-scoped) and name. An Event comes as the API named shows it (e.g. an
+    /// `events.k8s.io/v1` Event asked for as `v1` has `involvedObject` and `message`).
     pub fn get_object(
         &self,
         api_version: &str,
@@ -481,6 +482,7 @@ impl TestServer {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        st.get(&rt.key, namespace.unwrap_or(""), name).cloned()
+        st.get(&rt.key, namespace.unwrap_or(""), name)
+            .map(|o| events::view(&rt, o).into_owned())
     }
 }
