@@ -60,9 +60,29 @@
 //!   resourceVersion, bookmarks, `sendInitialEvents` with the `k8s.io/initial-events-end`
 //!   bookmark, `timeoutSeconds`, in-stream 410 ERROR for compacted history; with selectors, an
 //!   object that starts/stops matching arrives as ADDED/DELETED).
-//! - Secrets (`stringData` → base64 `data`), ConfigMaps, Events (core and `events.k8s.io/v1`),
-//!   Leases, Namespaces, ServiceAccounts; CRDs loaded from YAML and enforced on every write
-//!   (pruning, defaults, OpenAPI validation, CEL rules including transition rules).
+//! - Secrets (`stringData` → base64 `data`), ConfigMaps, Leases, Namespaces, ServiceAccounts;
+//!   CRDs loaded from YAML and enforced on every write (pruning, defaults, OpenAPI validation,
+//!   CEL rules including transition rules).
+//! - Events: core `v1` and `events.k8s.io/v1` are two views of one object, as in a cluster.
+//!   Each API's list, get, watch, field selectors (`involvedObject.name=…,…uid=…` as kubectl
+//!   describe sends them, `regarding.name=…`), writes and deletes see events written through the
+//!   other, with the apiserver's field conversion (`regarding`↔`involvedObject`,
+//!   `note`↔`message`, `reportingController`↔`reportingComponent`,
+//!   `deprecatedSource`/`deprecatedCount`/`deprecated*Timestamp`↔`source`/`count`/`*Timestamp`).
+//!   Where the apiserver leaves the other view's fields empty, they are filled so that every
+//!   kubectl (1.20 too) prints them: `count` from `series.count`, `firstTimestamp`/`lastTimestamp`
+//!   from `eventTime`/`series.lastObservedTime`, `source.component` from `reportingController`,
+//!   and the other way round `eventTime` and `reportingController`.
+//! - Table output for `kubectl get` (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, also
+//!   `v1beta1`) on get, list and watch (each watch event a one-row Table, column definitions in
+//!   the first only): custom resources show NAME plus the CRD version's
+//!   `additionalPrinterColumns` (AGE without any), JSONPaths such as `.spec.skillId` or
+//!   `.status.conditions[?(@.type=="Ready")].status` evaluated as the apiserver does (`date`
+//!   columns as an age like `5m`); built-in kinds show the apiserver's columns (NAME/AGE, Secret
+//!   TYPE/DATA, ConfigMap DATA, Namespace STATUS, Lease HOLDER, Event LAST SEEN/TYPE/REASON/
+//!   OBJECT/MESSAGE and the `-o wide` ones). Rows carry PartialObjectMetadata, or the object with
+//!   `includeObject=Object`, or nothing with `includeObject=None`. Without a Table in `Accept`
+//!   answers are unchanged.
 //! - Test hooks: request log, fault injection on the Nth matching request, history compaction,
 //!   closing all watches, dump of stored objects.
 //!
@@ -79,15 +99,19 @@
 //!   set); core kinds have no schema, so their lists are atomic; ownership of `Update`
 //!   operations is "fields this write changed"; field order in merged lists may differ; client
 //!   writes to `managedFields` are ignored.
-//! - Only JSON (and YAML request bodies); protobuf is refused with 415. No Table output
-//!   (`kubectl get` prints its default columns), no OpenAPI documents (`/openapi/v2|v3` → 404,
-//!   hence `kubectl --validate=false`), no aggregated discovery (kubectl falls back to legacy).
+//! - Only JSON (and YAML request bodies); protobuf is refused with 415. No OpenAPI documents
+//!   (`/openapi/v2|v3` → 404, hence `kubectl --validate=false`), no aggregated discovery (kubectl
+//!   falls back to legacy).
+//! - Table output only for reads (not for the answers to writes); `as=PartialObjectMetadata[List]`
+//!   is answered with the full objects, and an `Accept` naming nothing servable gets JSON rather
+//!   than 406. Printer-column JSONPaths support fields, `['key']`, indexes, slices, `*` and
+//!   `[?(@.path OP literal)]` filters, not recursive descent (`..`); unsupported paths print
+//!   empty cells.
 //! - Lists are not MVCC snapshots: a `continue` page shows the current state after the last
 //!   returned key (with the first page's resourceVersion). `resourceVersion`/
 //!   `resourceVersionMatch` on lists are accepted but the current state is always served.
-//! - Core `v1` Events and `events.k8s.io/v1` Events are stored separately (in a cluster they
-//!   are two views of one object). Only one version per CRD is really stored: all served
-//!   versions share objects and no conversion is done (apiVersion is rewritten).
+//! - Only one version per CRD is really stored: all served versions share objects and no
+//!   conversion is done (apiVersion is rewritten).
 //! - CEL runs on kube-cel (the `cel` crate), which lacks a few Kubernetes CEL library functions
 //!   and does no cost estimation; validation ratcheting is not implemented.
 //! - Core kinds are not schema-validated (only Secret data is checked for base64), and
@@ -97,7 +121,9 @@ mod apply;
 mod cel;
 mod discovery;
 mod error;
+mod events;
 mod fields;
+mod jsonpath;
 mod kubeconfig;
 mod lint;
 mod ops;
@@ -107,6 +133,7 @@ mod routes;
 mod schema;
 mod selectors;
 mod store;
+mod table;
 mod watch;
 
 use std::net::SocketAddr;
@@ -435,7 +462,8 @@ impl TestServer {
     }
 
     /// One stored object by apiVersion (`v1`, `alexa.operator.dev/v1alpha1`), plural, namespace
-    /// (None for cluster-scoped) and name.
+    /// (None for cluster-scoped) and name. An Event comes as the API named shows it (e.g. an
+    /// `events.k8s.io/v1` Event asked for as `v1` has `involvedObject` and `message`).
     pub fn get_object(
         &self,
         api_version: &str,
@@ -454,6 +482,7 @@ impl TestServer {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        st.get(&rt.key, namespace.unwrap_or(""), name).cloned()
+        st.get(&rt.key, namespace.unwrap_or(""), name)
+            .map(|o| events::view(&rt, o).into_owned())
     }
 }

@@ -2,6 +2,7 @@
 //! with the apiserver's metadata rules (uid, creationTimestamp, generation, resourceVersion
 //! preconditions, finalizers and graceful deletion, status subresource split, no-op writes).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 
@@ -11,6 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::Inner;
 use crate::apply::{ApplyRequest, apply};
 use crate::error::{ApiError, Cause};
+use crate::events;
 use crate::fields::{Entry, Scope, read_entries, record_update, write_entries};
 use crate::patch::{PatchKind, json_patch, merge_patch};
 use crate::resources::ResourceType;
@@ -294,7 +296,13 @@ fn enforce_schema(
 }
 
 /// Set `apiVersion`/`kind` to the addressed version (objects are shared across versions).
-fn with_version(rt: &ResourceType, mut obj: Value) -> Value {
+/// Events written through the other Event API are converted first (see `events.rs`).
+fn with_version(rt: &ResourceType, obj: Value) -> Value {
+    let converted = match events::view(rt, &obj) {
+        Cow::Owned(o) => Some(o),
+        Cow::Borrowed(_) => None,
+    };
+    let mut obj = converted.unwrap_or(obj);
     if let Some(m) = obj.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
@@ -336,6 +344,13 @@ fn spec_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
     strip(old) != strip(new)
 }
 
+/// The stored object as the API of `rt` shows it, for writes to start from (Events written
+/// through the other Event API converted; everything else exactly as stored).
+fn stored(st: &State, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
+    st.get(&rt.key, ns, name)
+        .map(|o| events::view(rt, o).into_owned())
+}
+
 pub(crate) fn get(req: &Req<'_>, name: &str) -> Result<Value, ApiError> {
     let st = lock(req.inner);
     st.get(&req.rt.key, &req.ns, name)
@@ -354,7 +369,8 @@ struct ContinueToken {
 /// List, `ns` None = all namespaces (or a cluster-scoped resource).
 pub(crate) fn list(req: &Req<'_>, ns: Option<&str>) -> Result<Value, ApiError> {
     let labels = LabelSelector::parse(req.params.get("labelSelector").unwrap_or(""))?;
-    let fields = FieldSelector::parse(req.params.get("fieldSelector").unwrap_or(""))?;
+    let fields =
+        FieldSelector::parse(req.params.get("fieldSelector").unwrap_or(""))?.for_resource(&req.rt);
     let limit = match req.params.get("limit") {
         Some(l) => l
             .parse::<usize>()
@@ -386,7 +402,10 @@ pub(crate) fn list(req: &Req<'_>, ns: Option<&str>) -> Result<Value, ApiError> {
         req.params.get("labelSelector").is_some() || req.params.get("fieldSelector").is_some();
     let mut items = Vec::new();
     let mut next: Option<(String, String)> = None;
-    let matched = |obj: &Value| labels.matches(obj) && fields.matches(obj);
+    let matched = |obj: &Value| {
+        let obj = events::view(&req.rt, obj);
+        labels.matches(&obj) && fields.matches(&obj)
+    };
     if let (Some(name), Some(n)) = (fields.pinned_name(), ns) {
         if let Some(o) = st.get(&req.rt.key, n, name)
             && matched(o)
@@ -575,10 +594,8 @@ pub(crate) fn update(
         )));
     }
     let mut st = lock(req.inner);
-    let old = st
-        .get(&req.rt.key, &req.ns, name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(&req.rt, name))?;
+    let old =
+        stored(&st, &req.rt, &req.ns, name).ok_or_else(|| ApiError::not_found(&req.rt, name))?;
     match meta_str(&body, "resourceVersion").filter(|r| !r.is_empty()) {
         Some(_) => check_rv_precondition(&req.rt, name, &old, &body)?,
         None if req.rt.custom => {
@@ -620,7 +637,7 @@ pub(crate) fn patch(
         ));
     }
     let mut st = lock(req.inner);
-    let old = st.get(&rt.key, &req.ns, name).cloned();
+    let old = stored(&st, &rt, &req.ns, name);
     if kind == PatchKind::Apply {
         check_type_meta(&rt, &body)?;
         if !body.is_object() {
@@ -850,10 +867,7 @@ fn preconditions(body: &Value) -> (Option<String>, Option<String>) {
 pub(crate) fn delete(req: &Req<'_>, name: &str, body: &Value) -> Result<(u16, Value), ApiError> {
     let rt = req.rt.clone();
     let mut st = lock(req.inner);
-    let old = st
-        .get(&rt.key, &req.ns, name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(&rt, name))?;
+    let old = stored(&st, &rt, &req.ns, name).ok_or_else(|| ApiError::not_found(&rt, name))?;
     let (uid, rv) = preconditions(body);
     if let Some(u) = uid
         && Some(u.as_str()) != meta_str(&old, "uid")
@@ -944,7 +958,7 @@ pub(crate) fn delete_collection(req: &Req<'_>, ns: Option<&str>) -> Result<Value
     {
         let name = meta_str(&it, "name").unwrap_or("").to_string();
         let item_ns = meta_str(&it, "namespace").unwrap_or("").to_string();
-        let Some(old) = st.get(&req.rt.key, &item_ns, &name).cloned() else {
+        let Some(old) = stored(&st, &req.rt, &item_ns, &name) else {
             continue;
         };
         let sub = Req {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::schema::CrdSchema;
+use crate::table::PrinterColumn;
 
 /// Key under which objects of one resource are stored: `group/plural` (core: `/plural`).
 pub(crate) type TypeKey = Arc<str>;
@@ -30,12 +31,14 @@ pub(crate) struct ResourceType {
     /// Custom resource: PUT needs a resourceVersion, `generation` is maintained, schema enforced.
     pub custom: bool,
     pub schema: Option<Arc<CrdSchema>>,
+    /// Columns of Table answers (custom resources; built-in kinds have fixed ones).
+    pub printer_columns: Vec<PrinterColumn>,
+    /// Storage key: `group/plural`, except that both Event APIs share `/events`.
     pub key: TypeKey,
 }
 
 impl ResourceType {
-    #[allow(clippy::too_many_arguments)]
-    fn builtin(
+    pub(crate) fn builtin(
         group: &str,
         version: &str,
         kind: &str,
@@ -55,7 +58,13 @@ impl ResourceType {
             status_subresource: kind == "Namespace",
             custom: false,
             schema: None,
-            key: Arc::from(format!("{group}/{plural}")),
+            printer_columns: Vec::new(),
+            // One object behind both Event APIs, as in a cluster (see `events.rs`).
+            key: if kind == "Event" && group == "events.k8s.io" {
+                Arc::from(format!("/{plural}"))
+            } else {
+                Arc::from(format!("{group}/{plural}"))
+            },
         }
     }
 
@@ -212,6 +221,7 @@ impl Registry {
                 status_subresource: v.pointer("/subresources/status").is_some(),
                 custom: true,
                 schema,
+                printer_columns: PrinterColumn::for_version(v),
                 key: Arc::from(format!("{group}/{plural}")),
             });
         }

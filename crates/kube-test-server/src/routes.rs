@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::ops::{self, Params, Req};
 use crate::patch::PatchKind;
+use crate::table::{self, TableOptions};
 use crate::{Inner, RequestRecord, discovery, watch};
 
 /// Largest accepted request body.
@@ -29,6 +30,15 @@ fn json_response(code: u16, v: &Value) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn table_response(v: &Value, opts: TableOptions) -> Response {
+    (
+        http::StatusCode::OK,
+        [(header::CONTENT_TYPE, opts.content_type())],
         v.to_string(),
     )
         .into_response()
@@ -274,14 +284,24 @@ fn resource(
         dry_run,
     };
     let reply = |(code, v): (u16, Value)| json_response(code, &v);
+    // kubectl get asks for server-side printing.
+    let table = if *method == Method::GET {
+        table::negotiate(headers, params)?
+    } else {
+        None
+    };
     match (method.clone(), name) {
         (Method::GET, None) if legacy_watch || params.flag("watch") => {
             *verb = "watch";
-            watch::watch(inner, rt, ns.map(str::to_string), params)
+            watch::watch(inner, rt, ns.map(str::to_string), params, table)
         }
         (Method::GET, None) => {
             *verb = "list";
-            ops::list(&req, ns).map(|v| json_response(200, &v))
+            let list = ops::list(&req, ns)?;
+            Ok(match table {
+                Some(t) => table_response(&table::table_of_list(&rt, &list, t), t),
+                None => json_response(200, &list),
+            })
         }
         (Method::GET, Some(n)) if legacy_watch => {
             *verb = "watch";
@@ -291,11 +311,15 @@ fn resource(
                 None => format!("metadata.name={n}"),
             };
             p.0.insert("fieldSelector".into(), fs);
-            watch::watch(inner, rt, ns.map(str::to_string), &p)
+            watch::watch(inner, rt, ns.map(str::to_string), &p, table)
         }
         (Method::GET, Some(n)) => {
             *verb = "get";
-            ops::get(&req, n).map(|v| json_response(200, &v))
+            let obj = ops::get(&req, n)?;
+            Ok(match table {
+                Some(t) => table_response(&table::table_of_one(&rt, &obj, t, true), t),
+                None => json_response(200, &obj),
+            })
         }
         (Method::POST, None) => {
             *verb = "create";

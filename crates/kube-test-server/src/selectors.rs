@@ -146,6 +146,18 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// Field labels that are not plain paths: core Events' `source` is `source.component`.
+    pub(crate) fn for_resource(mut self, rt: &crate::resources::ResourceType) -> Self {
+        if crate::events::is_event(rt) && rt.group.is_empty() {
+            for (path, _, _) in &mut self.0 {
+                if path.len() == 1 && path[0] == "source" {
+                    path.push("component".into());
+                }
+            }
+        }
+        self
+    }
+
     /// The `metadata.name=x` value, if the selector pins one name (lets lists skip scans).
     pub(crate) fn pinned_name(&self) -> Option<&str> {
         self.0

@@ -20,10 +20,12 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::Inner;
 use crate::error::ApiError;
+use crate::events;
 use crate::ops::Params;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{EventType, WatchRecord};
+use crate::table::{self, TableOptions};
 
 /// Default watch length when the client gives no `timeoutSeconds` (the apiserver's minimum
 /// request timeout is 1800s).
@@ -34,37 +36,71 @@ struct Filter {
     ns: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
+    /// Each event's object is a one-row Table (kubectl get -w).
+    table: Option<TableOptions>,
+    /// Whether the next Table carries the column definitions (only the first one does, as
+    /// with the apiserver).
+    headers: bool,
 }
 
 impl Filter {
     fn matches_obj(&self, obj: &Value) -> bool {
-        self.labels.matches(obj) && self.fields.matches(obj)
+        let obj = events::view(&self.rt, obj);
+        self.labels.matches(&obj) && self.fields.matches(&obj)
+    }
+
+    /// The line for `object` (already in the watched version), as a Table when asked for.
+    fn render(&mut self, event_type: &str, object: &Value) -> Bytes {
+        match self.table {
+            Some(opts) => {
+                let t = table::table_of_one(&self.rt, object, opts, self.headers);
+                self.headers = false;
+                line(event_type, &t)
+            }
+            None => line(event_type, object),
+        }
+    }
+
+    /// The event line, shared across watchers unless the watched version differs from the
+    /// stored one or a Table is asked for.
+    fn record_line(&mut self, api_version: &str, rec: &WatchRecord) -> Bytes {
+        if self.table.is_none()
+            && rec.object.get("apiVersion").and_then(Value::as_str) == Some(api_version)
+        {
+            rec.line()
+        } else {
+            let obj = with_version(&self.rt, &rec.object);
+            self.render(rec.event.as_str(), &obj)
+        }
     }
 
     /// The line this watch gets for a write, if any. With selectors, an object that starts
     /// matching arrives as ADDED and one that stops matching as DELETED (its previous state
     /// with the write's resourceVersion), like the apiserver's watch cache.
-    fn event_line(&self, api_version: &str, rec: &WatchRecord) -> Option<Bytes> {
+    fn event_line(&mut self, api_version: &str, rec: &WatchRecord) -> Option<Bytes> {
         if rec.key != self.rt.key || self.ns.as_deref().is_some_and(|n| n != rec.namespace) {
             return None;
         }
         if self.labels.is_empty() && self.fields.is_empty() {
-            return Some(record_line(&self.rt, api_version, rec));
+            return Some(self.record_line(api_version, rec));
         }
         let cur = self.matches_obj(&rec.object);
         if rec.event != EventType::Modified {
-            return cur.then(|| record_line(&self.rt, api_version, rec));
+            return cur.then(|| self.record_line(api_version, rec));
         }
         let old = rec.prev.as_deref().is_some_and(|p| self.matches_obj(p));
         match (cur, old) {
-            (true, true) => Some(record_line(&self.rt, api_version, rec)),
-            (true, false) => Some(line("ADDED", &with_version(&self.rt, &rec.object))),
+            (true, true) => Some(self.record_line(api_version, rec)),
+            (true, false) => {
+                let obj = with_version(&self.rt, &rec.object);
+                Some(self.render("ADDED", &obj))
+            }
             (false, true) => {
                 let mut prev = with_version(&self.rt, rec.prev.as_deref().unwrap_or(&Value::Null));
                 if let Some(m) = prev.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.insert("resourceVersion".into(), json!(rec.rv.to_string()));
                 }
-                Some(line("DELETED", &prev))
+                Some(self.render("DELETED", &prev))
             }
             (false, false) => None,
         }
@@ -77,36 +113,26 @@ fn line(event_type: &str, object: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+/// A BOOKMARK's object (with a Table watch it is rendered as a Table too, like the apiserver).
+fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Value {
     let mut meta = json!({ "resourceVersion": rv.to_string() });
     if initial_end {
         meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
     }
-    line(
-        "BOOKMARK",
-        &json!({ "apiVersion": rt.api_version(), "kind": rt.kind, "metadata": meta }),
-    )
+    json!({ "apiVersion": rt.api_version(), "kind": rt.kind, "metadata": meta })
 }
 
 fn expired(message: String) -> Bytes {
     line("ERROR", &ApiError::expired(message).status_json())
 }
 
+/// The stored object in the watched version (Events converted between the two Event APIs).
 fn with_version(rt: &ResourceType, obj: &Value) -> Value {
-    let mut o = obj.clone();
+    let mut o = events::view(rt, obj).into_owned();
     if let Some(m) = o.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
     }
     o
-}
-
-/// The event line, shared across watchers unless the watched version differs from the stored one.
-fn record_line(rt: &ResourceType, api_version: &str, rec: &WatchRecord) -> Bytes {
-    if rec.object.get("apiVersion").and_then(Value::as_str) == Some(api_version) {
-        rec.line()
-    } else {
-        line(rec.event.as_str(), &with_version(rt, &rec.object))
-    }
 }
 
 /// Start a watch; the response body streams until timeout, `close_watches()`, a lagging
@@ -116,12 +142,15 @@ pub(crate) fn watch(
     rt: Arc<ResourceType>,
     ns: Option<String>,
     params: &Params,
+    table: Option<TableOptions>,
 ) -> Result<Response, ApiError> {
     let filter = Filter {
         labels: LabelSelector::parse(params.get("labelSelector").unwrap_or(""))?,
-        fields: FieldSelector::parse(params.get("fieldSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(params.get("fieldSelector").unwrap_or(""))?.for_resource(&rt),
         rt: rt.clone(),
         ns,
+        table,
+        headers: true,
     };
     let timeout = match params.get("timeoutSeconds") {
         Some(t) => match t.parse::<u64>() {
@@ -236,7 +265,7 @@ async fn run(
     tx: mpsc::Sender<Bytes>,
     mut rx: broadcast::Receiver<Arc<WatchRecord>>,
     mut close_rx: tokio::sync::watch::Receiver<u64>,
-    filter: Filter,
+    mut filter: Filter,
     start_rv: u64,
     initial: Vec<Value>,
     replay: Vec<Arc<WatchRecord>>,
@@ -253,10 +282,11 @@ async fn run(
     let rt = filter.rt.clone();
     let api_version = rt.api_version();
     for o in &initial {
-        tx.send(line("ADDED", o)).await?;
+        tx.send(filter.render("ADDED", o)).await?;
     }
     if send_initial {
-        tx.send(bookmark(&rt, start_rv, true)).await?;
+        tx.send(filter.render("BOOKMARK", &bookmark(&rt, start_rv, true)))
+            .await?;
     }
     let mut last_rv = start_rv;
     for rec in &replay {
@@ -293,7 +323,8 @@ async fn run(
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
             _ = ticker.tick(), if bookmarks => {
-                tx.send(bookmark(&rt, last_rv, false)).await?;
+                let b = filter.render("BOOKMARK", &bookmark(&rt, last_rv, false));
+                tx.send(b).await?;
             }
         }
     }

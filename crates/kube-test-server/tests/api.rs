@@ -49,6 +49,27 @@ async fn call(
     (code, v)
 }
 
+/// What kubectl get sends.
+const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+/// GET with an Accept header: status, Content-Type, body.
+async fn get_accept(s: &TestServer, uri: &str, accept: &str) -> (u16, String, Value) {
+    let req = Request::builder()
+        .uri(uri)
+        .header("accept", accept)
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router().oneshot(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, ct, serde_json::from_slice(&bytes).unwrap())
+}
+
 async fn get(s: &TestServer, uri: &str) -> (u16, Value) {
     call(s, Method::GET, uri, JSON, None).await
 }
@@ -95,7 +116,14 @@ struct Watch {
 
 impl Watch {
     async fn open(s: &TestServer, uri: &str) -> (u16, Watch) {
-        let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        Watch::open_accept(s, uri, JSON).await
+    }
+    async fn open_accept(s: &TestServer, uri: &str, accept: &str) -> (u16, Watch) {
+        let req = Request::builder()
+            .uri(uri)
+            .header("accept", accept)
+            .body(Body::empty())
+            .unwrap();
         let resp = s.router().oneshot(req).await.unwrap();
         (
             resp.status().as_u16(),
@@ -1679,6 +1707,653 @@ async fn crd_cel_rules_and_transition_rules() {
             .contains("set exactly one of credentialsSecretRef"),
         "{st}"
     );
+}
+
+// ---------------------------------------------------------------- Table output (kubectl get)
+
+fn cells(row: &Value) -> Vec<Value> {
+    row["cells"].as_array().unwrap().clone()
+}
+
+fn column_names(t: &Value) -> Vec<String> {
+    t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An age such as `0s` or `3s` (the objects were just created).
+fn is_fresh_age(v: &Value) -> bool {
+    v.as_str()
+        .and_then(|s| s.strip_suffix('s'))
+        .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n < 60))
+}
+
+async fn ready_false(s: &TestServer, name: &str, reason: &str) {
+    let (c, o) = patch(
+        s,
+        &format!("{SAL}/{name}/status"),
+        MERGE,
+        json!({"status": {"conditions": [
+            {"type": "Synced", "status": "True", "reason": "Other", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"},
+            {"type": "Ready", "status": "False", "reason": reason, "message": "m", "lastTransitionTime": "2025-01-01T00:00:00Z"}
+        ]}}),
+    )
+    .await;
+    assert_eq!(c, 200, "{o}");
+}
+
+#[tokio::test]
+async fn table_for_custom_resource_list_has_printer_columns() {
+    let s = server();
+    post(&s, SAL, sal("a")).await;
+    post(&s, SAL, sal("b")).await;
+    ready_false(&s, "a", "SecretNotFound").await;
+    let (c, ct, t) = get_accept(&s, SAL, TABLE_ACCEPT).await;
+    assert_eq!(c, 200, "{t}");
+    assert_eq!(ct, "application/json;as=Table;v=v1;g=meta.k8s.io");
+    assert_eq!(
+        (&t["kind"], &t["apiVersion"]),
+        (&json!("Table"), &json!("meta.k8s.io/v1"))
+    );
+    assert_eq!(
+        t["metadata"]["resourceVersion"],
+        s.resource_version().to_string()
+    );
+    assert_eq!(
+        column_names(&t),
+        ["Name", "Skill", "Stage", "Ready", "Reason", "Age"]
+    );
+    let defs = t["columnDefinitions"].as_array().unwrap();
+    assert_eq!(defs[0]["format"], "name");
+    assert_eq!(defs[5]["type"], "date");
+    assert!(
+        defs.iter()
+            .all(|d| d["priority"] == 0 && d["description"].is_string())
+    );
+    let rows = t["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let a = cells(&rows[0]);
+    assert_eq!(
+        a[..5],
+        [
+            json!("a"),
+            json!("amzn1.ask.skill.1"),
+            json!("development"),
+            json!("False"),
+            json!("SecretNotFound")
+        ]
+    );
+    assert!(is_fresh_age(&a[5]), "{a:?}");
+    // No status yet: the filter columns select nothing (kubectl prints them empty).
+    let b = cells(&rows[1]);
+    assert_eq!(
+        b[..5],
+        [
+            json!("b"),
+            json!("amzn1.ask.skill.1"),
+            json!("development"),
+            Value::Null,
+            Value::Null
+        ]
+    );
+    // Rows carry PartialObjectMetadata by default (kubectl reads namespace and labels from it).
+    let obj = &rows[0]["object"];
+    assert_eq!(obj["kind"], "PartialObjectMetadata");
+    assert_eq!(obj["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(obj["metadata"]["name"], "a");
+    assert_eq!(obj["metadata"]["namespace"], "default");
+    assert!(obj.get("spec").is_none());
+
+    // includeObject=Object / None.
+    let (_, _, t) = get_accept(&s, &format!("{SAL}?includeObject=Object"), TABLE_ACCEPT).await;
+    assert_eq!(t["rows"][0]["object"]["kind"], "SkillAccountLinking");
+    assert_eq!(t["rows"][0]["object"]["spec"]["stage"], "development");
+    let (_, _, t) = get_accept(&s, &format!("{SAL}?includeObject=None"), TABLE_ACCEPT).await;
+    assert_eq!(t["rows"][0]["object"], Value::Null);
+    let (c, _, st) = get_accept(&s, &format!("{SAL}?includeObject=All"), TABLE_ACCEPT).await;
+    assert_eq!((c, &st["reason"]), (400, &json!("BadRequest")));
+    // v1beta1 when that is what the client asks for first.
+    let (_, ct, t) = get_accept(
+        &s,
+        SAL,
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io, application/json",
+    )
+    .await;
+    assert_eq!(ct, "application/json;as=Table;v=v1beta1;g=meta.k8s.io");
+    assert_eq!(t["apiVersion"], "meta.k8s.io/v1beta1");
+    assert_eq!(t["rows"][0]["object"]["apiVersion"], "meta.k8s.io/v1beta1");
+    // Selectors, limit and continue work as for lists; the ListMeta is kept.
+    let (_, _, t) = get_accept(&s, &format!("{SAL}?limit=1"), TABLE_ACCEPT).await;
+    assert_eq!(t["rows"].as_array().unwrap().len(), 1);
+    let cont = t["metadata"]["continue"].as_str().unwrap().to_string();
+    let (_, _, t) = get_accept(&s, &format!("{SAL}?limit=1&continue={cont}"), TABLE_ACCEPT).await;
+    assert_eq!(t["rows"][0]["cells"][0], "b");
+    let (_, _, t) = get_accept(
+        &s,
+        &format!("{SAL}?fieldSelector=metadata.name%3Db"),
+        TABLE_ACCEPT,
+    )
+    .await;
+    assert_eq!(t["rows"].as_array().unwrap().len(), 1);
+    // Cluster-wide lists too.
+    let (_, _, t) = get_accept(
+        &s,
+        "/apis/alexa.operator.dev/v1alpha1/skillaccountlinkings",
+        TABLE_ACCEPT,
+    )
+    .await;
+    assert_eq!(t["rows"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn without_a_table_accept_header_nothing_changes() {
+    let s = server();
+    post(&s, SAL, sal("a")).await;
+    for accept in [
+        JSON,
+        "*/*",
+        "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json",
+    ] {
+        let (c, ct, l) = get_accept(&s, SAL, accept).await;
+        assert_eq!((c, ct.as_str()), (200, JSON), "{accept}");
+        assert_eq!(l["kind"], "SkillAccountLinkingList", "{accept}");
+        assert_eq!(l, get(&s, SAL).await.1);
+        let (_, _, o) = get_accept(&s, &format!("{SAL}/a"), accept).await;
+        assert_eq!(o["kind"], "SkillAccountLinking");
+    }
+    // Errors stay Status bodies.
+    let (c, _, st) = get_accept(&s, &format!("{SAL}/nope"), TABLE_ACCEPT).await;
+    assert_eq!((c, &st["kind"]), (404, &json!("Status")));
+}
+
+#[tokio::test]
+async fn table_for_one_custom_resource() {
+    let s = server();
+    let (_, o) = post(&s, SAL, sal("a")).await;
+    ready_false(&s, "a", "Stalled").await;
+    let (c, ct, t) = get_accept(&s, &format!("{SAL}/a"), TABLE_ACCEPT).await;
+    assert_eq!(c, 200);
+    assert_eq!(ct, "application/json;as=Table;v=v1;g=meta.k8s.io");
+    assert_eq!(t["kind"], "Table");
+    assert_eq!(column_names(&t).len(), 6);
+    let rows = t["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["cells"][3], "False");
+    assert_eq!(rows[0]["cells"][4], "Stalled");
+    assert_eq!(rows[0]["object"]["metadata"]["uid"], o["metadata"]["uid"]);
+    assert_eq!(
+        t["metadata"]["resourceVersion"],
+        rows[0]["object"]["metadata"]["resourceVersion"]
+    );
+}
+
+#[tokio::test]
+async fn table_cells_follow_the_printer_column_types() {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.t.dev"},
+        "spec": {"group": "t.dev", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true,
+                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                 "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                    {"name": "Ratio", "type": "number", "jsonPath": ".spec.ratio"},
+                    {"name": "On", "type": "boolean", "jsonPath": ".spec.on"},
+                    {"name": "When", "type": "date", "jsonPath": ".spec.when", "description": "d"},
+                    {"name": "Bad", "type": "date", "jsonPath": ".spec.bad"},
+                    {"name": "Tags", "type": "string", "jsonPath": ".spec.tags", "priority": 1},
+                    {"name": "Count", "type": "string", "jsonPath": ".spec.size"},
+                    {"name": "Second", "type": "string", "jsonPath": ".spec.tags[1]"},
+                    {"name": "Wrong", "type": "integer", "jsonPath": ".spec.on"}
+                 ]},
+                {"name": "v2", "served": true, "storage": false,
+                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
+            ]}
+    });
+    let s = TestServer::new().with_crd(crd).unwrap();
+    let when = (chrono::Utc::now() - chrono::Duration::hours(50))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (c, o) = post(
+        &s,
+        "/apis/t.dev/v1/namespaces/default/widgets",
+        json!({"apiVersion": "t.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
+            "spec": {"size": 3, "ratio": 1.5, "on": true, "when": when, "bad": "yesterday", "tags": ["x", "y"]}}),
+    )
+    .await;
+    assert_eq!(c, 201, "{o}");
+    let (_, _, t) = get_accept(
+        &s,
+        "/apis/t.dev/v1/namespaces/default/widgets",
+        TABLE_ACCEPT,
+    )
+    .await;
+    let defs = t["columnDefinitions"].as_array().unwrap();
+    assert_eq!(defs[4]["description"], "d");
+    assert_eq!(
+        defs[1]["description"],
+        "Custom resource definition column (in JSONPath format): .spec.size"
+    );
+    assert_eq!(defs[6]["priority"], 1);
+    assert_eq!(
+        cells(&t["rows"][0]),
+        [
+            json!("w"),
+            json!(3),
+            json!(1.5),
+            json!(true),
+            json!("2d2h"),
+            json!("<invalid>"),
+            json!(r#"["x","y"]"#),
+            json!("3"),
+            json!("y"),
+            Value::Null
+        ]
+    );
+    // A version without printer columns gets NAME and AGE.
+    let (_, _, t) = get_accept(
+        &s,
+        "/apis/t.dev/v2/namespaces/default/widgets",
+        TABLE_ACCEPT,
+    )
+    .await;
+    assert_eq!(column_names(&t), ["Name", "Age"]);
+    assert_eq!(t["columnDefinitions"][1]["type"], "date");
+    assert!(is_fresh_age(&t["rows"][0]["cells"][1]), "{t}");
+}
+
+#[tokio::test]
+async fn table_watch_sends_one_row_tables_with_column_definitions_first() {
+    let s = server();
+    post(&s, SAL, sal("a")).await;
+    let (c, mut w) = Watch::open_accept(&s, &format!("{SAL}?watch=true"), TABLE_ACCEPT).await;
+    assert_eq!(c, 200);
+    let e = w.next(LONG).await.unwrap();
+    assert_eq!(e["type"], "ADDED");
+    assert_eq!(e["object"]["kind"], "Table");
+    assert_eq!(column_names(&e["object"]).len(), 6);
+    assert_eq!(e["object"]["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(e["object"]["rows"][0]["cells"][0], "a");
+    assert_eq!(e["object"]["rows"][0]["cells"][3], Value::Null);
+    ready_false(&s, "a", "SecretNotFound").await;
+    let e = w.next(LONG).await.unwrap();
+    assert_eq!(e["type"], "MODIFIED");
+    assert_eq!(e["object"]["kind"], "Table");
+    assert_eq!(
+        e["object"]["columnDefinitions"],
+        Value::Null,
+        "headers only once"
+    );
+    let row = &e["object"]["rows"][0];
+    assert_eq!(row["cells"][3], "False");
+    assert_eq!(row["cells"][4], "SecretNotFound");
+    assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(
+        e["object"]["metadata"]["resourceVersion"],
+        row["object"]["metadata"]["resourceVersion"]
+    );
+    delete(&s, &format!("{SAL}/a"), None).await;
+    let e = w.next(LONG).await.unwrap();
+    assert_eq!(e["type"], "DELETED");
+    assert_eq!(e["object"]["rows"][0]["cells"][0], "a");
+
+    // From a resourceVersion, with a selector and includeObject=Object (kubectl get X NAME -w).
+    let (_, b) = post(&s, SAL, sal("b")).await;
+    let (_, mut w) = Watch::open_accept(
+        &s,
+        &format!(
+            "{SAL}?watch=true&resourceVersion={}&fieldSelector=metadata.name%3Db&includeObject=Object",
+            rv(&b)
+        ),
+        TABLE_ACCEPT,
+    )
+    .await;
+    post(&s, SAL, sal("c")).await;
+    ready_false(&s, "b", "Oops").await;
+    let e = w.next(LONG).await.unwrap();
+    assert_eq!(e["type"], "MODIFIED");
+    assert_eq!(column_names(&e["object"]).len(), 6);
+    assert_eq!(e["object"]["rows"][0]["cells"][4], "Oops");
+    assert_eq!(
+        e["object"]["rows"][0]["object"]["kind"],
+        "SkillAccountLinking"
+    );
+    // Bookmarks are Tables too (the apiserver transforms every event but errors).
+    let (_, mut w) = Watch::open_accept(
+        &s,
+        &format!("{SAL}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"),
+        TABLE_ACCEPT,
+    )
+    .await;
+    let mut types = Vec::new();
+    loop {
+        let e = w.next(LONG).await.unwrap();
+        assert_eq!(e["object"]["kind"], "Table", "{e}");
+        types.push(e["type"].as_str().unwrap().to_string());
+        if e["type"] == "BOOKMARK" {
+            let meta = &e["object"]["rows"][0]["object"]["metadata"];
+            assert_eq!(meta["annotations"]["k8s.io/initial-events-end"], "true");
+            break;
+        }
+    }
+    assert_eq!(types, ["ADDED", "ADDED", "BOOKMARK"]);
+    // Without the Accept header the same watch streams objects as before.
+    let (_, mut w) = Watch::open(
+        &s,
+        &format!("{SAL}?watch=true&fieldSelector=metadata.name%3Db"),
+    )
+    .await;
+    let e = w.next(LONG).await.unwrap();
+    assert_eq!(e["object"]["kind"], "SkillAccountLinking");
+}
+
+#[tokio::test]
+async fn table_for_builtin_kinds() {
+    let s = server().with_namespaces(&["default"]);
+    post(
+        &s,
+        "/api/v1/namespaces/default/secrets",
+        json!({"metadata": {"name": "creds"}, "stringData": {"a": "1", "b": "2"}}),
+    )
+    .await;
+    post(
+        &s,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"metadata": {"name": "cm"}, "data": {"a": "1"}, "binaryData": {"b": "AA=="}}),
+    )
+    .await;
+    let (_, _, t) = get_accept(&s, "/api/v1/namespaces/default/secrets", TABLE_ACCEPT).await;
+    assert_eq!(column_names(&t), ["Name", "Type", "Data", "Age"]);
+    let c = cells(&t["rows"][0]);
+    assert_eq!(c[..3], [json!("creds"), json!("Opaque"), json!(2)]);
+    assert!(is_fresh_age(&c[3]), "{c:?}");
+    let (_, _, t) = get_accept(&s, "/api/v1/namespaces/default/configmaps/cm", TABLE_ACCEPT).await;
+    assert_eq!(column_names(&t), ["Name", "Data", "Age"]);
+    assert_eq!(t["rows"][0]["cells"][1], 2);
+    let (_, _, t) = get_accept(&s, "/api/v1/namespaces", TABLE_ACCEPT).await;
+    assert_eq!(column_names(&t), ["Name", "Status", "Age"]);
+    assert_eq!(
+        cells(&t["rows"][0])[..2],
+        [json!("default"), json!("Active")]
+    );
+    let (_, _, t) = get_accept(
+        &s,
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        TABLE_ACCEPT,
+    )
+    .await;
+    assert_eq!(column_names(&t), ["Name", "Holder", "Age"]);
+    assert_eq!(t["rows"], json!([]));
+}
+
+// ---------------------------------------------------------------- Events: one object, two APIs
+
+const CORE_EVENTS: &str = "/api/v1/namespaces/default/events";
+const NEW_EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+async fn publish_linked(s: &TestServer, times: usize) {
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let recorder = Recorder::new(
+        s.client(),
+        Reporter {
+            controller: "test-ctl".into(),
+            instance: None,
+        },
+    );
+    let reference = ObjectReference {
+        api_version: Some("alexa.operator.dev/v1alpha1".into()),
+        kind: Some("SkillAccountLinking".into()),
+        name: Some("x".into()),
+        namespace: Some("default".into()),
+        uid: Some("u1".into()),
+        ..Default::default()
+    };
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Linked".into(),
+        note: Some("done".into()),
+        action: "Link".into(),
+        secondary: None,
+    };
+    for _ in 0..times {
+        recorder.publish(&ev, &reference).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn events_k8s_io_events_are_listed_by_core_v1_with_the_describe_field_selector() {
+    let s = server();
+    publish_linked(&s, 2).await;
+    // kubectl describe: involvedObject.{kind,name,namespace,uid}, chunked.
+    let describe = format!(
+        "{CORE_EVENTS}?fieldSelector=involvedObject.kind%3DSkillAccountLinking%2CinvolvedObject.name%3Dx%2CinvolvedObject.namespace%3Ddefault%2CinvolvedObject.uid%3Du1&limit=500"
+    );
+    let (c, l) = get(&s, &describe).await;
+    assert_eq!(c, 200);
+    assert_eq!(l["kind"], "EventList");
+    let items = l["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{l}");
+    let e = &items[0];
+    assert_eq!(
+        (&e["apiVersion"], &e["kind"]),
+        (&json!("v1"), &json!("Event"))
+    );
+    assert_eq!(e["involvedObject"]["name"], "x");
+    assert_eq!(e["involvedObject"]["uid"], "u1");
+    assert_eq!(e["message"], "done");
+    assert_eq!(e["reason"], "Linked");
+    assert_eq!(e["action"], "Link");
+    assert_eq!(e["type"], "Normal");
+    assert_eq!(e["count"], 2);
+    assert_eq!(e["series"]["count"], 2);
+    assert_eq!(e["source"]["component"], "test-ctl");
+    assert_eq!(e["reportingComponent"], "test-ctl");
+    for k in ["firstTimestamp", "lastTimestamp"] {
+        let t = e[k].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z') && !t.contains('.'),
+            "{k}: {t}"
+        );
+    }
+    assert!(e.get("regarding").is_none() && e.get("note").is_none());
+    // Other objects' events do not match.
+    for other in [
+        "involvedObject.uid%3Du2",
+        "involvedObject.kind%3DSecret",
+        "involvedObject.name%3Dy",
+        "source%3Dsomeone-else",
+    ] {
+        let (_, l) = get(&s, &format!("{CORE_EVENTS}?fieldSelector={other}")).await;
+        assert_eq!(l["items"], json!([]), "{other}");
+    }
+    let (_, l) = get(
+        &s,
+        &format!("{CORE_EVENTS}?fieldSelector=source%3Dtest-ctl,reason%3DLinked,type%3DNormal"),
+    )
+    .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 1);
+    // Get by name through core v1, and cluster-wide.
+    let name = e["metadata"]["name"].as_str().unwrap();
+    let (c, one) = get(&s, &format!("{CORE_EVENTS}/{name}")).await;
+    assert_eq!((c, &one["message"]), (200, &json!("done")));
+    let (_, all) = get(&s, "/api/v1/events").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    // Still one object, stored as written, and get_object shows either view.
+    assert_eq!(s.dump().len(), 1);
+    assert_eq!(s.dump()[0]["apiVersion"], "events.k8s.io/v1");
+    let core = s.get_object("v1", "events", Some("default"), name).unwrap();
+    assert_eq!(core["message"], "done");
+    let new = s
+        .get_object("events.k8s.io/v1", "events", Some("default"), name)
+        .unwrap();
+    assert_eq!(new["note"], "done");
+    let (_, l) = get(&s, NEW_EVENTS).await;
+    assert_eq!(l["items"][0]["note"], "done");
+    assert!(l["items"][0].get("message").is_none());
+}
+
+#[tokio::test]
+async fn core_v1_events_are_seen_through_events_k8s_io() {
+    let s = server();
+    let (c, _) = post(
+        &s,
+        CORE_EVENTS,
+        json!({"metadata": {"name": "e1"}, "involvedObject": {"kind": "Secret", "name": "s", "namespace": "default"},
+            "reason": "Failed", "message": "boom", "type": "Warning", "count": 3,
+            "source": {"component": "kubelet", "host": "node-1"},
+            "firstTimestamp": "2025-01-02T03:04:05Z", "lastTimestamp": "2025-01-02T03:05:05Z"}),
+    )
+    .await;
+    assert_eq!(c, 201);
+    let (c, e) = get(&s, &format!("{NEW_EVENTS}/e1")).await;
+    assert_eq!(c, 200);
+    assert_eq!(e["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(e["regarding"]["name"], "s");
+    assert_eq!(e["note"], "boom");
+    assert_eq!(e["deprecatedCount"], 3);
+    assert_eq!(e["deprecatedSource"]["host"], "node-1");
+    assert_eq!(e["deprecatedFirstTimestamp"], "2025-01-02T03:04:05Z");
+    assert_eq!(e["deprecatedLastTimestamp"], "2025-01-02T03:05:05Z");
+    assert_eq!(e["reportingController"], "kubelet");
+    assert_eq!(e["eventTime"], "2025-01-02T03:04:05.000000Z");
+    let (_, l) = get(
+        &s,
+        &format!("{NEW_EVENTS}?fieldSelector=regarding.name%3Ds,reportingController%3Dkubelet"),
+    )
+    .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 1);
+    // One name, one object: the other API cannot create it again.
+    let (c, st) = post(
+        &s,
+        NEW_EVENTS,
+        json!({"metadata": {"name": "e1"}, "eventTime": "2025-01-02T03:04:05.000000Z", "reason": "R",
+            "reportingController": "c", "reportingInstance": "i", "action": "A", "type": "Normal"}),
+    )
+    .await;
+    assert_eq!((c, &st["reason"]), (409, &json!("AlreadyExists")));
+    // A write through events.k8s.io keeps the core fields; deleting through either API removes it.
+    let (c, p) = patch(&s, &format!("{NEW_EVENTS}/e1"), MERGE, json!({"note": "boom!", "series": {"count": 4, "lastObservedTime": "2025-01-02T03:06:05.000000Z"}})).await;
+    assert_eq!((c, &p["note"]), (200, &json!("boom!")));
+    let (_, core) = get(&s, &format!("{CORE_EVENTS}/e1")).await;
+    assert_eq!(core["message"], "boom!");
+    assert_eq!(core["involvedObject"]["name"], "s");
+    assert_eq!(core["count"], 4);
+    assert_eq!(core["lastTimestamp"], "2025-01-02T03:06:05Z");
+    assert_eq!(core["firstTimestamp"], "2025-01-02T03:04:05Z");
+    assert_eq!(core["source"]["host"], "node-1");
+    // A no-op write through the other API is still a no-op.
+    let before = rv(&core);
+    let (_, same) = patch(
+        &s,
+        &format!("{CORE_EVENTS}/e1"),
+        MERGE,
+        json!({"message": "boom!"}),
+    )
+    .await;
+    assert_eq!(rv(&same), before);
+    let (c, _) = delete(&s, &format!("{NEW_EVENTS}/e1"), None).await;
+    assert_eq!(c, 200);
+    let (c, _) = get(&s, &format!("{CORE_EVENTS}/e1")).await;
+    assert_eq!(c, 404);
+}
+
+#[tokio::test]
+async fn watches_of_either_event_api_see_writes_through_the_other() {
+    let s = server();
+    let (_, mut core) = Watch::open(
+        &s,
+        &format!("{CORE_EVENTS}?watch=true&fieldSelector=involvedObject.name%3Dx"),
+    )
+    .await;
+    let (_, mut new) = Watch::open(&s, &format!("{NEW_EVENTS}?watch=true")).await;
+    publish_linked(&s, 2).await;
+    let e = core.next_non_bookmark(LONG).await.unwrap();
+    assert_eq!(e["type"], "ADDED");
+    assert_eq!(e["object"]["apiVersion"], "v1");
+    assert_eq!(e["object"]["message"], "done");
+    assert_eq!(e["object"]["count"], 1);
+    let e = core.next_non_bookmark(LONG).await.unwrap();
+    assert_eq!(e["type"], "MODIFIED");
+    assert_eq!(e["object"]["count"], 2);
+    let e = new.next_non_bookmark(LONG).await.unwrap();
+    assert_eq!(e["object"]["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(e["object"]["note"], "done");
+    new.next_non_bookmark(LONG).await.unwrap();
+    post(
+        &s,
+        CORE_EVENTS,
+        json!({"metadata": {"name": "legacy"}, "involvedObject": {"name": "y"}, "reason": "R", "message": "old style"}),
+    )
+    .await;
+    let e = new.next_non_bookmark(LONG).await.unwrap();
+    assert_eq!(e["object"]["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(e["object"]["note"], "old style");
+    assert_eq!(e["object"]["regarding"]["name"], "y");
+    assert!(
+        core.next_non_bookmark(SHORT).await.is_none(),
+        "selector filters the core view"
+    );
+    // kubectl get events -w: a one-row Table per event, in core columns.
+    let (_, mut t) = Watch::open_accept(
+        &s,
+        &format!("{NEW_EVENTS}?watch=true&fieldSelector=regarding.name%3Dx"),
+        TABLE_ACCEPT,
+    )
+    .await;
+    let e = t.next(LONG).await.unwrap();
+    assert_eq!(e["object"]["kind"], "Table");
+    assert_eq!(e["object"]["rows"][0]["cells"][3], "skillaccountlinking/x");
+}
+
+#[tokio::test]
+async fn table_for_events_has_the_event_columns() {
+    let s = server();
+    publish_linked(&s, 3).await;
+    for path in [CORE_EVENTS, NEW_EVENTS] {
+        let (_, _, t) = get_accept(&s, path, TABLE_ACCEPT).await;
+        assert_eq!(
+            column_names(&t),
+            [
+                "Last Seen",
+                "Type",
+                "Reason",
+                "Object",
+                "Subobject",
+                "Source",
+                "Message",
+                "First Seen",
+                "Count",
+                "Name"
+            ],
+            "{path}"
+        );
+        let wide: Vec<i64> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["priority"].as_i64().unwrap())
+            .collect();
+        assert_eq!(wide, [0, 0, 0, 0, 1, 1, 0, 1, 1, 1]);
+        let c = cells(&t["rows"][0]);
+        assert!(is_fresh_age(&c[0]), "{c:?}");
+        assert_eq!(
+            c[1..7],
+            [
+                json!("Normal"),
+                json!("Linked"),
+                json!("skillaccountlinking/x"),
+                json!(""),
+                json!("test-ctl, test-ctl"),
+                json!("done")
+            ]
+        );
+        assert!(is_fresh_age(&c[7]));
+        assert_eq!(c[8], 3);
+    }
 }
 
 // ---------------------------------------------------------------- discovery

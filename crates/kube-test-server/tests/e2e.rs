@@ -1,6 +1,8 @@
 //! End-to-end: a kube-runtime `Controller` (finalizer helper, server-side-applied status, event
 //! Recorder) converges against the test server and recovers after history compaction; kubectl
-//! works against the listening server; the CRD lint passes on crds/ and names bad paths.
+//! works against the listening server (apply/patch/delete, `get` with the CRDs' printer columns
+//! and `-w`, `get events` and `describe` showing events.k8s.io Events; `$KUBECTL` picks another
+//! kubectl, e.g. Debian's 1.20); the CRD lint passes on crds/ and names bad paths.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event, finalizer};
@@ -455,12 +457,32 @@ async fn kube_client_from_written_kubeconfig_over_tcp() {
     l.shutdown().await;
 }
 
+/// The kubectl to drive: `$KUBECTL` (e.g. Debian's 1.20 next to a newer one) or `kubectl`.
+fn kubectl_bin() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
+}
+
+/// Whether kubectl runs; if not, say the test is skipped.
+fn kubectl_installed(test: &str) -> bool {
+    let ok = std::process::Command::new(kubectl_bin())
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok();
+    if !ok {
+        eprintln!(
+            "SKIPPED {test}: kubectl is not installed (see .ci/install: apt-get install -y kubernetes-client)"
+        );
+    }
+    ok
+}
+
 async fn kubectl(
     kubeconfig: &std::path::Path,
     cache: &std::path::Path,
     args: &[&str],
 ) -> (bool, String) {
-    let out = tokio::process::Command::new("kubectl")
+    let out = tokio::process::Command::new(kubectl_bin())
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--cache-dir={}", cache.display()))
         .args(args)
@@ -477,15 +499,7 @@ async fn kubectl(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_apply_patch_delete() {
-    if std::process::Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "SKIPPED kubectl_get_apply_patch_delete: kubectl is not installed (see .ci/install: apt-get install -y kubectl)"
-        );
+    if !kubectl_installed("kubectl_get_apply_patch_delete") {
         return;
     }
     let s = TestServer::new()
@@ -608,6 +622,186 @@ async fn kubectl_get_apply_patch_delete() {
         )
         .is_none()
     );
+    l.shutdown().await;
+}
+
+/// Words of each line of kubectl's table output.
+fn table_lines(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+async fn set_ready(api: &Api<DynamicObject>, status: &str, reason: &str) {
+    let st = json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
+        "message": "m", "lastTransitionTime": "2025-01-01T00:00:00Z"}]}});
+    api.patch_status("demo", &PatchParams::default(), &Patch::Merge(&st))
+        .await
+        .unwrap();
+}
+
+/// Reads kubectl's stdout line by line until one has all of `words` (or fails after 20s).
+async fn wait_for_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    seen: &mut Vec<String>,
+    words: &[&str],
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                seen.push(line.clone());
+                let w: Vec<&str> = line.split_whitespace().collect();
+                if words.iter().all(|x| w.contains(x)) {
+                    return;
+                }
+            }
+            other => {
+                panic!("no line with {words:?} from kubectl get -w ({other:?}); got {seen:#?}")
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_prints_printer_columns_and_describe_shows_events() {
+    use tokio::io::AsyncBufReadExt;
+    if !kubectl_installed("kubectl_get_prints_printer_columns_and_describe_shows_events") {
+        return;
+    }
+    let s = TestServer::new()
+        .with_crds_from_dir(CRDS)
+        .unwrap()
+        .with_namespaces(&["default", "kube-system", "kube-public"]);
+    let l = s.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let cache = dir.path().join("cache");
+    l.write_kubeconfig(&kc).unwrap();
+    let ar = ApiResource {
+        group: "alexa.operator.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "alexa.operator.dev/v1alpha1".into(),
+        kind: "SkillAccountLinking".into(),
+        plural: "skillaccountlinkings".into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(s.client(), "default", &ar);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillAccountLinking",
+        "metadata": {"name": "demo"},
+        "spec": {"skillId": "amzn1.ask.skill.1", "stage": "development", "credentialsSecretRef": {"name": "creds"},
+            "accountLinking": {"type": "IMPLICIT", "authorizationUrl": "https://a.example/auth", "clientId": "cid"}}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &obj).await.unwrap();
+    set_ready(&api, "False", "SecretNotFound").await;
+    // The operator records events.k8s.io/v1 Events, as kube's Recorder does.
+    let recorder = Recorder::new(
+        s.client(),
+        Reporter {
+            controller: "alexa-skill-operator".into(),
+            instance: None,
+        },
+    );
+    let note = "Secret default/creds was not found";
+    let ev = KEvent {
+        type_: EventType::Warning,
+        reason: "SecretNotFound".into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder
+        .publish(&ev, &created.object_ref(&ar))
+        .await
+        .unwrap();
+
+    // The CRD's printer columns.
+    let (ok, out) = kubectl(&kc, &cache, &["get", "sal"]).await;
+    assert!(ok, "get sal: {out}");
+    let rows = table_lines(&out);
+    assert_eq!(
+        rows[0],
+        ["NAME", "SKILL", "STAGE", "READY", "REASON", "AGE"],
+        "{out}"
+    );
+    assert_eq!(
+        rows[1][..5],
+        [
+            "demo",
+            "amzn1.ask.skill.1",
+            "development",
+            "False",
+            "SecretNotFound"
+        ],
+        "{out}"
+    );
+    assert!(rows[1][5].ends_with('s'), "age: {out}");
+    let (ok, out) = kubectl(&kc, &cache, &["get", "sal", "--all-namespaces"]).await;
+    assert!(ok, "get sal -A: {out}");
+    let rows = table_lines(&out);
+    assert_eq!(rows[0][..2], ["NAMESPACE", "NAME"], "{out}");
+    assert_eq!(rows[1][..2], ["default", "demo"], "{out}");
+    let (ok, out) = kubectl(&kc, &cache, &["get", "secrets,sal"]).await;
+    assert!(
+        ok && out.contains("skillaccountlinking.alexa.operator.dev/demo"),
+        "{out}"
+    );
+
+    // The Event, through core v1.
+    let (ok, out) = kubectl(&kc, &cache, &["get", "events"]).await;
+    assert!(ok, "get events: {out}");
+    let rows = table_lines(&out);
+    assert_eq!(
+        rows[0],
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("Warning")
+            && l.contains("SecretNotFound")
+            && l.contains("skillaccountlinking/demo")
+            && l.contains(note)),
+        "{out}"
+    );
+    let (ok, out) = kubectl(&kc, &cache, &["describe", "sal", "demo"]).await;
+    assert!(ok, "describe: {out}");
+    let events = out
+        .split_once("Events:")
+        .map(|(_, e)| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        events.lines().any(|l| l.contains("Warning")
+            && l.contains("SecretNotFound")
+            && l.contains("alexa-skill-operator")
+            && l.contains(note)),
+        "no event in describe:\n{out}"
+    );
+    assert!(!events.contains("<none>"), "{out}");
+
+    // kubectl get -w streams rows.
+    let mut child = tokio::process::Command::new(kubectl_bin())
+        .arg(format!("--kubeconfig={}", kc.display()))
+        .arg(format!("--cache-dir={}", cache.display()))
+        .args(["get", "sal", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    wait_for_line(&mut lines, &mut seen, &["NAME", "SKILL", "READY", "REASON"]).await;
+    wait_for_line(&mut lines, &mut seen, &["demo", "False", "SecretNotFound"]).await;
+    set_ready(&api, "True", "Linked").await;
+    wait_for_line(&mut lines, &mut seen, &["demo", "True", "Linked"]).await;
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("NAME")).count(),
+        1,
+        "headers once: {seen:#?}"
+    );
+    child.kill().await.unwrap();
     l.shutdown().await;
 }
 
