@@ -52,6 +52,7 @@ struct Args {
     smoke: bool,
     out: Option<PathBuf>,
     max_n: usize,
+    sizes: Option<Vec<usize>>,
 }
 
 const USAGE: &str = "usage: bench [--all | --section 1,2,...] [--smoke] [--max-n N] [--out DIR]
@@ -60,7 +61,10 @@ const USAGE: &str = "usage: bench [--all | --section 1,2,...] [--smoke] [--max-n
   --section L    only these sections (comma-separated); report to target/bench/report
   --smoke        tiny sizes and windows (seconds); report to target/bench/smoke
   --max-n N      largest convergence size (default 10000)
-  --out DIR      where BENCHMARKS.md and BENCHMARKS.json go";
+  --sizes L      convergence sizes instead of 100,1000,10000 (experiments)
+  --out DIR      where BENCHMARKS.md and BENCHMARKS.json go
+environment (experiments; recorded in the report): BENCH_OPERATOR_BIN=PATH,
+  BENCH_OPERATOR_ARGS='--flag value ...', BENCH_OPERATOR_ENV='K=V,...', BENCH_RUST_LOG=debug";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         smoke: false,
         out: None,
         max_n: 10_000,
+        sizes: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -89,6 +94,11 @@ fn parse_args() -> Result<Args, String> {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .ok_or("--max-n needs a number")?;
+            }
+            "--sizes" => {
+                let list = it.next().ok_or("--sizes needs a list")?;
+                let sizes: Result<Vec<usize>, _> = list.split(',').map(|v| v.trim().parse()).collect();
+                args.sizes = Some(sizes.map_err(|_| format!("bad --sizes {list:?}"))?);
             }
             "--out" => args.out = Some(it.next().ok_or("--out needs a folder")?.into()),
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -192,6 +202,8 @@ async fn run(args: Args) -> BoxResult<bool> {
     if s.contains(&1) || s.contains(&2) || s.contains(&3) {
         let sizes: Vec<usize> = if smoke {
             vec![20]
+        } else if let Some(sizes) = &args.sizes {
+            sizes.clone()
         } else {
             [100, 1_000, 10_000]
                 .into_iter()
@@ -215,10 +227,8 @@ async fn run(args: Args) -> BoxResult<bool> {
                 timeout: Duration::from_secs(if n >= 10_000 { 600 } else { 180 }),
                 settle: Duration::from_secs(if smoke { 1 } else { 10 }),
             };
-            let mut key = String::new();
-            key.push_str(&cfg.label);
             let mut one = serde_json::Map::new();
-            guarded(&mut one, &key, &mut ok, converge::converge(&cfg, &ctx)).await;
+            guarded(&mut one, &cfg.label, &mut ok, converge::converge(&cfg, &ctx)).await;
             runs.extend(one.into_iter().map(|(_, v)| v));
             save_partial(&ctx, &results, &runs);
         }
@@ -324,6 +334,9 @@ async fn run(args: Args) -> BoxResult<bool> {
         "smoke": smoke,
         "totalSeconds": util::secs(total),
         "machine": machine,
+        "operatorBinary": proc::operator_binary().display().to_string(),
+        "operatorExtraArgs": std::env::var("BENCH_OPERATOR_ARGS").unwrap_or_default(),
+        "operatorExtraEnv": std::env::var("BENCH_OPERATOR_ENV").unwrap_or_default(),
         "results": Value::Object(results),
     });
     std::fs::create_dir_all(&out)?;

@@ -74,6 +74,28 @@ pub fn operator_binary() -> PathBuf {
     }
 }
 
+/// `BENCH_OPERATOR_ENV="K=V,K2=V2"`: extra environment for the operator process (for
+/// experiments such as `MALLOC_ARENA_MAX=2`; recorded in the report).
+pub fn extra_env() -> Vec<(String, String)> {
+    std::env::var("BENCH_OPERATOR_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// `BENCH_OPERATOR_ARGS="--flag value ..."`: extra operator flags for every run (experiments).
+pub fn extra_args() -> Vec<(String, String)> {
+    let text = std::env::var("BENCH_OPERATOR_ARGS").unwrap_or_default();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].to_string(), c[1].to_string()))
+        .collect()
+}
+
 /// A running operator process.
 pub struct OperatorProc {
     child: Child,
@@ -113,7 +135,12 @@ impl OperatorProc {
             ("--shutdown-grace".into(), "5s".into()),
             ("--log-format".into(), "json".into()),
         ];
-        for (flag, value) in extra {
+        let global = extra_args();
+        let global_refs: Vec<(&str, &str)> = global
+            .iter()
+            .map(|(f, v)| (f.as_str(), v.as_str()))
+            .collect();
+        for (flag, value) in extra.iter().chain(global_refs.iter()) {
             match flags.iter_mut().find(|(f, _)| f == flag) {
                 Some(entry) => entry.1 = value.to_string(),
                 None => flags.push((flag.to_string(), value.to_string())),
@@ -143,6 +170,7 @@ impl OperatorProc {
                 "RUST_LOG",
                 std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(extra_env())
             .env_remove("POD_NAME")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)

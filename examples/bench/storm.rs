@@ -114,6 +114,37 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
         })
         .collect();
     let duplicates = puts_ok_per_object.iter().filter(|c| **c > 1).count();
+    // A second successful PUT of the same configuration after the kill: the first one landed but
+    // the process died before writing status (and with it the client-secret hash, the only
+    // record that Amazon has the write-only secret), so the new process sends it again.
+    let mut duplicates_across_kill = 0;
+    let mut duplicate_examples = Vec::new();
+    for (skill, attempts) in &by_skill {
+        let ok_puts: Vec<Instant> = attempts
+            .iter()
+            .filter(|r| r.operation == Operation::UpdateAccountLinking && (200..300).contains(&r.status))
+            .map(|r| r.at)
+            .collect();
+        if ok_puts.len() > 1 {
+            if ok_puts[0] < t_kill && ok_puts[1..].iter().all(|t| *t >= t_kill) && ok_puts.len() == 2 {
+                duplicates_across_kill += 1;
+            }
+            if duplicate_examples.len() < 5 {
+                let seq: Vec<String> = attempts
+                    .iter()
+                    .map(|r| {
+                        let op = match r.operation {
+                            Operation::GetAccountLinking => "GET",
+                            Operation::UpdateAccountLinking => "PUT",
+                            _ => "other",
+                        };
+                        format!("{:+.2}s {op} {}", r.at.saturating_duration_since(t0).as_secs_f64() - t_kill.duration_since(t0).as_secs_f64(), r.status)
+                    })
+                    .collect();
+                duplicate_examples.push(json!({"skill": skill, "requestsRelativeToKill": seq}));
+            }
+        }
+    }
     let never_put = n.saturating_sub(puts_ok_per_object.iter().filter(|c| **c >= 1).count());
     let mismatches = env.config_mismatches();
 
@@ -210,6 +241,9 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
         "putAttemptsPerObjectHistogram": int_histogram(puts_per_object.iter().copied()),
         "successfulPutsPerObjectHistogram": int_histogram(puts_ok_per_object.iter().copied()),
         "objectsWithDuplicateUpdates": duplicates,
+        "duplicatesAcrossKill": duplicates_across_kill,
+        "duplicateExamples": duplicate_examples,
+        "implicitObjects": (0..n).filter(|i| crate::env::is_implicit(*i)).count(),
         "objectsNeverUpdated": never_put,
         "configMismatches": mismatches.len(),
         "maxCallsForOneObjectIn10s": max_10s,
