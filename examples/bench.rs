@@ -97,7 +97,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--sizes" => {
                 let list = it.next().ok_or("--sizes needs a list")?;
-                let sizes: Result<Vec<usize>, _> = list.split(',').map(|v| v.trim().parse()).collect();
+                let sizes: Result<Vec<usize>, _> =
+                    list.split(',').map(|v| v.trim().parse()).collect();
                 args.sizes = Some(sizes.map_err(|_| format!("bad --sizes {list:?}"))?);
             }
             "--out" => args.out = Some(it.next().ok_or("--out needs a folder")?.into()),
@@ -123,7 +124,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start tokio: {e}");
@@ -228,7 +232,13 @@ async fn run(args: Args) -> BoxResult<bool> {
                 settle: Duration::from_secs(if smoke { 1 } else { 10 }),
             };
             let mut one = serde_json::Map::new();
-            guarded(&mut one, &cfg.label, &mut ok, converge::converge(&cfg, &ctx)).await;
+            guarded(
+                &mut one,
+                &cfg.label,
+                &mut ok,
+                converge::converge(&cfg, &ctx),
+            )
+            .await;
             runs.extend(one.into_iter().map(|(_, v)| v));
             save_partial(&ctx, &results, &runs);
         }

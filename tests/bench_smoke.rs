@@ -20,7 +20,9 @@ fn bench_binary() -> Option<PathBuf> {
 #[test]
 fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Error>> {
     let Some(bench) = bench_binary() else {
-        return Err("examples/bench was not built: run `cargo test` (which builds examples)".into());
+        return Err(
+            "examples/bench was not built: run `cargo test` (which builds examples)".into(),
+        );
     };
     let out = tempfile::tempdir()?;
     let started = Instant::now();
@@ -43,7 +45,11 @@ fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Er
         out.path().join("BENCHMARKS.json"),
     )?)?;
     let md = std::fs::read_to_string(out.path().join("BENCHMARKS.md"))?;
-    for heading in ["## 1. Convergence", "## 2. Steady state", "## 5. Fault storm"] {
+    for heading in [
+        "## 1. Convergence",
+        "## 2. Steady state",
+        "## 5. Fault storm",
+    ] {
         assert!(md.contains(heading), "report lacks {heading}");
     }
     let r = &doc["results"];
@@ -51,13 +57,26 @@ fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Er
     assert_eq!(runs.len(), 2, "unlimited and rate-limited runs: {runs:?}");
     for run in runs {
         assert_eq!(run["configMismatches"], 0, "{run}");
-        assert_eq!(run["requestsPerObjectByOperation"]["UpdateAccountLinking"], 1.0, "{run}");
+        assert_eq!(
+            run["requestsPerObjectByOperation"]["UpdateAccountLinking"], 1.0,
+            "{run}"
+        );
         assert!(run["peakRssMiB"].as_f64().is_some_and(|m| m > 0.0), "{run}");
     }
     assert!(runs[0]["steadyState"]["gets"].is_u64(), "{}", runs[0]);
     assert!(r["idle"]["settledRssMiB"].is_f64(), "{}", r["idle"]);
-    assert!(r["throttling"]["answered429InWindow"].as_u64().is_some_and(|n| n > 0), "{}", r["throttling"]);
-    assert!(r["throttling"]["recoverSeconds"].is_f64(), "{}", r["throttling"]);
+    assert!(
+        r["throttling"]["answered429InWindow"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{}",
+        r["throttling"]
+    );
+    assert!(
+        r["throttling"]["recoverSeconds"].is_f64(),
+        "{}",
+        r["throttling"]
+    );
     assert_eq!(r["storm"]["allReady"], true, "{}", r["storm"]);
     assert_eq!(r["storm"]["configMismatches"], 0, "{}", r["storm"]);
     Ok(())

@@ -76,9 +76,14 @@ pub async fn converge(cfg: &ConvergeCfg, ctx: &Ctx) -> BoxResult<Value> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = op.stat()?;
     eprintln!(
-        "    operator pid {} synced in {:.2}s; RSS {:.1} MiB before any object",
+        "    operator pid {} synced in {:.2}s ({}); RSS {:.1} MiB before any object",
         op.pid,
         synced.as_secs_f64(),
+        if op.readyz_ok {
+            "/readyz 200"
+        } else {
+            "/readyz still 503, sync seen from its watch requests"
+        },
         before.rss_mib()
     );
     env.sim.clear_requests();
@@ -119,7 +124,12 @@ pub async fn converge(cfg: &ConvergeCfg, ctx: &Ctx) -> BoxResult<Value> {
         .collect();
     let per_object: serde_json::Map<String, Value> = counts
         .iter()
-        .map(|(op, c)| (op.as_str().to_string(), json!(round(*c as f64 / n as f64, 3))))
+        .map(|(op, c)| {
+            (
+                op.as_str().to_string(),
+                json!(round(*c as f64 / n as f64, 3)),
+            )
+        })
         .collect();
     let smapi_total: usize = smapi_until_ready.len();
     let status_429 = smapi.iter().filter(|r| r.status == 429).count();
@@ -150,6 +160,7 @@ pub async fn converge(cfg: &ConvergeCfg, ctx: &Ctx) -> BoxResult<Value> {
         "objects": n,
         "operatorFlags": flags.iter().map(|(f, v)| format!("{f} {v}")).collect::<Vec<_>>(),
         "operatorSyncSeconds": secs(synced),
+        "readyzAnswered200": op.readyz_ok,
         "applySeconds": secs(apply),
         "convergeSeconds": secs(converge),
         "objectsPerSecond": round(n as f64 / converge.as_secs_f64(), 1),
@@ -226,7 +237,9 @@ pub fn count_puts_ok(env: &Env) -> usize {
     env.sim
         .requests()
         .iter()
-        .filter(|r| r.operation == Operation::UpdateAccountLinking && (200..300).contains(&r.status))
+        .filter(|r| {
+            r.operation == Operation::UpdateAccountLinking && (200..300).contains(&r.status)
+        })
         .count()
 }
 
@@ -245,15 +258,25 @@ async fn steady_state(
     let n = env.skills;
     let p = period.as_secs_f64();
     let half = Duration::from_millis(500);
-    let quiet1 = (t_ready + Duration::from_secs(1), first_ready + period.mul_f64(0.9) - half);
-    let wave = (quiet1.1, t_ready + period.mul_f64(1.1) + Duration::from_secs(1));
+    let quiet1 = (
+        t_ready + Duration::from_secs(1),
+        first_ready + period.mul_f64(0.9) - half,
+    );
+    let wave = (
+        quiet1.1,
+        t_ready + period.mul_f64(1.1) + Duration::from_secs(1),
+    );
     let quiet2 = (wave.1, first_ready + period.mul_f64(1.8) - half);
     let spread = t_ready.duration_since(first_ready);
     eprintln!(
         "    steady state: resync period {p:.0}s (±10% jitter); objects became Ready within {:.2}s; \
          watching until {:.0}s after convergence",
         spread.as_secs_f64(),
-        quiet2.1.max(wave.1).saturating_duration_since(t_ready).as_secs_f64()
+        quiet2
+            .1
+            .max(wave.1)
+            .saturating_duration_since(t_ready)
+            .as_secs_f64()
     );
     if spread > period.mul_f64(0.6) {
         return Ok(json!({
@@ -272,9 +295,10 @@ async fn steady_state(
         sleep_until(quiet2.1).await;
     }
     let log = env.sim.requests();
-    let in_range = |a: Instant, b: Instant| -> Vec<&alexa_skill_operator::simulator::RequestRecord> {
-        log.iter().filter(|r| r.at >= a && r.at < b).collect()
-    };
+    let in_range =
+        |a: Instant, b: Instant| -> Vec<&alexa_skill_operator::simulator::RequestRecord> {
+            log.iter().filter(|r| r.at >= a && r.at < b).collect()
+        };
     let q1 = in_range(quiet1.0, quiet1.1);
     let w = in_range(wave.0, wave.1);
     let q2 = if quiet2.1 > quiet2.0 {
@@ -310,7 +334,11 @@ async fn steady_state(
          CPU {:.3}s ({:.3} ms per resync)",
         wave.1.duration_since(wave.0).as_secs_f64(),
         skills_once,
-        if exact { "exactly N GETs, 0 PUTs" } else { "NOT as expected" },
+        if exact {
+            "exactly N GETs, 0 PUTs"
+        } else {
+            "NOT as expected"
+        },
         quiet1.1.saturating_duration_since(quiet1.0).as_secs_f64(),
         quiet2.1.saturating_duration_since(quiet2.0).as_secs_f64(),
         q1.len(),

@@ -227,7 +227,9 @@ impl Env {
         ns.patch(
             NS,
             &PatchParams::apply("bench"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+            ),
         )
         .await?;
         let readiness = Arc::new(Mutex::new(Readiness::default()));
@@ -278,8 +280,12 @@ impl Env {
             .collect();
         let api: Api<Secret> = Api::namespaced(self.client.clone(), NS);
         let obj = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
-        api.patch(name, &PatchParams::apply("bench").force(), &Patch::Apply(&obj))
-            .await?;
+        api.patch(
+            name,
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&obj),
+        )
+        .await?;
         Ok(())
     }
 

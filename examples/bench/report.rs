@@ -64,7 +64,13 @@ fn s(v: &Value) -> String {
     match v {
         Value::Null => "–".into(),
         Value::String(s) => s.clone(),
-        Value::Bool(b) => if *b { "yes".into() } else { "no".into() },
+        Value::Bool(b) => {
+            if *b {
+                "yes".into()
+            } else {
+                "no".into()
+            }
+        }
         Value::Number(n) => {
             if let Some(f) = n.as_f64() {
                 if f.fract() == 0.0 && f.abs() < 1e15 {
@@ -112,21 +118,38 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
         s(&doc["command"]),
         s(&doc["totalSeconds"])
     );
-    let _ = writeln!(o, "Machine: {} CPUs ({}), {} GiB memory, Linux {}, {}, Node {}; load average at start {}. \
+    let _ = writeln!(
+        o,
+        "Machine: {} CPUs ({}), {} GiB memory, Linux {}, {}, Node {}; load average at start {}. \
         The operator runs as its own process (release build); the Kubernetes API test server, the Alexa \
         API simulator and the benchmark driver share the same 2 cores in the benchmark process, so every \
         time below includes their CPU use too.\n",
-        s(&m["nproc"]), s(&m["cpuModel"]), s(&m["memoryGiB"]), s(&m["kernel"]), s(&m["rustc"]), s(&m["node"]), s(&m["loadAverageAtStart"]));
+        s(&m["nproc"]),
+        s(&m["cpuModel"]),
+        s(&m["memoryGiB"]),
+        s(&m["kernel"]),
+        s(&m["rustc"]),
+        s(&m["node"]),
+        s(&m["loadAverageAtStart"])
+    );
 
-    let conv: Vec<&Value> = r["convergence"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let conv: Vec<&Value> = r["convergence"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     let by_n = |n: u64, limited: bool| -> Option<&Value> {
         conv.iter().copied().find(|c| {
-            c["objects"].as_u64() == Some(n) && c.get("rateLimit").is_some() == limited && c.get("error").is_none()
+            c["objects"].as_u64() == Some(n)
+                && c.get("rateLimit").is_some() == limited
+                && c.get("error").is_none()
         })
     };
 
     // Goals.
-    let _ = writeln!(o, "## Goals\n\n| goal | measured | verdict |\n|---|---|---|");
+    let _ = writeln!(
+        o,
+        "## Goals\n\n| goal | measured | verdict |\n|---|---|---|"
+    );
     let limited = conv.iter().copied().find(|c| c.get("rateLimit").is_some());
     match limited {
         Some(c) => goal_row(
@@ -141,96 +164,244 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
             ),
             Some(f(&c["rateLimit"]["fractionUsedWhileSending"]) >= 0.9),
         ),
-        None => goal_row(&mut o, "configured rate limit used ≥ 90 %", "–".into(), None),
+        None => goal_row(
+            &mut o,
+            "configured rate limit used ≥ 90 %",
+            "–".into(),
+            None,
+        ),
     }
-    let steady = conv.iter().copied().find(|c| c.get("steadyState").is_some());
+    let steady = conv
+        .iter()
+        .copied()
+        .find(|c| c.get("steadyState").is_some());
     match steady.map(|c| &c["steadyState"]) {
         Some(st) if st.get("gets").is_some() => {
             goal_row(
                 &mut o,
                 "one resync period: exactly N GETs, 0 PUTs",
-                format!("N = {}: {} GETs ({} objects once), {} PUTs, {} other calls",
-                    s(&steady.map_or(Value::Null, |c| c["objects"].clone())), s(&st["gets"]), s(&st["objectsResyncedOnce"]), s(&st["puts"]), s(&st["otherCalls"])),
+                format!(
+                    "N = {}: {} GETs ({} objects once), {} PUTs, {} other calls",
+                    s(&steady.map_or(Value::Null, |c| c["objects"].clone())),
+                    s(&st["gets"]),
+                    s(&st["objectsResyncedOnce"]),
+                    s(&st["puts"]),
+                    s(&st["otherCalls"])
+                ),
                 Some(st["exactlyNGetsZeroPuts"] == json!(true)),
             );
-            let quiet = st["callsInQuietWindowBefore"].as_u64().unwrap_or(1) + st["callsInQuietWindowAfter"].as_u64().unwrap_or(1);
+            let quiet = st["callsInQuietWindowBefore"].as_u64().unwrap_or(1)
+                + st["callsInQuietWindowAfter"].as_u64().unwrap_or(1);
             goal_row(
                 &mut o,
                 "between resyncs: 0 calls",
-                format!("{} calls in {} s before and {} calls in {} s after the resync wave",
-                    s(&st["callsInQuietWindowBefore"]), s(&st["quietWindowBeforeSeconds"]), s(&st["callsInQuietWindowAfter"]), s(&st["quietWindowAfterSeconds"])),
+                format!(
+                    "{} calls in {} s before and {} calls in {} s after the resync wave",
+                    s(&st["callsInQuietWindowBefore"]),
+                    s(&st["quietWindowBeforeSeconds"]),
+                    s(&st["callsInQuietWindowAfter"]),
+                    s(&st["quietWindowAfterSeconds"])
+                ),
                 Some(quiet == 0),
             );
         }
-        _ => goal_row(&mut o, "one resync period: exactly N GETs, 0 PUTs", "–".into(), None),
+        _ => goal_row(
+            &mut o,
+            "one resync period: exactly N GETs, 0 PUTs",
+            "–".into(),
+            None,
+        ),
     }
     let idle = &r["idle"];
     if idle.get("settledRssMiB").is_some() {
-        goal_row(&mut o, "idle RSS ≤ 20 MiB", format!("{} MiB settled, {} MiB peak", s(&idle["settledRssMiB"]), s(&idle["peakRssMiB"])), Some(f(&idle["peakRssMiB"]) <= 20.0));
+        goal_row(
+            &mut o,
+            "idle RSS ≤ 20 MiB",
+            format!(
+                "{} MiB settled, {} MiB peak",
+                s(&idle["settledRssMiB"]),
+                s(&idle["peakRssMiB"])
+            ),
+            Some(f(&idle["peakRssMiB"]) <= 20.0),
+        );
     } else {
         goal_row(&mut o, "idle RSS ≤ 20 MiB", "–".into(), None);
     }
     for (n, limit) in [(1000u64, 40.0), (10000u64, 100.0)] {
         let goal = format!("RSS at {n} objects ≤ {limit:.0} MiB");
         match by_n(n, false) {
-            Some(c) => goal_row(&mut o, &goal, format!("{} MiB peak, {} MiB settled", s(&c["peakRssMiB"]), s(&c["settledRssMiB"])), Some(f(&c["peakRssMiB"]) <= limit)),
+            Some(c) => goal_row(
+                &mut o,
+                &goal,
+                format!(
+                    "{} MiB peak, {} MiB settled",
+                    s(&c["peakRssMiB"]),
+                    s(&c["settledRssMiB"])
+                ),
+                Some(f(&c["peakRssMiB"]) <= limit),
+            ),
             None => goal_row(&mut o, &goal, "–".into(), None),
         }
     }
     let t = &r["throttling"];
     if t.get("maxRequestsInAnySecondInWindow").is_some() {
-        goal_row(&mut o, "throttled: request rate within the configured budget",
-            format!("max {} requests in any 1 s (budget {}/s + burst {} = {})", s(&t["maxRequestsInAnySecondInWindow"]), s(&t["operatorBudgetPerSecond"]), s(&t["operatorBurst"]), s(&t["budgetRequestsPerSecond"])),
-            Some(t["withinBudget"] == json!(true)));
-        goal_row(&mut o, "throttled: no call before Retry-After expires",
-            format!("{} calls inside a Retry-After ({} were already in flight ≤ {} ms after the 429)", s(&t["requestsInsideRetryAfter"]), s(&t["requestsInFlightWhen429Sent"]), s(&t["inFlightGraceMs"])),
-            Some(t["requestsInsideRetryAfter"].as_u64() == Some(0)));
+        goal_row(
+            &mut o,
+            "throttled: request rate within the configured budget",
+            format!(
+                "max {} requests in any 1 s (budget {}/s + burst {} = {})",
+                s(&t["maxRequestsInAnySecondInWindow"]),
+                s(&t["operatorBudgetPerSecond"]),
+                s(&t["operatorBurst"]),
+                s(&t["budgetRequestsPerSecond"])
+            ),
+            Some(t["withinBudget"] == json!(true)),
+        );
+        goal_row(
+            &mut o,
+            "throttled: no call before Retry-After expires",
+            format!(
+                "{} calls inside a Retry-After ({} were already in flight ≤ {} ms after the 429)",
+                s(&t["requestsInsideRetryAfter"]),
+                s(&t["requestsInFlightWhen429Sent"]),
+                s(&t["inFlightGraceMs"])
+            ),
+            Some(t["requestsInsideRetryAfter"].as_u64() == Some(0)),
+        );
     }
     let st = &r["storm"];
     if st.get("allReady").is_some() {
-        goal_row(&mut o, "fault storm + kill -9: all Ready, none stuck",
-            format!("{} of {} Ready {} s after the storm", if st["allReady"] == json!(true) { s(&st["objects"]) } else { "not all".into() }, s(&st["objects"]), s(&st["recoverSecondsAfterStorm"])),
-            Some(st["allReady"] == json!(true)));
-        goal_row(&mut o, "fault storm: no duplicate or lost update",
-            format!("{} objects updated twice, {} never, {} configurations differ from the spec", s(&st["objectsWithDuplicateUpdates"]), s(&st["objectsNeverUpdated"]), s(&st["configMismatches"])),
-            Some(st["objectsWithDuplicateUpdates"].as_u64() == Some(0) && st["configMismatches"].as_u64() == Some(0) && st["objectsNeverUpdated"].as_u64() == Some(0)));
+        goal_row(
+            &mut o,
+            "fault storm + kill -9: all Ready, none stuck",
+            format!(
+                "{} of {} Ready {} s after the storm",
+                if st["allReady"] == json!(true) {
+                    s(&st["objects"])
+                } else {
+                    "not all".into()
+                },
+                s(&st["objects"]),
+                s(&st["recoverSecondsAfterStorm"])
+            ),
+            Some(st["allReady"] == json!(true)),
+        );
+        goal_row(
+            &mut o,
+            "fault storm: no duplicate or lost update",
+            format!(
+                "{} objects updated twice, {} never, {} configurations differ from the spec",
+                s(&st["objectsWithDuplicateUpdates"]),
+                s(&st["objectsNeverUpdated"]),
+                s(&st["configMismatches"])
+            ),
+            Some(
+                st["objectsWithDuplicateUpdates"].as_u64() == Some(0)
+                    && st["configMismatches"].as_u64() == Some(0)
+                    && st["objectsNeverUpdated"].as_u64() == Some(0),
+            ),
+        );
     }
     let a = &r["askCli"];
     if a.get("speedup").is_some() {
-        goal_row(&mut o, "≥ 20× faster than the ASK CLI", format!("{}× ({}× counting the operator's own start-up)", s(&a["speedup"]), s(&a["speedupIncludingOperatorStartup"])), Some(f(&a["speedup"]) >= 20.0));
+        goal_row(
+            &mut o,
+            "≥ 20× faster than the ASK CLI",
+            format!(
+                "{}× ({}× counting the operator's own start-up)",
+                s(&a["speedup"]),
+                s(&a["speedupIncludingOperatorStartup"])
+            ),
+            Some(f(&a["speedup"]) >= 20.0),
+        );
     } else if a.get("error").is_some() {
-        goal_row(&mut o, "≥ 20× faster than the ASK CLI", format!("not measured: {}", s(&a["error"]).lines().next().unwrap_or("")), None);
+        goal_row(
+            &mut o,
+            "≥ 20× faster than the ASK CLI",
+            format!(
+                "not measured: {}",
+                s(&a["error"]).lines().next().unwrap_or("")
+            ),
+            None,
+        );
     }
     let _ = writeln!(o);
 
     // 1.
     let _ = writeln!(o, "## 1. Convergence\n");
-    let _ = writeln!(o, "N SkillAccountLinking objects (4 of 5 AUTH_CODE with their own client-secret Secret, 1 of 5 IMPLICIT; one shared credentials Secret) are created at once (32 requests in flight) into a running, synced operator; the clock runs from the first create to the moment the last object is seen Ready (condition `Ready=True` with `observedGeneration == generation`, through a watch). Defaults otherwise (`--concurrency 16`).\n");
-    let _ = writeln!(o, "| run | N | operator rate limit | create all (s) | create → all Ready (s) | objects/s | SMAPI requests/object (GET + PUT) | LWA token requests | max requests in 1 s | operator CPU (s) | CPU ms/reconcile |\n|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "N SkillAccountLinking objects (4 of 5 AUTH_CODE with their own client-secret Secret, 1 of 5 IMPLICIT; one shared credentials Secret) are created at once (32 requests in flight) into a running, synced operator; the clock runs from the first create to the moment the last object is seen Ready (condition `Ready=True` with `observedGeneration == generation`, through a watch). Defaults otherwise (`--concurrency 16`).\n"
+    );
+    let _ = writeln!(
+        o,
+        "| run | N | operator rate limit | create all (s) | create → all Ready (s) | objects/s | SMAPI requests/object (GET + PUT) | LWA token requests | max requests in 1 s | operator CPU (s) | CPU ms/reconcile |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for c in &conv {
         if c.get("error").is_some() {
-            let _ = writeln!(o, "| {} | | | | failed: {} | | | | | | |", s(&c["label"]), s(&c["error"]));
+            let _ = writeln!(
+                o,
+                "| {} | | | | failed: {} | | | | | | |",
+                s(&c["label"]),
+                s(&c["error"])
+            );
             continue;
         }
-        let limit = c.get("rateLimit").map_or("off".to_string(), |l| format!("{}/s, burst {}", s(&l["configuredPerSecond"]), s(&l["configuredBurst"])));
+        let limit = c.get("rateLimit").map_or("off".to_string(), |l| {
+            format!(
+                "{}/s, burst {}",
+                s(&l["configuredPerSecond"]),
+                s(&l["configuredBurst"])
+            )
+        });
         let per = &c["requestsPerObjectByOperation"];
-        let _ = writeln!(o, "| {} | {} | {} | {} | {} | {} | {} ({} + {}) | {} | {} | {} | {} |",
-            s(&c["label"]), s(&c["objects"]), limit, s(&c["applySeconds"]), s(&c["convergeSeconds"]), s(&c["objectsPerSecond"]),
-            s(&c["smapiRequestsPerObject"]), s(&per["GetAccountLinking"]), s(&per["UpdateAccountLinking"]), s(&c["requestsByOperation"]["Token"]),
-            s(&c["maxRequestsInAnySecond"]), s(&c["operatorCpuSeconds"]), s(&c["cpuMsPerReconcile"]));
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} ({} + {}) | {} | {} | {} | {} |",
+            s(&c["label"]),
+            s(&c["objects"]),
+            limit,
+            s(&c["applySeconds"]),
+            s(&c["convergeSeconds"]),
+            s(&c["objectsPerSecond"]),
+            s(&c["smapiRequestsPerObject"]),
+            s(&per["GetAccountLinking"]),
+            s(&per["UpdateAccountLinking"]),
+            s(&c["requestsByOperation"]["Token"]),
+            s(&c["maxRequestsInAnySecond"]),
+            s(&c["operatorCpuSeconds"]),
+            s(&c["cpuMsPerReconcile"])
+        );
     }
     if let Some(c) = limited {
         let l = &c["rateLimit"];
-        let _ = writeln!(o, "\nWith `--api-rate-limit {} --api-burst {}` (N = {} so that the run stays near a minute: {} SMAPI requests at {}/s), the simulator saw {} requests/s on average while requests were pending ({:.1} % of the limit) and {} requests/s from the first create to the last Ready ({:.1} %); at most {} in any second (budget {}). The simulator itself did not limit this run.\n",
-            s(&l["configuredPerSecond"]), s(&l["configuredBurst"]), s(&c["objects"]), s(&c["smapiRequests"]), s(&l["configuredPerSecond"]),
-            s(&l["achievedPerSecondWhileSending"]), f(&l["fractionUsedWhileSending"]) * 100.0, s(&l["achievedPerSecondApplyToReady"]), f(&l["fractionUsedApplyToReady"]) * 100.0,
-            s(&c["maxRequestsInAnySecond"]), s(&l["budgetForOneSecond"]));
+        let _ = writeln!(
+            o,
+            "\nWith `--api-rate-limit {} --api-burst {}` (N = {} so that the run stays near a minute: {} SMAPI requests at {}/s), the simulator saw {} requests/s on average while requests were pending ({:.1} % of the limit) and {} requests/s from the first create to the last Ready ({:.1} %); at most {} in any second (budget {}). The simulator itself did not limit this run.\n",
+            s(&l["configuredPerSecond"]),
+            s(&l["configuredBurst"]),
+            s(&c["objects"]),
+            s(&c["smapiRequests"]),
+            s(&l["configuredPerSecond"]),
+            s(&l["achievedPerSecondWhileSending"]),
+            f(&l["fractionUsedWhileSending"]) * 100.0,
+            s(&l["achievedPerSecondApplyToReady"]),
+            f(&l["fractionUsedApplyToReady"]) * 100.0,
+            s(&c["maxRequestsInAnySecond"]),
+            s(&l["budgetForOneSecond"])
+        );
     }
-    let _ = writeln!(o, "\nKubernetes API requests during convergence (all clients: the operator, the benchmark's creates and its readiness watch), per object:\n");
+    let _ = writeln!(
+        o,
+        "\nKubernetes API requests during convergence (all clients: the operator, the benchmark's creates and its readiness watch), per object:\n"
+    );
     let _ = writeln!(o, "| run | requests by kind |\n|---|---|");
     for c in &conv {
         if let (Some(k), Some(n)) = (c["kubeRequests"].as_object(), c["objects"].as_f64()) {
-            let parts: Vec<String> = k.iter().map(|(key, v)| format!("{key} {:.2}", f(v) / n)).collect();
+            let parts: Vec<String> = k
+                .iter()
+                .map(|(key, v)| format!("{key} {:.2}", f(v) / n))
+                .collect();
             let _ = writeln!(o, "| {} | {} |", s(&c["label"]), parts.join(", "));
         }
     }
@@ -241,52 +412,146 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
     match steady {
         Some(c) if c["steadyState"].get("gets").is_some() => {
             let st = &c["steadyState"];
-            let _ = writeln!(o, "After the N = {} run converged, with `--resync-period {}s` (each object's next resync is jittered by ±10 %): every object's first resync must fall inside one window and its second one cannot start before 1.8 periods after the first object became Ready, so the request log is checked in three windows.\n", s(&c["objects"]), s(&st["periodSeconds"]));
-            let _ = writeln!(o, "| window | length (s) | GET | PUT | other calls | expected |\n|---|---|---|---|---|---|");
-            let _ = writeln!(o, "| after convergence, before any resync is due | {} | {} calls in total | | | 0 calls |", s(&st["quietWindowBeforeSeconds"]), s(&st["callsInQuietWindowBefore"]));
-            let _ = writeln!(o, "| the resync wave | {} | {} ({} objects once, {} more than once) | {} | {} | N GETs, 0 PUTs |", s(&st["waveWindowSeconds"]), s(&st["gets"]), s(&st["objectsResyncedOnce"]), s(&st["objectsResyncedMoreThanOnce"]), s(&st["puts"]), s(&st["otherCalls"]));
-            let _ = writeln!(o, "| after the wave, before the next one is due | {} | {} calls in total | | | 0 calls |", s(&st["quietWindowAfterSeconds"]), s(&st["callsInQuietWindowAfter"]));
-            let _ = writeln!(o, "\nCPU per resync: {} ms. Kubernetes API requests during the wave: {}.\n", s(&st["cpuMsPerResync"]), s(&st["kubeRequestsDuringWave"]));
+            let _ = writeln!(
+                o,
+                "After the N = {} run converged, with `--resync-period {}s` (each object's next resync is jittered by ±10 %): every object's first resync must fall inside one window and its second one cannot start before 1.8 periods after the first object became Ready, so the request log is checked in three windows.\n",
+                s(&c["objects"]),
+                s(&st["periodSeconds"])
+            );
+            let _ = writeln!(
+                o,
+                "| window | length (s) | GET | PUT | other calls | expected |\n|---|---|---|---|---|---|"
+            );
+            let _ = writeln!(
+                o,
+                "| after convergence, before any resync is due | {} | {} calls in total | | | 0 calls |",
+                s(&st["quietWindowBeforeSeconds"]),
+                s(&st["callsInQuietWindowBefore"])
+            );
+            let _ = writeln!(
+                o,
+                "| the resync wave | {} | {} ({} objects once, {} more than once) | {} | {} | N GETs, 0 PUTs |",
+                s(&st["waveWindowSeconds"]),
+                s(&st["gets"]),
+                s(&st["objectsResyncedOnce"]),
+                s(&st["objectsResyncedMoreThanOnce"]),
+                s(&st["puts"]),
+                s(&st["otherCalls"])
+            );
+            let _ = writeln!(
+                o,
+                "| after the wave, before the next one is due | {} | {} calls in total | | | 0 calls |",
+                s(&st["quietWindowAfterSeconds"]),
+                s(&st["callsInQuietWindowAfter"])
+            );
+            let _ = writeln!(
+                o,
+                "\nCPU per resync: {} ms. Kubernetes API requests during the wave: {}.\n",
+                s(&st["cpuMsPerResync"]),
+                s(&st["kubeRequestsDuringWave"])
+            );
         }
-        Some(c) => { let _ = writeln!(o, "Not measured: {}\n", s(&c["steadyState"]["skipped"])); }
-        None => { let _ = writeln!(o, "Not measured in this run.\n"); }
+        Some(c) => {
+            let _ = writeln!(o, "Not measured: {}\n", s(&c["steadyState"]["skipped"]));
+        }
+        None => {
+            let _ = writeln!(o, "Not measured in this run.\n");
+        }
     }
 
     // 3.
     let _ = writeln!(o, "## 3. Memory and CPU\n");
-    let _ = writeln!(o, "VmHWM (peak) and VmRSS (settled, 10 s after convergence and after the steady-state windows) of the operator process from `/proc/<pid>/status`; CPU time (utime + stime from `/proc/<pid>/stat`) over the convergence, divided by the reconciles counted by `alexa_operator_reconciles_total` (one per object; the finalizer-adding first pass is not counted there).\n");
-    let _ = writeln!(o, "| objects | peak RSS (MiB) | settled RSS (MiB) | goal (MiB) | CPU ms per reconcile | CPU ms per object |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "VmHWM (peak) and VmRSS (settled, 10 s after convergence and after the steady-state windows) of the operator process from `/proc/<pid>/status`; CPU time (utime + stime from `/proc/<pid>/stat`) over the convergence, divided by the reconciles counted by `alexa_operator_reconciles_total` (one per object; the finalizer-adding first pass is not counted there).\n"
+    );
+    let _ = writeln!(
+        o,
+        "| objects | peak RSS (MiB) | settled RSS (MiB) | goal (MiB) | CPU ms per reconcile | CPU ms per object |\n|---|---|---|---|---|---|"
+    );
     if idle.get("peakRssMiB").is_some() {
-        let _ = writeln!(o, "| 0 | {} | {} | 20 | – | – |", s(&idle["peakRssMiB"]), s(&idle["settledRssMiB"]));
+        let _ = writeln!(
+            o,
+            "| 0 | {} | {} | 20 | – | – |",
+            s(&idle["peakRssMiB"]),
+            s(&idle["settledRssMiB"])
+        );
     }
-    for c in conv.iter().filter(|c| c.get("rateLimit").is_none() && c.get("peakRssMiB").is_some()) {
-        let goal = match c["objects"].as_u64() { Some(1000) => "40", Some(10000) => "100", _ => "–" };
-        let _ = writeln!(o, "| {} | {} | {} | {} | {} | {} |", s(&c["objects"]), s(&c["peakRssMiB"]), s(&c["settledRssMiB"]), goal, s(&c["cpuMsPerReconcile"]), s(&c["cpuMsPerObject"]));
+    for c in conv
+        .iter()
+        .filter(|c| c.get("rateLimit").is_none() && c.get("peakRssMiB").is_some())
+    {
+        let goal = match c["objects"].as_u64() {
+            Some(1000) => "40",
+            Some(10000) => "100",
+            _ => "–",
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} |",
+            s(&c["objects"]),
+            s(&c["peakRssMiB"]),
+            s(&c["settledRssMiB"]),
+            goal,
+            s(&c["cpuMsPerReconcile"]),
+            s(&c["cpuMsPerObject"])
+        );
     }
     let _ = writeln!(o);
 
     // 4.
     let _ = writeln!(o, "## 4. Throttling discipline\n");
     if t.get("requestsInWindow").is_some() {
-        let _ = writeln!(o, "{} objects are created into an operator with a budget of {}/s (burst {}) while the simulator allows only {}/s (burst {}) per client and answers 429 with `Retry-After: {}` beyond that, for a window of {} s; then the limit is lifted.\n",
-            s(&t["objects"]), s(&t["operatorBudgetPerSecond"]), s(&t["operatorBurst"]), s(&t["simulatorLimit"]["perSecond"]), s(&t["simulatorLimit"]["burst"]), s(&t["simulatorLimit"]["retryAfterSeconds"]), s(&t["windowSeconds"]));
+        let _ = writeln!(
+            o,
+            "{} objects are created into an operator with a budget of {}/s (burst {}) while the simulator allows only {}/s (burst {}) per client and answers 429 with `Retry-After: {}` beyond that, for a window of {} s; then the limit is lifted.\n",
+            s(&t["objects"]),
+            s(&t["operatorBudgetPerSecond"]),
+            s(&t["operatorBurst"]),
+            s(&t["simulatorLimit"]["perSecond"]),
+            s(&t["simulatorLimit"]["burst"]),
+            s(&t["simulatorLimit"]["retryAfterSeconds"]),
+            s(&t["windowSeconds"])
+        );
         let _ = writeln!(o, "| measure | value |\n|---|---|");
         for (label, key) in [
             ("requests during the window", "requestsInWindow"),
             ("answered 429", "answered429InWindow"),
             ("succeeded", "succeededInWindow"),
-            ("max requests in any 1 s of the window", "maxRequestsInAnySecondInWindow"),
-            ("configured budget for 1 s (rate + burst)", "budgetRequestsPerSecond"),
-            ("requests arriving inside a Retry-After (after the in-flight grace)", "requestsInsideRetryAfter"),
-            ("requests already in flight when a 429 was answered", "requestsInFlightWhen429Sent"),
+            (
+                "max requests in any 1 s of the window",
+                "maxRequestsInAnySecondInWindow",
+            ),
+            (
+                "configured budget for 1 s (rate + burst)",
+                "budgetRequestsPerSecond",
+            ),
+            (
+                "requests arriving inside a Retry-After (after the in-flight grace)",
+                "requestsInsideRetryAfter",
+            ),
+            (
+                "requests already in flight when a 429 was answered",
+                "requestsInFlightWhen429Sent",
+            ),
             ("objects Ready when the window ended", "readyAtWindowEnd"),
-            ("first success after the window (s)", "firstSuccessAfterWindowSeconds"),
+            (
+                "first success after the window (s)",
+                "firstSuccessAfterWindowSeconds",
+            ),
             ("window end → all Ready (s)", "recoverSeconds"),
-            ("max requests in any 1 s after the window", "maxRequestsInAnySecondAfterWindow"),
+            (
+                "max requests in any 1 s after the window",
+                "maxRequestsInAnySecondAfterWindow",
+            ),
         ] {
             let _ = writeln!(o, "| {label} | {} |", s(&t[key]));
         }
-        let _ = writeln!(o, "\nNot Ready at the end of the window, by reason: {}.\n", s(&t["notReadyReasonsAtWindowEnd"]));
+        let _ = writeln!(
+            o,
+            "\nNot Ready at the end of the window, by reason: {}.\n",
+            s(&t["notReadyReasonsAtWindowEnd"])
+        );
     } else {
         let _ = writeln!(o, "Not measured: {}\n", s(&t["error"]));
     }
@@ -294,8 +559,18 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
     // 5.
     let _ = writeln!(o, "## 5. Fault storm\n");
     if st.get("allReady").is_some() {
-        let _ = writeln!(o, "{} objects are created while the simulator answers {:.0} % of SMAPI requests with 500/503, delays every answer by {} s and drops {:.0} % of connections without an answer, for {} s; the operator is killed with SIGKILL {} s after the creates and started again at once (`--backoff-base {}s --backoff-max {}s`, the defaults). Then the faults are cleared.\n",
-            s(&st["objects"]), f(&st["errorRate"]) * 100.0, s(&st["latencySeconds"]), f(&st["dropRate"]) * 100.0, s(&st["stormSeconds"]), s(&st["killAtSeconds"]), s(&st["backoffBaseSeconds"]), s(&st["backoffMaxSeconds"]));
+        let _ = writeln!(
+            o,
+            "{} objects are created while the simulator answers {:.0} % of SMAPI requests with 500/503, delays every answer by {} s and drops {:.0} % of connections without an answer, for {} s; the operator is killed with SIGKILL {} s after the creates and started again at once (`--backoff-base {}s --backoff-max {}s`, the defaults). Then the faults are cleared.\n",
+            s(&st["objects"]),
+            f(&st["errorRate"]) * 100.0,
+            s(&st["latencySeconds"]),
+            f(&st["dropRate"]) * 100.0,
+            s(&st["stormSeconds"]),
+            s(&st["killAtSeconds"]),
+            s(&st["backoffBaseSeconds"]),
+            s(&st["backoffMaxSeconds"])
+        );
         let _ = writeln!(o, "| measure | value |\n|---|---|");
         for (label, key) in [
             ("Ready when killed", "readyAtKill"),
@@ -307,26 +582,78 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
             ("SMAPI requests", "smapiRequests"),
             ("failed requests (5xx, dropped, 429)", "failedRequests"),
             ("objects that saw a failure", "objectsWithFailures"),
-            ("objects with more than one successful PUT", "objectsWithDuplicateUpdates"),
+            (
+                "objects with more than one successful PUT",
+                "objectsWithDuplicateUpdates",
+            ),
             ("objects never updated", "objectsNeverUpdated"),
-            ("configurations on Amazon that differ from the spec", "configMismatches"),
-            ("most calls for one object in any 10 s", "maxCallsForOneObjectIn10s"),
+            (
+                "configurations on Amazon that differ from the spec",
+                "configMismatches",
+            ),
+            (
+                "most calls for one object in any 10 s",
+                "maxCallsForOneObjectIn10s",
+            ),
         ] {
             let _ = writeln!(o, "| {label} | {} |", s(&st[key]));
         }
-        let _ = writeln!(o, "\nNot Ready at the end of the storm, by reason: {}.\n", s(&st["notReadyReasonsAtStormEnd"]));
+        let _ = writeln!(
+            o,
+            "\nNot Ready at the end of the storm, by reason: {}.\n",
+            s(&st["notReadyReasonsAtStormEnd"])
+        );
         let hist = |v: &Value| -> String {
-            v.as_array().map(|a| a.iter().map(|p| format!("{}: {}", s(&p[0]), s(&p[1]))).collect::<Vec<_>>().join(" · ")).unwrap_or_default()
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| format!("{}: {}", s(&p[0]), s(&p[1])))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                })
+                .unwrap_or_default()
         };
-        let _ = writeln!(o, "Calls per object (calls: objects): {}\n", hist(&st["callsPerObjectHistogram"]));
-        let _ = writeln!(o, "PUT attempts per object: {}\n", hist(&st["putAttemptsPerObjectHistogram"]));
-        let _ = writeln!(o, "Successful PUTs per object: {}\n", hist(&st["successfulPutsPerObjectHistogram"]));
-        let _ = writeln!(o, "Delay before the next call of an object after a failed call (arrival to arrival, minus the injected latency; across the kill left out), seconds: {}\n", hist(&st["retryDelayHistogram"]));
-        let _ = writeln!(o, "The same by the number of consecutive failed calls of that object. Each failed call is retried inside the reconcile up to twice after a full-jitter delay (uniform in [0, min(max, base · 2^(k−1))]); after the third failure the reconcile fails and the object is requeued with the same schedule on its failure count, so the expected delay after k failures is at most the cap in the last column and about half of it on average:\n");
-        let _ = writeln!(o, "| consecutive failures | retries | mean (s) | p50 (s) | p90 (s) | max (s) | cap base · 2^(k−1) (s) |\n|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "Calls per object (calls: objects): {}\n",
+            hist(&st["callsPerObjectHistogram"])
+        );
+        let _ = writeln!(
+            o,
+            "PUT attempts per object: {}\n",
+            hist(&st["putAttemptsPerObjectHistogram"])
+        );
+        let _ = writeln!(
+            o,
+            "Successful PUTs per object: {}\n",
+            hist(&st["successfulPutsPerObjectHistogram"])
+        );
+        let _ = writeln!(
+            o,
+            "Delay before the next call of an object after a failed call (arrival to arrival, minus the injected latency; across the kill left out), seconds: {}\n",
+            hist(&st["retryDelayHistogram"])
+        );
+        let _ = writeln!(
+            o,
+            "The same by the number of consecutive failed calls of that object. Each failed call is retried inside the reconcile up to twice after a full-jitter delay (uniform in [0, min(max, base · 2^(k−1))]); after the third failure the reconcile fails and the object is requeued with the same schedule on its failure count, so the expected delay after k failures is at most the cap in the last column and about half of it on average:\n"
+        );
+        let _ = writeln!(
+            o,
+            "| consecutive failures | retries | mean (s) | p50 (s) | p90 (s) | max (s) | cap base · 2^(k−1) (s) |\n|---|---|---|---|---|---|---|"
+        );
         if let Some(rows) = st["retryDelayByConsecutiveFailures"].as_array() {
             for row in rows {
-                let _ = writeln!(o, "| {} | {} | {} | {} | {} | {} | {} |", s(&row["consecutiveFailures"]), s(&row["retries"]), s(&row["meanDelaySeconds"]), s(&row["p50DelaySeconds"]), s(&row["p90DelaySeconds"]), s(&row["maxDelaySeconds"]), s(&row["backoffCapSeconds"]));
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    s(&row["consecutiveFailures"]),
+                    s(&row["retries"]),
+                    s(&row["meanDelaySeconds"]),
+                    s(&row["p50DelaySeconds"]),
+                    s(&row["p90DelaySeconds"]),
+                    s(&row["maxDelaySeconds"]),
+                    s(&row["backoffCapSeconds"])
+                );
             }
         }
         let _ = writeln!(o);
@@ -337,14 +664,45 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
     // 6.
     let _ = writeln!(o, "## 6. Side by side with the ASK CLI\n");
     if a.get("speedup").is_some() {
-        let _ = writeln!(o, "The same {} account-linking configurations applied by `ask smapi update-account-linking-info` (ask-cli {} on Node {}, installed by `bench/install-ask-cli.sh`, one process per skill in a shell loop, pointed at the simulator with `ASK_SMAPI_SERVER_BASE_URL` / `ASK_LWA_TOKEN_HOST` and an environment profile in a temporary `HOME`) and by the operator (from the first create to all Ready; its process was already running and synced).\n", s(&a["objects"]), s(&a["askCliVersion"]), s(&a["node"]));
-        let _ = writeln!(o, "| client | time (s) | per configuration (s) | requests to Amazon | by operation | configurations wrong |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "The same {} account-linking configurations applied by `ask smapi update-account-linking-info` (ask-cli {} on Node {}, installed by `bench/install-ask-cli.sh`, one process per skill in a shell loop, pointed at the simulator with `ASK_SMAPI_SERVER_BASE_URL` / `ASK_LWA_TOKEN_HOST` and an environment profile in a temporary `HOME`) and by the operator (from the first create to all Ready; its process was already running and synced).\n",
+            s(&a["objects"]),
+            s(&a["askCliVersion"]),
+            s(&a["node"])
+        );
+        let _ = writeln!(
+            o,
+            "| client | time (s) | per configuration (s) | requests to Amazon | by operation | configurations wrong |\n|---|---|---|---|---|---|"
+        );
         let ask = &a["askCli"];
         let op = &a["operator"];
-        let _ = writeln!(o, "| ASK CLI loop | {} | {} | {} | {} | {} |", s(&ask["seconds"]), s(&ask["secondsPerConfiguration"]), s(&ask["requests"]), s(&ask["requestsByOperation"]), s(&ask["configMismatches"]));
+        let _ = writeln!(
+            o,
+            "| ASK CLI loop | {} | {} | {} | {} | {} |",
+            s(&ask["seconds"]),
+            s(&ask["secondsPerConfiguration"]),
+            s(&ask["requests"]),
+            s(&ask["requestsByOperation"]),
+            s(&ask["configMismatches"])
+        );
         let per = f(&op["seconds"]) / f(&a["objects"]);
-        let _ = writeln!(o, "| operator | {} | {:.4} | {} | {} | {} |", s(&op["seconds"]), per, s(&op["requests"]), s(&op["requestsByOperation"]), s(&op["configMismatches"]));
-        let _ = writeln!(o, "\nThe operator is **{}×** faster ({}× if its own start-up, {} s, is counted too). It sends more requests per configuration (it reads the current state first and reads it back after writing, so it never writes what is already there and can report the redirect URLs), but fetches one LWA token for all of them where the CLI fetches one per invocation.\n", s(&a["speedup"]), s(&a["speedupIncludingOperatorStartup"]), s(&op["secondsIncludingStartup"]));
+        let _ = writeln!(
+            o,
+            "| operator | {} | {:.4} | {} | {} | {} |",
+            s(&op["seconds"]),
+            per,
+            s(&op["requests"]),
+            s(&op["requestsByOperation"]),
+            s(&op["configMismatches"])
+        );
+        let _ = writeln!(
+            o,
+            "\nThe operator is **{}×** faster ({}× if its own start-up, {} s, is counted too). It sends more requests per configuration (it reads the current state first and reads it back after writing, so it never writes what is already there and can report the redirect URLs), but fetches one LWA token for all of them where the CLI fetches one per invocation.\n",
+            s(&a["speedup"]),
+            s(&a["speedupIncludingOperatorStartup"]),
+            s(&op["secondsIncludingStartup"])
+        );
     } else {
         let _ = writeln!(o, "Not measured: {}\n", s(&a["error"]));
     }

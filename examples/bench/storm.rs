@@ -103,13 +103,19 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
     let calls_per_object: Vec<usize> = by_skill.values().map(Vec::len).collect();
     let puts_per_object: Vec<usize> = by_skill
         .values()
-        .map(|v| v.iter().filter(|r| r.operation == Operation::UpdateAccountLinking).count())
+        .map(|v| {
+            v.iter()
+                .filter(|r| r.operation == Operation::UpdateAccountLinking)
+                .count()
+        })
         .collect();
     let puts_ok_per_object: Vec<usize> = by_skill
         .values()
         .map(|v| {
             v.iter()
-                .filter(|r| r.operation == Operation::UpdateAccountLinking && (200..300).contains(&r.status))
+                .filter(|r| {
+                    r.operation == Operation::UpdateAccountLinking && (200..300).contains(&r.status)
+                })
                 .count()
         })
         .collect();
@@ -122,11 +128,16 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
     for (skill, attempts) in &by_skill {
         let ok_puts: Vec<Instant> = attempts
             .iter()
-            .filter(|r| r.operation == Operation::UpdateAccountLinking && (200..300).contains(&r.status))
+            .filter(|r| {
+                r.operation == Operation::UpdateAccountLinking && (200..300).contains(&r.status)
+            })
             .map(|r| r.at)
             .collect();
         if ok_puts.len() > 1 {
-            if ok_puts[0] < t_kill && ok_puts[1..].iter().all(|t| *t >= t_kill) && ok_puts.len() == 2 {
+            if ok_puts[0] < t_kill
+                && ok_puts[1..].iter().all(|t| *t >= t_kill)
+                && ok_puts.len() == 2
+            {
                 duplicates_across_kill += 1;
             }
             if duplicate_examples.len() < 5 {
@@ -138,7 +149,12 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
                             Operation::UpdateAccountLinking => "PUT",
                             _ => "other",
                         };
-                        format!("{:+.2}s {op} {}", r.at.saturating_duration_since(t0).as_secs_f64() - t_kill.duration_since(t0).as_secs_f64(), r.status)
+                        format!(
+                            "{:+.2}s {op} {}",
+                            r.at.saturating_duration_since(t0).as_secs_f64()
+                                - t_kill.duration_since(t0).as_secs_f64(),
+                            r.status
+                        )
                     })
                     .collect();
                 duplicate_examples.push(json!({"skill": skill, "requestsRelativeToKill": seq}));
@@ -168,8 +184,15 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
                 streak += 1;
                 let crosses_kill = a.at < t_kill && b.at >= t_kill;
                 if !crosses_kill {
-                    let latency = if a.at < t_calm { cfg.latency } else { Duration::ZERO };
-                    let gap = b.at.duration_since(a.at).saturating_sub(latency).as_secs_f64();
+                    let latency = if a.at < t_calm {
+                        cfg.latency
+                    } else {
+                        Duration::ZERO
+                    };
+                    let gap =
+                        b.at.duration_since(a.at)
+                            .saturating_sub(latency)
+                            .as_secs_f64();
                     gaps_by_streak.entry(streak.min(8)).or_default().push(gap);
                     all_gaps.push(gap);
                 }
@@ -203,8 +226,20 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
         "    {} SMAPI requests; calls per object p50 {} p90 {} max {}; max {} calls for one object in 10 s; \
          successful PUTs: {duplicates} objects more than once, {never_put} never; config mismatches {}",
         log.len(),
-        percentile(&calls_per_object.iter().map(|c| *c as f64).collect::<Vec<_>>(), 50.0),
-        percentile(&calls_per_object.iter().map(|c| *c as f64).collect::<Vec<_>>(), 90.0),
+        percentile(
+            &calls_per_object
+                .iter()
+                .map(|c| *c as f64)
+                .collect::<Vec<_>>(),
+            50.0
+        ),
+        percentile(
+            &calls_per_object
+                .iter()
+                .map(|c| *c as f64)
+                .collect::<Vec<_>>(),
+            90.0
+        ),
         calls_per_object.iter().max().unwrap_or(&0),
         max_10s,
         mismatches.len()
@@ -213,8 +248,14 @@ pub async fn storm(cfg: &StormCfg, ctx: &Ctx) -> BoxResult<Value> {
         eprintln!("    retry delay after failures: {row}");
     }
     match recover {
-        Some(d) => eprintln!("    all {n} Ready {:.2}s after the storm ended", d.as_secs_f64()),
-        None => eprintln!("    NOT all Ready {:?} after the storm: {stuck:?}", cfg.timeout),
+        Some(d) => eprintln!(
+            "    all {n} Ready {:.2}s after the storm ended",
+            d.as_secs_f64()
+        ),
+        None => eprintln!(
+            "    NOT all Ready {:?} after the storm: {stuck:?}",
+            cfg.timeout
+        ),
     }
     env.shutdown().await;
     Ok(json!({

@@ -41,7 +41,10 @@ pub async fn throttle(cfg: &ThrottleCfg, ctx: &Ctx) -> BoxResult<Value> {
     let env = Env::start(n, (n * 40).max(50_000), &dir).await?;
     let rate = format!("{}", cfg.budget.0);
     let burst = format!("{}", cfg.budget.1);
-    let flags = [("--api-rate-limit", rate.as_str()), ("--api-burst", burst.as_str())];
+    let flags = [
+        ("--api-rate-limit", rate.as_str()),
+        ("--api-burst", burst.as_str()),
+    ];
     let mut op = OperatorProc::spawn(&env, &flags, &dir.join("operator.log")).await?;
     op.wait_synced(&env, Duration::from_secs(60)).await?;
     env.sim.clear_requests();
@@ -68,8 +71,15 @@ pub async fn throttle(cfg: &ThrottleCfg, ctx: &Ctx) -> BoxResult<Value> {
     let in_window: Vec<_> = log.iter().filter(|r| r.at >= t0 && r.at < t_end).collect();
     let times: Vec<Instant> = in_window.iter().map(|r| r.at).collect();
     let max_1s = max_in_window(&times, Duration::from_secs(1));
-    let answered_429: Vec<Instant> = log.iter().filter(|r| r.status == 429).map(|r| r.at).collect();
-    let ok_in_window = in_window.iter().filter(|r| (200..300).contains(&r.status) || r.status == 404).count();
+    let answered_429: Vec<Instant> = log
+        .iter()
+        .filter(|r| r.status == 429)
+        .map(|r| r.at)
+        .collect();
+    let ok_in_window = in_window
+        .iter()
+        .filter(|r| (200..300).contains(&r.status) || r.status == 404)
+        .count();
     // Every request arriving inside (t + grace, t + Retry-After) of any 429 at t is a violation.
     let mut violations = Vec::new();
     let mut in_flight = 0;
@@ -114,7 +124,10 @@ pub async fn throttle(cfg: &ThrottleCfg, ctx: &Ctx) -> BoxResult<Value> {
             d.as_secs_f64(),
             first_ok_after.map_or(f64::NAN, |t| t.duration_since(t_end).as_secs_f64())
         ),
-        None => eprintln!("    NOT all Ready within {:?} after the window", cfg.timeout),
+        None => eprintln!(
+            "    NOT all Ready within {:?} after the window",
+            cfg.timeout
+        ),
     }
     let stuck = env.readiness.lock().not_ready_reasons();
     env.shutdown().await;
