@@ -53,6 +53,8 @@ struct Args {
     out: Option<PathBuf>,
     max_n: usize,
     sizes: Option<Vec<usize>>,
+    /// Only rewrite BENCHMARKS.md from this BENCHMARKS.json (and bench/analysis.md).
+    report_only: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: bench [--all | --section 1,2,...] [--smoke] [--max-n N] [--out DIR]
@@ -63,6 +65,7 @@ const USAGE: &str = "usage: bench [--all | --section 1,2,...] [--smoke] [--max-n
   --max-n N      largest convergence size (default 10000)
   --sizes L      convergence sizes instead of 100,1000,10000 (experiments)
   --out DIR      where BENCHMARKS.md and BENCHMARKS.json go
+  --report-only F  rewrite BENCHMARKS.md next to BENCHMARKS.json F (after editing bench/analysis.md)
 environment (experiments; recorded in the report): BENCH_OPERATOR_BIN=PATH,
   BENCH_OPERATOR_ARGS='--flag value ...', BENCH_OPERATOR_ENV='K=V,...', BENCH_RUST_LOG=debug";
 
@@ -73,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         max_n: 10_000,
         sizes: None,
+        report_only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -101,12 +105,15 @@ fn parse_args() -> Result<Args, String> {
                     list.split(',').map(|v| v.trim().parse()).collect();
                 args.sizes = Some(sizes.map_err(|_| format!("bad --sizes {list:?}"))?);
             }
+            "--report-only" => {
+                args.report_only = Some(it.next().ok_or("--report-only needs a JSON file")?.into());
+            }
             "--out" => args.out = Some(it.next().ok_or("--out needs a folder")?.into()),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if args.sections.is_empty() {
+    if args.sections.is_empty() && args.report_only.is_none() {
         if args.smoke {
             args.sections.extend([1, 2, 3, 4, 5]);
         } else {
@@ -169,6 +176,14 @@ async fn guarded(
 async fn run(args: Args) -> BoxResult<bool> {
     alexa_skill_operator::alexa::install_crypto_provider();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if let Some(json_path) = &args.report_only {
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(json_path)?)?;
+        let analysis = std::fs::read_to_string(root.join("bench/analysis.md")).unwrap_or_default();
+        let md_path = json_path.with_file_name("BENCHMARKS.md");
+        std::fs::write(&md_path, report::markdown(&doc, &analysis))?;
+        eprintln!("bench: wrote {}", md_path.display());
+        return Ok(true);
+    }
     let work = root.join(if args.smoke {
         "target/bench/smoke-work"
     } else {
