@@ -90,6 +90,7 @@ pub async fn converge(cfg: &ConvergeCfg, ctx: &Ctx) -> BoxResult<Value> {
     env.kube.clear_requests();
     let rec0 = reconciles(&op).await;
 
+    let bench_cpu0 = crate::proc::proc_stat(std::process::id())?.cpu;
     let t0 = Instant::now();
     let apply = env.apply(0..n).await?;
     eprintln!(
@@ -98,6 +99,9 @@ pub async fn converge(cfg: &ConvergeCfg, ctx: &Ctx) -> BoxResult<Value> {
     );
     let done = env.wait_ready(n, cfg.timeout, &cfg.label).await;
     let after = op.stat()?;
+    let bench_cpu = crate::proc::proc_stat(std::process::id())?
+        .cpu
+        .saturating_sub(bench_cpu0);
     let rec1 = reconciles(&op).await;
     let Some(t_ready) = done else {
         let reasons = env.readiness.lock().not_ready_reasons();
@@ -174,6 +178,7 @@ pub async fn converge(cfg: &ConvergeCfg, ctx: &Ctx) -> BoxResult<Value> {
         "smapiSendingSeconds": secs(sending),
         "kubeRequests": kube_requests,
         "operatorCpuSeconds": round(cpu.as_secs_f64(), 3),
+        "benchProcessCpuSeconds": round(bench_cpu.as_secs_f64(), 3),
         "reconciles": reconcile_count,
         "cpuMsPerReconcile": round(cpu.as_secs_f64() * 1000.0 / reconcile_count, 3),
         "cpuMsPerObject": round(cpu.as_secs_f64() * 1000.0 / n as f64, 3),
