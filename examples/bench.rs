@@ -231,13 +231,14 @@ async fn run(args: Args) -> BoxResult<bool> {
         };
         let mut runs = Vec::new();
         for n in sizes {
-            let steady = (s.contains(&2) && (n == 1_000 || smoke)).then(|| {
-                if smoke {
-                    Duration::from_secs(4)
-                } else {
-                    Duration::from_secs(20)
-                }
-            });
+            // Long enough that every object is Ready within 0.6 periods (see converge.rs).
+            let steady = match n {
+                _ if !s.contains(&2) => None,
+                _ if smoke => Some(Duration::from_secs(4)),
+                1_000 => Some(Duration::from_secs(20)),
+                10_000 => Some(Duration::from_secs(40)),
+                _ => None,
+            };
             let cfg = converge::ConvergeCfg {
                 n,
                 label: format!("unlimited-{n}"),
