@@ -297,7 +297,10 @@ impl AlexaClient {
             inner.throttle.acquire(&fingerprint).await;
             let (error, maybe_processed) = match self.send_once(request, &token.value, &host).await
             {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => {
+                    inner.throttle.succeeded(&fingerprint);
+                    return Ok(answer);
+                }
                 Err(failure) => failure,
             };
             let mut secrets = request.secrets.clone();

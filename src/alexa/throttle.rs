@@ -39,6 +39,8 @@ impl Default for RateLimit {
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
     rate: f64,
+    /// The configured rate; `rate` drops below it after a 429 and climbs back on successes.
+    configured: f64,
     burst: f64,
     tokens: f64,
     last: Instant,
@@ -50,6 +52,7 @@ impl TokenBucket {
         let burst = f64::from(limit.burst.max(1));
         TokenBucket {
             rate: limit.per_second,
+            configured: limit.per_second,
             burst,
             tokens: burst,
             last: now,
@@ -64,6 +67,23 @@ impl TokenBucket {
             Duration::ZERO
         } else {
             Duration::try_from_secs_f64(-self.tokens / self.rate).unwrap_or(Duration::MAX)
+        }
+    }
+
+    /// Amazon throttled: halve the rate (down to 2 % of the configured one) and drop any saved
+    /// burst, so the requests waiting behind the Retry-After gate resume at the reduced pace
+    /// instead of all at once.
+    fn slow_down(&mut self, now: Instant) {
+        self.refill(now);
+        self.rate = (self.rate * 0.5).max(self.configured * 0.02);
+        self.tokens = self.tokens.min(0.0);
+    }
+
+    /// A request succeeded: grow the rate back by 1 % of the configured one (additive increase).
+    fn speed_up(&mut self, now: Instant) {
+        if self.rate < self.configured {
+            self.refill(now);
+            self.rate = (self.rate + self.configured * 0.01).min(self.configured);
         }
     }
 
@@ -148,9 +168,25 @@ impl Throttle {
 
     /// Closes credential `key`'s gate until `until` (or keeps a later close time).
     pub(crate) fn defer(&self, key: &str, until: Instant) {
+        let now = Instant::now();
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = Self::state(&mut states, key, self.limit, Instant::now());
+        let state = Self::state(&mut states, key, self.limit, now);
+        // Only the first 429 of a burst (gate still open) slows the rate down: the others were
+        // already in flight when it arrived.
+        if state.gate_until.is_none_or(|g| g <= now) {
+            if let Some(bucket) = state.bucket.as_mut() {
+                bucket.slow_down(now);
+            }
+        }
         state.gate_until = Some(state.gate_until.map_or(until, |g| g.max(until)));
+    }
+
+    /// A request with credential `key` succeeded: lets a reduced rate recover.
+    pub(crate) fn succeeded(&self, key: &str) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = states.get_mut(key).and_then(|s| s.bucket.as_mut()) {
+            bucket.speed_up(Instant::now());
+        }
     }
 
     /// How long credential `key`'s gate stays closed, if it is.
@@ -218,6 +254,40 @@ mod tests {
         let w5 = b.reserve(t0);
         assert!((w4.as_secs_f64() - 0.1).abs() < 1e-9, "{w4:?}");
         assert!((w5.as_secs_f64() - 0.2).abs() < 1e-9, "{w5:?}");
+    }
+
+    #[test]
+    fn a_429_halves_the_rate_and_successes_bring_it_back_gradually() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(limit(10.0, 3), t0);
+        b.slow_down(t0);
+        assert!((b.rate - 5.0).abs() < 1e-9, "halved: {}", b.rate);
+        // The saved burst is gone: the next caller waits at the reduced pace.
+        assert!(b.reserve(t0) > Duration::ZERO);
+        for _ in 0..10 {
+            b.slow_down(t0);
+        }
+        assert!(
+            (b.rate - 0.2).abs() < 1e-9,
+            "floor at 2 % of the configured rate: {}",
+            b.rate
+        );
+        for _ in 0..49 {
+            b.speed_up(t0);
+        }
+        assert!(
+            b.rate < 10.0,
+            "recovery is additive, not instant: {}",
+            b.rate
+        );
+        for _ in 0..100 {
+            b.speed_up(t0);
+        }
+        assert!(
+            (b.rate - 10.0).abs() < 1e-9,
+            "never above the configured rate: {}",
+            b.rate
+        );
     }
 
     #[test]
