@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
 
 use super::lifecycle::ManagedKind;
 use crate::alexa::{AlexaClient, Backoff};
@@ -71,13 +72,6 @@ impl FailureTracker {
     }
 }
 
-/// A status this operator wrote, and the resourceVersion of the object it was based on.
-#[derive(Debug)]
-struct WrittenStatus {
-    before: Option<String>,
-    status: serde_json::Value,
-}
-
 /// Shared state handed to every reconcile.
 pub struct Context {
     /// Kubernetes client.
@@ -92,9 +86,9 @@ pub struct Context {
     pub settings: Settings,
     /// Per-object failure counts.
     pub failures: FailureTracker,
-    /// Status written per object (uid) with the resourceVersions before and after the write:
-    /// the watch cache may still hold the older object when the next reconcile starts.
-    written: Mutex<HashMap<String, WrittenStatus>>,
+    /// Per object (uid), the resourceVersion a status write of this operator was based on: the
+    /// watch cache may still hold that older object when the next reconcile starts.
+    written: Mutex<HashMap<String, Option<String>>>,
     /// Caches of the SkillEnablement controllers (one per watched namespace), for conflict
     /// detection without extra API calls.
     enablement_stores: RwLock<Vec<Store<SkillEnablement>>>,
@@ -134,41 +128,41 @@ impl Context {
         Recorder::new(self.kube.clone(), self.reporter.clone())
     }
 
-    /// The latest status of `obj` this operator knows: the cached object's, unless the cache has
-    /// not yet caught up with a status this operator wrote (its resourceVersion is still the one
-    /// the write was based on). Without this, a reconcile right after a write would act on stale
-    /// status: resend a write Amazon already has, or a single-use authorization code.
-    pub fn latest_status<K: ManagedKind>(&self, obj: &K) -> K::Status {
+    /// The latest status of `obj`: the cached object's, unless the cache has not yet caught up
+    /// with a status this operator wrote (the cached resourceVersion is still the one that write
+    /// was based on); then the object is read once from the API server. Without this, a
+    /// reconcile right after a write would act on stale status: resend a write Amazon already
+    /// has, or a single-use authorization code. Only resourceVersions are kept (not statuses),
+    /// so memory stays small at 10,000 objects.
+    pub async fn latest_status<K: ManagedKind>(&self, obj: &K, api: &Api<K>) -> K::Status {
         let uid = obj.meta().uid.clone().unwrap_or_default();
         let cached_rv = obj.meta().resource_version.clone();
-        if let Ok(mut written) = self.written.lock() {
-            if let Some(entry) = written.get(&uid) {
-                if entry.before == cached_rv {
-                    if let Ok(status) = serde_json::from_value(entry.status.clone()) {
-                        return status;
-                    }
-                } else {
+        let stale = match self.written.lock() {
+            Ok(mut written) => match written.get(&uid) {
+                Some(before) if *before == cached_rv => true,
+                Some(_) => {
                     written.remove(&uid);
+                    false
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if stale {
+            if let Ok(Some(fresh)) = api.get_opt(&obj.name_any()).await {
+                if fresh.meta().resource_version != cached_rv {
+                    return fresh.current_status().cloned().unwrap_or_default();
                 }
             }
         }
         obj.current_status().cloned().unwrap_or_default()
     }
 
-    /// Records a status write (see [`Context::latest_status`]).
-    pub fn remember_status<K: ManagedKind>(&self, obj: &K, status: &K::Status) {
+    /// Records that this operator wrote the status of `obj` (see [`Context::latest_status`]).
+    pub fn remember_status<K: ManagedKind>(&self, obj: &K) {
         let uid = obj.meta().uid.clone().unwrap_or_default();
-        let Ok(value) = serde_json::to_value(status) else {
-            return;
-        };
         if let Ok(mut written) = self.written.lock() {
-            written.insert(
-                uid,
-                WrittenStatus {
-                    before: obj.meta().resource_version.clone(),
-                    status: value,
-                },
-            );
+            written.insert(uid, obj.meta().resource_version.clone());
         }
     }
 
@@ -220,8 +214,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reconcile_before_the_cache_catches_up_sees_the_status_just_written() {
-        let kube = kube_test_server::TestServer::new().client();
+    async fn a_reconcile_before_the_cache_catches_up_reads_the_status_just_written() {
+        let server = kube_test_server::TestServer::new()
+            .with_crds_from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+            .unwrap();
+        let kube = server.client();
+        let api: Api<SkillAccountLinking> = Api::namespaced(kube.clone(), "ns");
         let alexa = AlexaClient::new(crate::alexa::ClientConfig::default()).unwrap();
         let settings = Settings {
             resync_period: Duration::from_secs(60),
@@ -230,27 +228,48 @@ mod tests {
         };
         let ctx = Context::new(kube, alexa, Arc::new(Metrics::new()), settings, None);
 
-        let stale = object("5", None);
-        let written = SkillAccountLinkingStatus {
-            client_secret_hash: Some("sha256:new".into()),
-            ..Default::default()
-        };
-        ctx.remember_status(&stale, &written);
-        assert_eq!(
-            ctx.latest_status(&stale),
-            written,
-            "the cache still holds resourceVersion 5"
+        let mut created = object("ignored", None);
+        created.metadata.uid = None;
+        created.metadata.resource_version = None;
+        let stale = api.create(&Default::default(), &created).await.unwrap();
+        let patch = serde_json::json!({"status": {"clientSecretHash": "sha256:new"}});
+        let fresh = api
+            .patch_status(
+                "a",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+        assert_ne!(
+            stale.metadata.resource_version,
+            fresh.metadata.resource_version
         );
 
-        let caught_up = object("6", Some("sha256:newer"));
         assert_eq!(
-            ctx.latest_status(&caught_up).client_secret_hash.as_deref(),
-            Some("sha256:newer")
+            ctx.latest_status(&stale, &api).await.client_secret_hash,
+            None,
+            "no write remembered: the cache is trusted"
+        );
+        ctx.remember_status(&stale);
+        assert_eq!(
+            ctx.latest_status(&stale, &api)
+                .await
+                .client_secret_hash
+                .as_deref(),
+            Some("sha256:new"),
+            "the cache still holds the object the write was based on: read it fresh"
         );
         assert_eq!(
-            ctx.latest_status(&stale).client_secret_hash,
-            None,
-            "the memo is dropped once the cache moved on"
+            ctx.latest_status(&fresh, &api)
+                .await
+                .client_secret_hash
+                .as_deref(),
+            Some("sha256:new")
+        );
+        assert!(
+            ctx.written.lock().unwrap().is_empty(),
+            "forgotten once the cache moved on"
         );
     }
 }

@@ -313,7 +313,7 @@ async fn apply_flow<K: ManagedKind>(
     api: &Api<K>,
 ) -> Result<Action, LifecycleError> {
     let start = Instant::now();
-    let previous: K::Status = ctx.latest_status(obj);
+    let previous: K::Status = ctx.latest_status(obj, api).await;
     let step = if is_paused(obj) {
         Step::new(
             previous.clone(),
@@ -367,7 +367,7 @@ async fn cleanup_flow<K: ManagedKind>(
         ctx.forget(&uid);
         return Ok(Action::await_change());
     }
-    let previous: K::Status = ctx.latest_status(obj);
+    let previous: K::Status = ctx.latest_status(obj, api).await;
     match obj.cleanup(ctx, previous.clone()).await {
         Ok(notes) => {
             for note in &notes {
@@ -428,7 +428,7 @@ async fn finish<K: ManagedKind>(
         )
         .await
         .map_err(LifecycleError::StatusWrite)?;
-        ctx.remember_status(obj, &status);
+        ctx.remember_status(obj);
     }
 
     for note in &step.notes {
