@@ -6,7 +6,7 @@ use alexa_skill_operator::crd::SkillAccountLinking;
 use alexa_skill_operator::simulator::{Operation, ScriptedResponse};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, is_ready, message, reason, settle};
+use crate::support::{Harness, SKILL, is_ready, message, reason, settle, stalled};
 
 fn sal(name: &str, account_linking: Value) -> Value {
     json!({
@@ -132,8 +132,7 @@ async fn spec_change_sends_one_put_with_the_current_etag() {
 
 #[tokio::test]
 async fn steady_state_resync_costs_one_get_and_no_put() {
-    let mut h = Harness::servers(Default::default()).await;
-    h.start_operator(&["--resync-period", "1s"]).await;
+    let h = Harness::start_with(&["--resync-period", "1s"]).await;
     h.owner_credentials().await;
     h.secret("oauth", &[("client-secret", "s")]).await;
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
@@ -158,8 +157,7 @@ async fn steady_state_resync_costs_one_get_and_no_put() {
 
 #[tokio::test]
 async fn out_of_band_change_is_repaired_and_reported() {
-    let mut h = Harness::servers(Default::default()).await;
-    h.start_operator(&["--resync-period", "1s"]).await;
+    let h = Harness::start_with(&["--resync-period", "1s"]).await;
     h.owner_credentials().await;
     h.secret("oauth", &[("client-secret", "s")]).await;
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
@@ -170,14 +168,10 @@ async fn out_of_band_change_is_repaired_and_reported() {
     let mut tampered = h.sim.account_linking(SKILL, "development").unwrap();
     tampered["clientId"] = json!("someone-else");
     h.sim.set_account_linking(SKILL, "development", tampered);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while h.sim.account_linking(SKILL, "development").unwrap()["clientId"] != "alexa-skill" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "drift was not repaired"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_until("drift is repaired", || {
+        h.sim.account_linking(SKILL, "development").unwrap()["clientId"] == "alexa-skill"
+    })
+    .await;
     let note = h
         .wait_event("weather", "DriftRepaired", |n| n.contains("clientId"))
         .await;
@@ -226,14 +220,10 @@ async fn rotated_client_secret_is_reapplied_without_waiting_for_resync() {
     h.sim.clear_requests();
     h.secret("oauth", &[("client-secret", "second-secret")])
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while h.sim.account_linking(SKILL, "development").unwrap()["clientSecret"] != "second-secret" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rotation was not applied"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_until("rotation is applied", || {
+        h.sim.account_linking(SKILL, "development").unwrap()["clientSecret"] == "second-secret"
+    })
+    .await;
     let obj = h
         .wait_for::<SkillAccountLinking, _>("weather", "Ready with new hash", |o| {
             is_ready(o)
@@ -250,8 +240,7 @@ async fn rotated_client_secret_is_reapplied_without_waiting_for_resync() {
 
 #[tokio::test]
 async fn invalid_request_stalls_with_amazons_message_and_is_not_retried_until_the_spec_changes() {
-    let mut h = Harness::servers(Default::default()).await;
-    h.start_operator(&["--resync-period", "1s"]).await;
+    let h = Harness::start_with(&["--resync-period", "1s"]).await;
     h.owner_credentials().await;
     h.secret("oauth", &[("client-secret", "s")]).await;
     h.sim.faults().script(
@@ -269,15 +258,7 @@ async fn invalid_request_stalls_with_amazons_message_and_is_not_retried_until_th
         "{}",
         message(&obj)
     );
-    let stalled = obj
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled")
-        .unwrap();
-    assert_eq!(stalled.status, "True");
+    assert!(stalled(&obj), "Stalled=True");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         h.count(Operation::UpdateAccountLinking),

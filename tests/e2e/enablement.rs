@@ -8,7 +8,7 @@ use alexa_skill_operator::simulator::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, is_ready, message, reason, settle};
+use crate::support::{Harness, SKILL, is_ready, message, reason, settle, stalled};
 
 fn owner(name: &str, stage: &str) -> Value {
     json!({
@@ -59,8 +59,7 @@ async fn customer_secrets(h: &Harness, region: Region, code: &str) {
 
 #[tokio::test]
 async fn owner_mode_enables_the_stage_and_repairs_an_out_of_band_disable() {
-    let mut h = Harness::servers(SimConfig::default()).await;
-    h.start_operator(&["--resync-period", "1s"]).await;
+    let h = Harness::start_with(&["--resync-period", "1s"]).await;
     h.owner_credentials().await;
     h.apply::<SkillEnablement>(owner("dev", "development"))
         .await
@@ -75,14 +74,10 @@ async fn owner_mode_enables_the_stage_and_repairs_an_out_of_band_disable() {
     assert_eq!(h.count(Operation::EnableStage), 1);
 
     h.sim.set_stage_enabled(SKILL, "development", false);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !h.sim.stage_enabled(SKILL, "development") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "disabled stage was not re-enabled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_until("disabled stage is re-enabled", || {
+        h.sim.stage_enabled(SKILL, "development")
+    })
+    .await;
     assert_eq!(h.count(Operation::EnableStage), 2);
     h.wait_event("dev", "DriftRepaired", |_| true).await;
     h.shutdown().await;
@@ -246,8 +241,7 @@ async fn discovery_with_several_endpoints_and_discovery_failure_both_reach_the_c
 
 #[tokio::test]
 async fn a_used_auth_code_stalls_without_replays_until_a_new_code_arrives() {
-    let mut h = Harness::servers(SimConfig::default()).await;
-    h.start_operator(&["--resync-period", "1s"]).await;
+    let h = Harness::start_with(&["--resync-period", "1s"]).await;
     // Code 1 is consumed by another party first, so Amazon rejects it for us.
     customer_secrets(&h, Region::Na, "not-a-code-amazon-knows").await;
     h.apply::<SkillEnablement>(customer("na-customer", "na-lwa", "na-code"))
@@ -263,15 +257,7 @@ async fn a_used_auth_code_stalls_without_replays_until_a_new_code_arrives() {
         !message(&obj).contains("not-a-code-amazon-knows"),
         "the code itself never appears"
     );
-    let stalled = obj
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled")
-        .unwrap();
-    assert_eq!(stalled.status, "True");
+    assert!(stalled(&obj), "Stalled=True");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         h.count(Operation::CustomerEnable),

@@ -228,8 +228,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
 
 #[tokio::test]
 async fn namespaced_mode_ignores_other_namespaces() {
-    let mut h = Harness::servers(SimConfig::default()).await;
-    h.start_operator(&["--watch-namespace", "skills"]).await;
+    let h = Harness::start_with(&["--watch-namespace", "skills"]).await;
     h.owner_credentials().await;
     let other: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), "elsewhere");
     let mut obj = implicit("outside");

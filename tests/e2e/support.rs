@@ -262,6 +262,15 @@ impl Harness {
         }
     }
 
+    /// Polls (10 s at most) until `done` holds, e.g. the simulator's state after a repair.
+    pub async fn wait_until(&self, what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn count(&self, op: Operation) -> usize {
         self.sim.count(op)
     }
@@ -335,6 +344,17 @@ pub fn is_ready<K: serde::Serialize + Resource>(obj: &K) -> bool {
     let value = serde_json::to_value(obj).unwrap_or_default();
     ready_of(obj).is_some_and(|(status, _, _)| status == "True")
         && value["status"]["observedGeneration"] == value["metadata"]["generation"]
+}
+
+/// Whether the Stalled condition is True.
+pub fn stalled<K: serde::Serialize>(obj: &K) -> bool {
+    let value = serde_json::to_value(obj).unwrap_or_default();
+    value["status"]["conditions"]
+        .as_array()
+        .is_some_and(|list| {
+            list.iter()
+                .any(|c| c["type"] == "Stalled" && c["status"] == "True")
+        })
 }
 
 /// The Ready condition's reason ("" when none).
