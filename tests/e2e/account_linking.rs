@@ -533,15 +533,23 @@ async fn deletion_waits_for_amazon_and_says_how_to_let_go() {
 #[tokio::test]
 async fn transient_failures_while_deleting_read_as_deleting_and_retry() {
     let h = ready_harness().await;
+    // Amazon keeps failing until the test has seen the object report Deleting, so the
+    // assertion does not race the operator's retries; then the outage ends.
     let unavailable = ScriptedResponse::json(503, json!({"message": "try later"}));
-    h.sim.faults().script(
-        Operation::DeleteAccountLinking,
-        vec![unavailable.clone(), unavailable.clone(), unavailable],
-    );
+    h.sim
+        .faults()
+        .script(Operation::DeleteAccountLinking, vec![unavailable; 1000]);
     h.delete::<SkillAccountLinking>("weather").await;
     h.wait_for::<SkillAccountLinking, _>("weather", "Deleting", |o| reason(o) == "Deleting")
         .await;
+    let failed = h.sim.count(Operation::DeleteAccountLinking);
+    assert!(failed >= 1, "a DELETE was attempted");
+    h.sim.faults().clear();
     h.wait_gone::<SkillAccountLinking>("weather").await;
     assert!(h.sim.account_linking(SKILL, "development").is_none());
+    assert!(
+        h.sim.count(Operation::DeleteAccountLinking) > failed,
+        "the DELETE was retried after the outage"
+    );
     h.shutdown().await;
 }
