@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::conditions::{Outcome, Reason};
 use super::context::Context;
-use super::lifecycle::{ManagedKind, Note, Retry, Step};
+use super::lifecycle::{Checkpoint, ManagedKind, Note, Retry, Step};
 use super::outcomes::{for_alexa_error, for_secret_error};
 use super::secrets::{hash_tag, read_credentials, read_key};
 use crate::alexa::{AccountLinkingInfo, AccountLinkingRequest, AlexaError, LwaCredentials};
@@ -78,6 +78,65 @@ pub fn drift(observed: &AccountLinkingInfo, desired: &AccountLinkingRequest) -> 
         .collect()
 }
 
+/// An account linking update carrying the client secret, recorded in status before it is sent
+/// (`status.pendingRequestHash`, `status.pendingBaseEtag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWrite {
+    /// [`request_hash`] of the update.
+    pub request_hash: String,
+    /// Amazon's ETag before the update; `None` when the update creates the account linking.
+    pub base_etag: Option<String>,
+}
+
+impl PendingWrite {
+    /// The pending write recorded in `status`, if any.
+    pub fn of(status: &SkillAccountLinkingStatus) -> Option<PendingWrite> {
+        status
+            .pending_request_hash
+            .as_ref()
+            .map(|request_hash| PendingWrite {
+                request_hash: request_hash.clone(),
+                base_etag: status.pending_base_etag.clone(),
+            })
+    }
+
+    /// Records `pending` in `status` (`None` clears it).
+    pub fn record(status: &mut SkillAccountLinkingStatus, pending: Option<PendingWrite>) {
+        let (hash, etag) = pending.map_or((None, None), |p| (Some(p.request_hash), p.base_etag));
+        status.pending_request_hash = hash;
+        status.pending_base_etag = etag;
+    }
+}
+
+/// Identity of the request a spec and client secret produce (hashes only, never the secret):
+/// a request Amazon rejected is not resent, and a pending write is recognised after a restart.
+pub fn request_hash(spec: &AccountLinkingSpec, secret_hash: Option<&str>) -> String {
+    hash_tag(&format!(
+        "{}|{}",
+        serde_json::to_string(spec).unwrap_or_default(),
+        secret_hash.unwrap_or("")
+    ))
+}
+
+/// Whether an update recorded as pending before a restart reached Amazon: it asked for the
+/// same request, Amazon's content matches it, and Amazon's ETag moved on from the one the
+/// update was based on. Without an ETag nothing can be concluded, and the update is resent.
+pub fn pending_write_landed(
+    pending: Option<&PendingWrite>,
+    request_hash: &str,
+    observed_etag: Option<&str>,
+    content_matches: bool,
+) -> bool {
+    match (pending, observed_etag) {
+        (Some(p), Some(etag)) => {
+            content_matches
+                && p.request_hash == request_hash
+                && p.base_etag.as_deref() != Some(etag)
+        }
+        _ => false,
+    }
+}
+
 fn location(obj: &SkillAccountLinking) -> String {
     format!("skill {} stage {}", obj.spec.skill_id, obj.spec.stage)
 }
@@ -139,7 +198,12 @@ impl ManagedKind for SkillAccountLinking {
         validate_spec(&self.spec.account_linking, &self.spec.skill_id)
     }
 
-    async fn apply(&self, ctx: &Context, status: Self::Status) -> Step<Self::Status> {
+    async fn apply(
+        &self,
+        ctx: &Context,
+        status: Self::Status,
+        checkpoint: &Checkpoint<'_, Self>,
+    ) -> Step<Self::Status> {
         let mut status = status;
         let creds = match self.credentials(ctx).await {
             Ok(c) => c,
@@ -152,11 +216,7 @@ impl ManagedKind for SkillAccountLinking {
         let secret_hash = client_secret.as_deref().map(hash_tag);
         let spec = &self.spec.account_linking;
         // Identity of the request the spec asks for, so a request Amazon rejected is not resent.
-        let request_hash = hash_tag(&format!(
-            "{}|{}",
-            serde_json::to_string(spec).unwrap_or_default(),
-            secret_hash.as_deref().unwrap_or("")
-        ));
+        let request_hash = request_hash(spec, secret_hash.as_deref());
         let desired = AccountLinkingRequest::from_spec(spec, client_secret.map(Into::into));
         let observe_only = self.spec.management_policy == ManagementPolicy::Observe;
         let (skill, stage) = (self.spec.skill_id.as_str(), self.spec.stage);
@@ -181,7 +241,30 @@ impl ManagedKind for SkillAccountLinking {
                 && secret_hash != status.client_secret_hash
                 && observed.is_some()
             {
-                fields.push("spec.accountLinking.clientSecretRef".to_string());
+                let landed = pending_write_landed(
+                    PendingWrite::of(&status).as_ref(),
+                    &request_hash,
+                    observed.as_ref().and_then(|v| v.etag.as_deref()),
+                    fields.is_empty(),
+                );
+                if landed {
+                    // Sent by an earlier run that stopped before recording it: the secret is
+                    // on Amazon already, and sending it again would be a duplicate write.
+                    status.client_secret_hash = secret_hash.clone();
+                    notes.push(Note::normal(
+                        "Confirmed",
+                        "UpdateAccountLinking",
+                        format!(
+                            "an update of {} sent before the operator restarted had reached Amazon; not sending it again",
+                            location(self)
+                        ),
+                    ));
+                } else {
+                    fields.push("spec.accountLinking.clientSecretRef".to_string());
+                }
+            }
+            if fields.is_empty() {
+                PendingWrite::record(&mut status, None);
             }
             if fields.is_empty() {
                 status.drift.clear();
@@ -225,6 +308,35 @@ impl ManagedKind for SkillAccountLinking {
 
             let creating = observed.is_none();
             let etag = observed.as_ref().and_then(|v| v.etag.clone());
+            if secret_hash.is_some() {
+                // Amazon never returns the client secret, so only a record made before the PUT
+                // can tell a restarted operator that it was applied.
+                let pending = PendingWrite {
+                    request_hash: request_hash.clone(),
+                    base_etag: etag.clone(),
+                };
+                if PendingWrite::of(&status).as_ref() != Some(&pending) {
+                    PendingWrite::record(&mut status, Some(pending));
+                    if let Err(err) = checkpoint.save(&status).await {
+                        PendingWrite::record(&mut status, None);
+                        return Step::new(
+                            status,
+                            Outcome::progressing(
+                                if creating {
+                                    Reason::Creating
+                                } else {
+                                    Reason::Updating
+                                },
+                                format!(
+                                    "could not record the update of {} in status before sending it ({err}); retrying",
+                                    location(self)
+                                ),
+                            ),
+                            Retry::Backoff { retry_after: None },
+                        );
+                    }
+                }
+            }
             match ctx
                 .alexa
                 .update_account_linking(&creds, skill, stage, &desired, etag.as_deref())
@@ -237,6 +349,7 @@ impl ManagedKind for SkillAccountLinking {
                             .is_some_and(|c| c.status == "True")
                         && secret_hash == status.client_secret_hash;
                     status.client_secret_hash = secret_hash.clone();
+                    PendingWrite::record(&mut status, None);
                     status.rejected_request_hash = None;
                     status.drift.clear();
                     if let Some(tag) = new_etag {
@@ -326,7 +439,10 @@ impl ManagedKind for SkillAccountLinking {
                 }
                 Err(e) => {
                     if matches!(e, AlexaError::InvalidRequest { .. }) {
+                        // Refused outright: nothing reached Amazon. Other failures may have
+                        // (a dropped connection after Amazon applied it), so the record stays.
                         status.rejected_request_hash = Some(request_hash);
+                        PendingWrite::record(&mut status, None);
                     }
                     status.drift = fields.clone();
                     return fail(status, &e, "update the account linking on Amazon");
@@ -380,6 +496,43 @@ mod tests {
 
     fn spec(value: serde_json::Value) -> AccountLinkingSpec {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_pending_write_landed_only_when_amazon_moved_on_to_the_same_content() {
+        let pending = |base: Option<&str>| PendingWrite {
+            request_hash: "sha256:req".into(),
+            base_etag: base.map(Into::into),
+        };
+        let updated = pending(Some("e1"));
+        assert!(pending_write_landed(
+            Some(&updated),
+            "sha256:req",
+            Some("e2"),
+            true
+        ));
+        assert!(
+            !pending_write_landed(Some(&updated), "sha256:req", Some("e1"), true),
+            "same ETag: the update never reached Amazon"
+        );
+        assert!(
+            !pending_write_landed(Some(&updated), "sha256:other", Some("e2"), true),
+            "the spec or Secret changed since: a different request"
+        );
+        assert!(
+            !pending_write_landed(Some(&updated), "sha256:req", Some("e2"), false),
+            "someone else wrote something else"
+        );
+        assert!(
+            !pending_write_landed(Some(&updated), "sha256:req", None, true),
+            "no ETag: cannot tell, resend"
+        );
+        assert!(!pending_write_landed(None, "sha256:req", Some("e2"), true));
+        let created = pending(None);
+        assert!(
+            pending_write_landed(Some(&created), "sha256:req", Some("e1"), true),
+            "a create landed: the account linking exists now"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use super::conditions::{Outcome, Reason, ready_condition};
 use super::context::Context;
-use super::lifecycle::{ManagedKind, Note, Retry, Step};
+use super::lifecycle::{Checkpoint, ManagedKind, Note, Retry, Step};
 use super::outcomes::{for_alexa_error, for_secret_error};
 use super::secrets::{hash_tag, read_credentials, read_key};
 use crate::alexa::{
@@ -429,7 +429,14 @@ impl ManagedKind for SkillEnablement {
         validate_spec(&self.spec)
     }
 
-    async fn apply(&self, ctx: &Context, status: Self::Status) -> Step<Self::Status> {
+    // Every effect of an enablement call can be read back from Amazon (GET enablement or
+    // status), so a crash after a call never makes the operator resend it: no checkpoint.
+    async fn apply(
+        &self,
+        ctx: &Context,
+        status: Self::Status,
+        _checkpoint: &Checkpoint<'_, Self>,
+    ) -> Step<Self::Status> {
         let mut status = status;
         status.mode = Some(mode(&self.spec));
         match (&self.spec.credentials_secret_ref, &self.spec.customer) {

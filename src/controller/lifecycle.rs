@@ -6,7 +6,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
@@ -164,11 +164,13 @@ pub trait ManagedKind:
     /// Defence-in-depth validation of what the CRD schema should already have rejected.
     fn validate(&self) -> Result<(), String>;
     /// Makes Amazon match the spec (or observes, in Observe mode). `status` is the latest
-    /// status this operator knows (see [`Context::latest_status`]).
+    /// status this operator knows (see [`Context::latest_status`]); `checkpoint` saves it
+    /// before a call whose effect must not be lost if the operator dies right after it.
     fn apply(
         &self,
         ctx: &Context,
         status: Self::Status,
+        checkpoint: &Checkpoint<'_, Self>,
     ) -> impl Future<Output = Step<Self::Status>> + Send;
     /// Removes the object's state from Amazon. `Err` keeps the finalizer and reports why.
     fn cleanup(
@@ -176,6 +178,63 @@ pub trait ManagedKind:
         ctx: &Context,
         status: Self::Status,
     ) -> impl Future<Output = Result<Vec<Note>, Step<Self::Status>>> + Send;
+}
+
+/// Writes a kind's status in the middle of `apply`, before an Amazon call that cannot be
+/// safely repeated or whose effect Amazon does not return (the write-only client secret), so
+/// that a crash between Amazon's answer and the final status write loses nothing.
+pub struct Checkpoint<'a, K: ManagedKind> {
+    obj: &'a K,
+    ctx: &'a Context,
+    api: &'a Api<K>,
+    written: Mutex<Option<K::Status>>,
+}
+
+impl<'a, K: ManagedKind> Checkpoint<'a, K> {
+    fn new(obj: &'a K, ctx: &'a Context, api: &'a Api<K>) -> Self {
+        Self {
+            obj,
+            ctx,
+            api,
+            written: Mutex::new(None),
+        }
+    }
+
+    /// Persists `status` as it is now (conditions unchanged).
+    pub async fn save(&self, status: &K::Status) -> Result<(), kube::Error> {
+        write_status(self.obj, self.api, status).await?;
+        self.ctx.remember_status(self.obj);
+        *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(status.clone());
+        Ok(())
+    }
+
+    /// The status last saved, if any.
+    fn saved(&self) -> Option<K::Status> {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Server-side applies the whole status as this operator's field manager.
+async fn write_status<K: ManagedKind>(
+    obj: &K,
+    api: &Api<K>,
+    status: &K::Status,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Failures of the lifecycle itself (Amazon failures are reported in status, not here).
@@ -314,6 +373,7 @@ async fn apply_flow<K: ManagedKind>(
 ) -> Result<Action, LifecycleError> {
     let start = Instant::now();
     let previous: K::Status = ctx.latest_status(obj, api).await;
+    let checkpoint = Checkpoint::new(obj, ctx, api);
     let step = if is_paused(obj) {
         Step::new(
             previous.clone(),
@@ -330,10 +390,11 @@ async fn apply_flow<K: ManagedKind>(
             Retry::AwaitChange,
         )
     } else {
-        obj.apply(ctx, previous.clone()).await
+        obj.apply(ctx, previous.clone(), &checkpoint).await
     };
     let phase = step.outcome.phase;
-    let delay = finish(obj, ctx, api, step, &previous).await?;
+    let saved = checkpoint.saved();
+    let delay = finish(obj, ctx, api, step, &previous, saved.as_ref()).await?;
     ctx.metrics
         .reconciled(K::KIND, result_label(phase), start.elapsed().as_secs_f64());
     Ok(delay.map_or_else(Action::await_change, Action::requeue))
@@ -383,7 +444,7 @@ async fn cleanup_flow<K: ManagedKind>(
                 step.outcome.reason = Reason::Deleting;
             }
             let message = step.outcome.message.clone();
-            let after = finish(obj, ctx, api, step, &previous)
+            let after = finish(obj, ctx, api, step, &previous, None)
                 .await?
                 .unwrap_or(ctx.settings.stalled_retry);
             Err(LifecycleError::CleanupPending { after, message })
@@ -392,13 +453,15 @@ async fn cleanup_flow<K: ManagedKind>(
 }
 
 /// Writes status and events for a step and turns its retry policy into a requeue delay
-/// (`None`: wait for a change).
+/// (`None`: wait for a change). `saved` is what a [`Checkpoint`] wrote during this reconcile;
+/// conditions and events still compare with `previous`.
 async fn finish<K: ManagedKind>(
     obj: &K,
     ctx: &Context,
     api: &Api<K>,
     step: Step<K::Status>,
     previous: &K::Status,
+    saved: Option<&K::Status>,
 ) -> Result<Option<Duration>, LifecycleError> {
     let uid = obj.uid().unwrap_or_default();
     let now = Timestamp::now();
@@ -415,19 +478,10 @@ async fn finish<K: ManagedKind>(
         status.set_last_handled_reconcile_at(requested);
     }
 
-    if &status != previous {
-        let patch = serde_json::json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(LifecycleError::StatusWrite)?;
+    if &status != saved.unwrap_or(previous) {
+        write_status(obj, api, &status)
+            .await
+            .map_err(LifecycleError::StatusWrite)?;
         ctx.remember_status(obj);
     }
 

@@ -199,6 +199,19 @@ pub struct SkillAccountLinkingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_hash: Option<String>,
 
+    /// SHA-256 identity (spec and client secret hash) of an update carrying the client secret
+    /// that was sent but whose outcome is not recorded yet. If the operator stops before
+    /// recording it, the next reconcile sees from Amazon's ETag that the update landed and does
+    /// not send the secret again. Flat scalars rather than an object, so that server-side apply
+    /// removes them cleanly once the update is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_request_hash: Option<String>,
+
+    /// Amazon's ETag the pending update was based on (absent when it creates the account
+    /// linking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_base_etag: Option<String>,
+
     /// SHA-256 of the last account linking request Amazon rejected as invalid (400). The same
     /// request is not sent again; a change to the spec or a referenced Secret produces a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

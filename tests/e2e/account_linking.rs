@@ -2,11 +2,17 @@
 
 use std::time::Duration;
 
+use alexa_skill_operator::controller::account_linking::request_hash;
+use alexa_skill_operator::controller::context::FIELD_MANAGER;
+use alexa_skill_operator::controller::secrets::hash_tag;
 use alexa_skill_operator::crd::SkillAccountLinking;
 use alexa_skill_operator::simulator::{Operation, ScriptedResponse};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use kube_test_server::Fault;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, is_ready, message, reason, settle, stalled};
+use crate::support::{Harness, NS, SKILL, is_ready, message, reason, settle, stalled};
 
 fn sal(name: &str, account_linking: Value) -> Value {
     json!({
@@ -550,6 +556,99 @@ async fn transient_failures_while_deleting_read_as_deleting_and_retry() {
     assert!(
         h.sim.count(Operation::DeleteAccountLinking) > failed,
         "the DELETE was retried after the outage"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_secret_update_that_landed_before_the_status_write_failed_is_not_sent_again() {
+    let h = ready_harness().await;
+    h.sim.clear_requests();
+    // The write that records the new secret (the second status write of the rotation; the
+    // first records the update as pending) fails, as if the operator died right after the PUT.
+    h.kube.inject_fault(Fault {
+        method: Some(http::Method::PATCH),
+        path_contains: Some("skillaccountlinkings/weather/status".into()),
+        nth: 2,
+        status: 500,
+    });
+    h.secret("oauth", &[("client-secret", "second-secret")])
+        .await;
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Ready with the new secret", |o| {
+            is_ready(o)
+                && o.status.as_ref().and_then(|s| s.client_secret_hash.clone())
+                    == Some(hash_tag("second-secret"))
+        })
+        .await;
+    h.wait_event("weather", "Confirmed", |note| {
+        note.contains("not sending it again")
+    })
+    .await;
+    assert_eq!(
+        h.count(Operation::UpdateAccountLinking),
+        1,
+        "the secret is sent once"
+    );
+    assert_eq!(
+        h.sim.account_linking(SKILL, "development").unwrap()["clientSecret"],
+        "second-secret"
+    );
+    let status = obj.status.unwrap();
+    assert_eq!(
+        (status.pending_request_hash, status.pending_base_etag),
+        (None, None),
+        "the record is cleared"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pending_update_that_never_reached_amazon_is_sent_after_a_restart() {
+    let mut h = ready_harness().await;
+    h.stop_operator().await;
+    h.secret("oauth", &[("client-secret", "second-secret")])
+        .await;
+    // What a run that died just before its PUT left behind: the record, and Amazon unchanged.
+    let obj = h.get::<SkillAccountLinking>("weather").await.unwrap();
+    let etag = obj.status.as_ref().and_then(|s| s.etag.clone());
+    assert!(etag.is_some(), "the simulator returns ETags");
+    let mut status = obj.status.clone().unwrap();
+    status.pending_request_hash = Some(request_hash(
+        &obj.spec.account_linking,
+        Some(&hash_tag("second-secret")),
+    ));
+    status.pending_base_etag = etag;
+    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), NS);
+    api.patch_status(
+        "weather",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(json!({
+            "apiVersion": "alexa.operator.dev/v1alpha1",
+            "kind": "SkillAccountLinking",
+            "status": status,
+        })),
+    )
+    .await
+    .unwrap();
+    h.sim.clear_requests();
+    h.start_operator(&[]).await;
+    h.wait_until("the new secret reaches Amazon", || {
+        h.sim.account_linking(SKILL, "development").unwrap()["clientSecret"] == "second-secret"
+    })
+    .await;
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Ready without the record", |o| {
+            is_ready(o)
+                && o.status
+                    .as_ref()
+                    .is_some_and(|s| s.pending_request_hash.is_none())
+        })
+        .await;
+    assert_eq!(h.count(Operation::UpdateAccountLinking), 1);
+    assert_eq!(
+        obj.status.unwrap().client_secret_hash,
+        Some(hash_tag("second-secret"))
     );
     h.shutdown().await;
 }
