@@ -137,9 +137,13 @@ async fn run(args: Args) -> Res<ExitCode> {
             Duration::from_secs(60)
         },
     };
+    // One signal listener for the whole run: a Ctrl-C that arrives between the end of the demo
+    // and the wait below is kept, not lost.
+    let signal = operator::shutdown_signal();
+    tokio::pin!(signal);
     let result = tokio::select! {
         result = demo.run() => Some(result),
-        () = operator::shutdown_signal() => None,
+        () = &mut signal => None,
     };
     let code = match result {
         None => {
@@ -153,7 +157,7 @@ async fn run(args: Args) -> Res<ExitCode> {
                 ExitCode::SUCCESS
             } else {
                 summary(&kube, &sim, operator.as_ref());
-                operator::shutdown_signal().await;
+                (&mut signal).await;
                 ExitCode::SUCCESS
             }
         }
@@ -164,7 +168,7 @@ async fn run(args: Args) -> Res<ExitCode> {
                 out::line(
                     "everything keeps running so you can look around with kubectl; Ctrl-C stops it",
                 );
-                operator::shutdown_signal().await;
+                (&mut signal).await;
             }
             ExitCode::FAILURE
         }
