@@ -317,16 +317,27 @@ impl ManagedKind for SkillAccountLinking {
                 };
                 if PendingWrite::of(&status).as_ref() != Some(&pending) {
                     PendingWrite::record(&mut status, Some(pending));
-                    if let Err(err) = checkpoint.save(&status).await {
+                    let (reason, message) = if creating {
+                        (
+                            Reason::Creating,
+                            format!(
+                                "creating the account linking of {} on Amazon",
+                                location(self)
+                            ),
+                        )
+                    } else {
+                        (
+                            Reason::Updating,
+                            format!("updating {} on Amazon", fields.join(", ")),
+                        )
+                    };
+                    let in_flight = Outcome::progressing(reason, message);
+                    if let Err(err) = checkpoint.save(&status, &in_flight).await {
                         PendingWrite::record(&mut status, None);
                         return Step::new(
                             status,
                             Outcome::progressing(
-                                if creating {
-                                    Reason::Creating
-                                } else {
-                                    Reason::Updating
-                                },
+                                reason,
                                 format!(
                                     "could not record the update of {} in status before sending it ({err}); retrying",
                                     location(self)

@@ -200,11 +200,21 @@ impl<'a, K: ManagedKind> Checkpoint<'a, K> {
         }
     }
 
-    /// Persists `status` as it is now (conditions unchanged).
-    pub async fn save(&self, status: &K::Status) -> Result<(), kube::Error> {
-        write_status(self.obj, self.api, status).await?;
+    /// Persists `status` with the conditions of `outcome` (normally Creating or Updating), so
+    /// users also see what is in flight.
+    pub async fn save(&self, status: &K::Status, outcome: &Outcome) -> Result<(), kube::Error> {
+        let mut status = status.clone();
+        let generation = self.obj.meta().generation;
+        status.set_conditions(conditions::build(
+            status.conditions(),
+            outcome,
+            generation,
+            Timestamp::now(),
+        ));
+        status.set_observed_generation(generation);
+        write_status(self.obj, self.api, &status).await?;
         self.ctx.remember_status(self.obj);
-        *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(status.clone());
+        *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
         Ok(())
     }
 

@@ -652,3 +652,38 @@ async fn a_pending_update_that_never_reached_amazon_is_sent_after_a_restart() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_update_in_flight_shows_updating_with_its_pending_record() {
+    let h = ready_harness().await;
+    // Every Amazon call takes 2 s, so the in-flight state lasts long enough to be seen.
+    h.sim.faults().set_latency(Duration::from_secs(2));
+    h.secret("oauth", &[("client-secret", "second-secret")])
+        .await;
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Updating", |o| reason(o) == "Updating")
+        .await;
+    assert_eq!(
+        message(&obj),
+        "updating spec.accountLinking.clientSecretRef on Amazon"
+    );
+    assert!(!is_ready(&obj));
+    let status = obj.status.unwrap();
+    assert!(
+        status.pending_request_hash.is_some(),
+        "recorded before the PUT is sent"
+    );
+    assert_eq!(
+        status.client_secret_hash,
+        Some(hash_tag("first-secret")),
+        "the new secret is not recorded as applied yet"
+    );
+    h.sim.faults().clear();
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    let status = obj.status.unwrap();
+    assert_eq!(status.pending_request_hash, None);
+    assert_eq!(status.client_secret_hash, Some(hash_tag("second-secret")));
+    h.shutdown().await;
+}
