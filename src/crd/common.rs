@@ -64,16 +64,20 @@ pub enum ManagementPolicy {
     Observe,
 }
 
-/// Reference to a Secret in the object's own namespace.
+/// Reference to a Secret in the object's own namespace. Atomic (like Kubernetes'
+/// `SecretKeySelector`): server-side apply owns and removes it as a whole, so a GitOps tool can
+/// drop it without leaving a `null` behind (kubernetes#117447).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct SecretRef {
     /// Name of the Secret, in the same namespace as this object.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
 
-/// Reference to one key of a Secret in the object's own namespace.
+/// Reference to one key of a Secret in the object's own namespace (atomic, as [`SecretRef`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct SecretKeyRef {
     /// Name of the Secret, in the same namespace as this object.
     #[schemars(length(min = 1, max = 253))]

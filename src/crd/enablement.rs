@@ -59,9 +59,12 @@ pub struct SkillEnablementSpec {
     pub management_policy: ManagementPolicy,
 }
 
-/// The customer whose skill enablement and account link this object manages.
+/// The customer whose skill enablement and account link this object manages. Atomic for
+/// server-side apply: switching to owner mode in Git removes it whole instead of leaving a
+/// `null` the exactly-one-mode rule would trip over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct CustomerEnablement {
     /// Secret in this namespace with the customer's Login with Amazon credentials (keys
     /// client-id, client-secret, refresh-token; scope alexa::skills:account_linking).

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use alexa_skill_operator::cli::{Cli, Command};
-use alexa_skill_operator::crd::SkillAccountLinking;
+use alexa_skill_operator::crd::{SkillAccountLinking, SkillEnablement};
 use alexa_skill_operator::operator::{self, Running};
 use alexa_skill_operator::server::Role;
 use alexa_skill_operator::simulator::SimConfig;
@@ -11,7 +11,7 @@ use clap::Parser;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, is_ready, settle};
+use crate::support::{Harness, NS, SKILL, is_ready, settle};
 
 fn implicit(name: &str) -> Value {
     json!({
@@ -249,5 +249,106 @@ async fn namespaced_mode_ignores_other_namespaces() {
         "objects outside the watched namespaces are never touched"
     );
     assert!(outside.metadata.finalizers.is_none());
+    h.shutdown().await;
+}
+
+/// What Flux (always server-side apply) and Argo CD with server-side apply do when a user
+/// deletes an optional reference from Git: the field must disappear. With granular objects
+/// the apiserver would leave `null` behind and refuse or keep it (kubernetes#117447).
+#[tokio::test]
+async fn gitops_server_side_apply_can_drop_optional_references() {
+    let h = Harness::servers(SimConfig::default()).await;
+    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), NS);
+    let apply = |spec: Value| {
+        let api = api.clone();
+        async move {
+            let obj = json!({
+                "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillAccountLinking",
+                "metadata": {"name": "weather"}, "spec": spec,
+            });
+            api.patch("weather", &PatchParams::apply("flux"), &Patch::Apply(&obj))
+                .await
+        }
+    };
+    let mut spec = json!({
+        "skillId": SKILL, "stage": "development", "credentialsSecretRef": {"name": "lwa"},
+        "accountLinking": {
+            "type": "AUTH_CODE", "authorizationUrl": "https://auth.example.com/authorize",
+            "accessTokenUrl": "https://auth.example.com/token", "accessTokenScheme": "HTTP_BASIC",
+            "clientId": "alexa-skill", "clientSecretRef": {"name": "oauth", "key": "client-secret"},
+        }
+    });
+    apply(spec.clone()).await.unwrap();
+    // Switch to the implicit grant: the token endpoint and the client secret go.
+    spec["accountLinking"]["type"] = json!("IMPLICIT");
+    for field in ["accessTokenUrl", "accessTokenScheme", "clientSecretRef"] {
+        spec["accountLinking"]
+            .as_object_mut()
+            .unwrap()
+            .remove(field);
+    }
+    let obj = apply(spec).await.expect("the reference can be dropped");
+    assert!(obj.spec.account_linking.client_secret_ref.is_none());
+    let raw = h
+        .kube
+        .get_object(
+            "alexa.operator.dev/v1alpha1",
+            "skillaccountlinkings",
+            Some(NS),
+            "weather",
+        )
+        .unwrap();
+    assert!(
+        raw["spec"]["accountLinking"]
+            .get("clientSecretRef")
+            .is_none(),
+        "gone, not null: {}",
+        raw["spec"]["accountLinking"]
+    );
+
+    // A SkillEnablement switching from customer mode to owner mode.
+    let sen: Api<SkillEnablement> = Api::namespaced(h.client.clone(), NS);
+    let mut obj = json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillEnablement",
+        "metadata": {"name": "dev"},
+        "spec": {"skillId": SKILL, "stage": "development", "customer": {
+            "tokenSecretRef": {"name": "t"},
+            "accountLinkRequest": {"type": "AUTH_CODE", "redirectUri": "https://app.example.com/cb",
+                "authCodeSecretRef": {"name": "c", "key": "auth-code"},
+                "codeVerifierSecretRef": {"name": "c", "key": "verifier"}}}}
+    });
+    sen.patch("dev", &PatchParams::apply("flux"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+    obj["spec"]["customer"]["accountLinkRequest"]
+        .as_object_mut()
+        .unwrap()
+        .remove("codeVerifierSecretRef");
+    let out = sen
+        .patch("dev", &PatchParams::apply("flux"), &Patch::Apply(&obj))
+        .await
+        .expect("the verifier reference can be dropped");
+    let raw = serde_json::to_value(&out.spec).unwrap();
+    assert!(
+        raw["customer"]["accountLinkRequest"]
+            .get("codeVerifierSecretRef")
+            .is_none(),
+        "{raw}"
+    );
+    obj["spec"].as_object_mut().unwrap().remove("customer");
+    obj["spec"]["credentialsSecretRef"] = json!({"name": "lwa"});
+    sen.patch("dev", &PatchParams::apply("flux"), &Patch::Apply(&obj))
+        .await
+        .expect("switching to owner mode passes the exactly-one-mode rule");
+    let raw = h
+        .kube
+        .get_object(
+            "alexa.operator.dev/v1alpha1",
+            "skillenablements",
+            Some(NS),
+            "dev",
+        )
+        .unwrap();
+    assert!(raw["spec"].get("customer").is_none(), "{}", raw["spec"]);
     h.shutdown().await;
 }

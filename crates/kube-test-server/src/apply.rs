@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::fields::{
     Entry, FieldSet, ListType, Scope, display_path, field_set, item_key, items_schema, list_type,
-    read_entries, remove_at, root_child_schema, value_at,
+    read_entries, remove_emptying, root_child_schema, value_at,
 };
 use crate::resources::ResourceType;
 
@@ -33,6 +33,11 @@ pub(crate) struct ApplyResult {
 /// Merge `applied` into `live` (schema-aware for list types).
 fn merge(live: &mut Value, applied: &Value, schema: Option<&Value>, root: bool) {
     match (live, applied) {
+        (l @ Value::Object(_), a @ Value::Object(_))
+            if !root && crate::fields::is_atomic_map(schema) =>
+        {
+            *l = a.clone();
+        }
         (Value::Object(l), Value::Object(a)) => {
             for (k, av) in a {
                 let cs = if root {
@@ -167,7 +172,7 @@ pub(crate) fn apply(live: Option<&Value>, req: &ApplyRequest<'_>) -> Result<Appl
                 .any(|q| q.starts_with(p) || p.starts_with(q))
         });
         if !owned_elsewhere {
-            remove_at(&mut object, p);
+            remove_emptying(&mut object, p, req.rt.schema.is_some());
         }
     }
 

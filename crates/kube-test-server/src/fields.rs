@@ -88,9 +88,21 @@ pub(crate) fn item_key(item: &Value, keys: &[&str]) -> String {
     format!("k:{}", Value::Object(m))
 }
 
+/// Whether an object is owned and replaced as a whole (`x-kubernetes-map-type: atomic`, what
+/// `+structType=atomic` and `+mapType=atomic` generate).
+pub(crate) fn is_atomic_map(schema: Option<&Value>) -> bool {
+    schema
+        .and_then(|s| s.get("x-kubernetes-map-type"))
+        .and_then(Value::as_str)
+        == Some("atomic")
+}
+
 /// Leaf paths of `value` under `prefix`.
 fn collect(value: &Value, schema: Option<&Value>, prefix: &mut FieldPath, out: &mut FieldSet) {
     match value {
+        Value::Object(_) if is_atomic_map(schema) && !prefix.is_empty() => {
+            out.insert(prefix.clone());
+        }
         Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
                 prefix.push(format!("f:{k}"));
@@ -199,6 +211,32 @@ pub(crate) fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value>
         }
     }
     Some(cur)
+}
+
+/// Remove the field a path names (no-op if absent). An object the removal empties becomes null
+/// in a custom resource's own fields, as the apiserver's structured-merge-diff leaves it
+/// (kubernetes#103011, #117447; a non-nullable schema then refuses it; v1.36.0 briefly stored
+/// `{}`, reverted in structured-merge-diff#331); in typed objects and metadata it disappears.
+pub(crate) fn remove_emptying(obj: &mut Value, path: &[String], null_emptied: bool) {
+    remove_at(obj, path);
+    let Some((_, parent_path)) = path.split_last() else {
+        return;
+    };
+    if parent_path.is_empty() || path.last().is_some_and(|l| l == ".") {
+        return;
+    }
+    let emptied =
+        value_at(obj, parent_path).is_some_and(|p| p.as_object().is_some_and(Map::is_empty));
+    if !emptied {
+        return;
+    }
+    if null_emptied && parent_path[0] != "f:metadata" {
+        if let Some(p) = value_at_mut(obj, parent_path) {
+            *p = Value::Null;
+        }
+    } else {
+        remove_emptying(obj, parent_path, null_emptied);
+    }
 }
 
 /// Remove the field a path names (no-op if absent).

@@ -54,7 +54,9 @@
 //!   been modified; ..."); PATCH as merge patch (strategic merge patch of core kinds is treated
 //!   as a merge patch), JSON patch with the `test`-of-missing-path-against-null quirk, and
 //!   server-side apply (`fieldManager`, `force`, create-on-missing, managedFields, 409
-//!   FieldManagerConflict).
+//!   FieldManagerConflict; objects marked `x-kubernetes-map-type: atomic` are one owned leaf;
+//!   dropping the last owned field of a custom resource's object leaves `null`, which a
+//!   non-nullable schema refuses, as kubernetes#117447 describes).
 //! - Status subresource split; finalizers and graceful deletion; delete preconditions.
 //! - Lists (`{Kind}List`, label/field selectors, `limit`/`continue`); watches (replay from a
 //!   resourceVersion, bookmarks, `sendInitialEvents` with the `k8s.io/initial-events-end`

@@ -2603,3 +2603,68 @@ async fn scale_10k_custom_objects_with_watch_fanout() {
     .1;
     assert!(w2.next(SHORT).await.is_none());
 }
+
+#[tokio::test]
+async fn server_side_apply_nulls_an_object_it_empties_and_removes_an_atomic_one() {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.test.dev"},
+        "spec": {"group": "test.dev", "scope": "Namespaced",
+            "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "keep": {"type": "string"},
+                        "granular": {"type": "object", "properties": {"a": {"type": "string"}}},
+                        "nullableRef": {"type": "object", "nullable": true, "properties": {"name": {"type": "string"}}},
+                        "atomicRef": {"type": "object", "nullable": true, "x-kubernetes-map-type": "atomic",
+                            "required": ["name"], "properties": {"name": {"type": "string"}}}
+                    }}
+                }}}}]}
+    });
+    let s = TestServer::new().with_crd(crd).unwrap();
+    let path = "/apis/test.dev/v1/namespaces/default/gadgets/g?fieldManager=gitops";
+    let gadget = |spec: Value| json!({"apiVersion": "test.dev/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": spec});
+    let full = json!({"keep": "k", "granular": {"a": "1"}, "nullableRef": {"name": "n"}, "atomicRef": {"name": "s"}});
+    let (c, _) = patch(&s, path, APPLY, gadget(full)).await;
+    assert_eq!(c, 201);
+    let entries = s
+        .get_object("test.dev/v1", "gadgets", Some("default"), "g")
+        .unwrap();
+    let owned = entries["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].clone();
+    assert_eq!(
+        owned["f:atomicRef"],
+        json!({}),
+        "an atomic object is one leaf: {owned}"
+    );
+    assert_eq!(owned["f:granular"], json!({"f:a": {}}), "{owned}");
+
+    // Dropping an atomic object removes it whole.
+    let (c, o) = patch(
+        &s,
+        path,
+        APPLY,
+        gadget(json!({"keep": "k", "granular": {"a": "1"}, "nullableRef": {"name": "n"}})),
+    )
+    .await;
+    assert_eq!(c, 200, "{o}");
+    assert!(o["spec"].get("atomicRef").is_none(), "{o}");
+    // Dropping a granular one leaves null: kept when the schema allows it...
+    let (c, o) = patch(
+        &s,
+        path,
+        APPLY,
+        gadget(json!({"keep": "k", "granular": {"a": "1"}})),
+    )
+    .await;
+    assert_eq!(c, 200, "{o}");
+    assert_eq!(o["spec"]["nullableRef"], Value::Null, "{o}");
+    // ...refused when it does not (kubernetes#117447).
+    let (c, st) = patch(&s, path, APPLY, gadget(json!({"keep": "k"}))).await;
+    assert_eq!(c, 422);
+    let msg = st["message"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.granular in body must be of type object: \"null\""),
+        "{msg}"
+    );
+}
