@@ -548,12 +548,12 @@ fn workload_permissions() -> BTreeSet<Permission> {
         (
             "alexa.operator.dev",
             &["skillaccountlinkings", "skillenablements"],
-            &["get", "list", "watch", "patch", "update"],
+            &["get", "list", "watch", "patch"],
         ),
         (
             "alexa.operator.dev",
             &["skillaccountlinkings/status", "skillenablements/status"],
-            &["get", "patch", "update"],
+            &["patch"],
         ),
         (
             "alexa.operator.dev",
@@ -564,8 +564,7 @@ fn workload_permissions() -> BTreeSet<Permission> {
             &["update"],
         ),
         ("", &["secrets"], &["get", "list", "watch"]),
-        ("events.k8s.io", &["events"], &["create", "patch"]),
-        ("", &["events"], &["create", "patch"]),
+        ("events.k8s.io", &["events"], &["create"]),
     ])
 }
 
@@ -573,7 +572,7 @@ fn leader_election_permissions() -> BTreeSet<Permission> {
     perms(&[(
         "coordination.k8s.io",
         &["leases"],
-        &["get", "create", "update"],
+        &["get", "create", "patch"],
     )])
 }
 

@@ -352,3 +352,162 @@ async fn gitops_server_side_apply_can_drop_optional_references() {
     assert!(raw["spec"].get("customer").is_none(), "{}", raw["spec"]);
     h.shutdown().await;
 }
+
+/// `(apiGroup, resource[/subresource], verb)` triples granted by the `rules:` of RBAC YAML
+/// files written in the repository's one-line flow style.
+fn granted(files: &[&str]) -> std::collections::BTreeSet<(String, String, String)> {
+    fn list(line: &str) -> Vec<String> {
+        let inner = line
+            .split_once('[')
+            .and_then(|(_, r)| r.rsplit_once(']'))
+            .map(|(l, _)| l);
+        inner
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty() || line.contains("\"\""))
+            .collect()
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let (mut groups, mut resources) = (Vec::new(), Vec::new());
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("- apiGroups:") {
+                groups = list(rest);
+            } else if let Some(rest) = line.strip_prefix("resources:") {
+                resources = list(rest);
+            } else if let Some(rest) = line.strip_prefix("verbs:") {
+                for g in &groups {
+                    for r in &resources {
+                        for v in list(rest) {
+                            out.insert((g.clone(), r.clone(), v));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `(apiGroup, resource[/subresource])` of an API path, e.g.
+/// `/apis/alexa.operator.dev/v1alpha1/namespaces/skills/skillaccountlinkings/x/status`.
+fn resource_of(path: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _v, rest @ ..] => (String::new(), rest),
+        ["apis", g, _v, rest @ ..] => (g.to_string(), rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    match rest {
+        [res] | [res, _] => Some((group, res.to_string())),
+        [res, _, sub] => Some((group, format!("{res}/{sub}"))),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
+    let mut h = Harness::servers(SimConfig::default()).await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "s")]).await;
+    h.apply::<SkillAccountLinking>(json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillAccountLinking",
+        "metadata": {"name": "weather"},
+        "spec": {"skillId": SKILL, "stage": "development", "credentialsSecretRef": {"name": "lwa"},
+            "accountLinking": {"type": "AUTH_CODE", "authorizationUrl": "https://auth.example.com/authorize",
+                "accessTokenUrl": "https://auth.example.com/token", "accessTokenScheme": "HTTP_BASIC",
+                "clientId": "alexa-skill", "clientSecretRef": {"name": "oauth", "key": "client-secret"}}}
+    }))
+    .await
+    .unwrap();
+    h.apply::<SkillEnablement>(json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillEnablement",
+        "metadata": {"name": "dev"},
+        "spec": {"skillId": SKILL, "stage": "development", "credentialsSecretRef": {"name": "lwa"}}
+    }))
+    .await
+    .unwrap();
+    // From here on the test itself only reads the store directly and deletes the two objects,
+    // so the request log holds the operator's requests (and those deletes).
+    h.kube.clear_requests();
+    h.start_operator(&[
+        "--leader-election",
+        "--lease-duration",
+        "3s",
+        "--lease-namespace",
+        NS,
+    ])
+    .await;
+    let stored = |plural: &str, name: &str| {
+        h.kube
+            .get_object("alexa.operator.dev/v1alpha1", plural, Some(NS), name)
+    };
+    let ready = |o: &Value| {
+        o["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    };
+    h.wait_until("both objects Ready", || {
+        stored("skillaccountlinkings", "weather").is_some_and(|o| ready(&o))
+            && stored("skillenablements", "dev").is_some_and(|o| ready(&o))
+    })
+    .await;
+    h.delete::<SkillAccountLinking>("weather").await;
+    h.delete::<SkillEnablement>("dev").await;
+    h.wait_until("both objects gone", || {
+        stored("skillaccountlinkings", "weather").is_none()
+            && stored("skillenablements", "dev").is_none()
+    })
+    .await;
+    h.stop_operator().await;
+
+    let rules = granted(&[
+        "deploy/rbac/cluster-role.yaml",
+        "deploy/base/leader-election-rbac.yaml",
+    ]);
+    let mut used = std::collections::BTreeSet::new();
+    for r in h.kube.requests() {
+        if matches!(r.verb.as_str(), "discovery" | "health") {
+            continue;
+        }
+        let (group, resource) = resource_of(&r.path)
+            .unwrap_or_else(|| panic!("unexpected path {} {}", r.method, r.path));
+        // The test's own two deletes; the operator never deletes its objects (it removes
+        // the finalizer with a patch).
+        if r.verb == "delete" && group == "alexa.operator.dev" {
+            continue;
+        }
+        used.insert((group, resource, r.verb.clone()));
+    }
+    let missing: Vec<_> = used.difference(&rules).collect();
+    assert!(
+        missing.is_empty(),
+        "the operator made requests deploy/ does not grant: {missing:?}"
+    );
+    for needed in [
+        ("coordination.k8s.io", "leases", "patch"),
+        ("alexa.operator.dev", "skillaccountlinkings/status", "patch"),
+        ("alexa.operator.dev", "skillenablements", "patch"),
+        ("events.k8s.io", "events", "create"),
+        ("", "secrets", "get"),
+    ] {
+        let key = (
+            needed.0.to_string(),
+            needed.1.to_string(),
+            needed.2.to_string(),
+        );
+        assert!(
+            used.contains(&key),
+            "scenario did not exercise {needed:?}: {used:?}"
+        );
+    }
+    h.shutdown().await;
+}
