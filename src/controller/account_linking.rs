@@ -237,9 +237,13 @@ impl ManagedKind for SkillAccountLinking {
                     drift(&v.value, &desired)
                 }
             };
+            // Amazon never returns the client secret: only a secret this operator applied (its
+            // hash in status) can be compared. Observe mode never applies one, so it cannot
+            // tell and does not report the secret as drift.
             if secret_hash.is_some()
                 && secret_hash != status.client_secret_hash
                 && observed.is_some()
+                && !observe_only
             {
                 let landed = pending_write_landed(
                     PendingWrite::of(&status).as_ref(),
@@ -269,10 +273,15 @@ impl ManagedKind for SkillAccountLinking {
             if fields.is_empty() {
                 status.drift.clear();
                 status.rejected_request_hash = None;
+                let unverified = if observe_only && secret_hash.is_some() {
+                    " (Observe mode cannot compare the client secret: Amazon never returns it)"
+                } else {
+                    ""
+                };
                 let mut step = Step::new(
                     status,
                     Outcome::ready(format!(
-                        "account linking of {} matches the spec",
+                        "account linking of {} matches the spec{unverified}",
                         location(self)
                     )),
                     Retry::Resync,

@@ -474,6 +474,32 @@ async fn observe_mode_reports_drift_without_writing() {
 }
 
 #[tokio::test]
+async fn observe_mode_with_a_client_secret_is_ready_when_everything_readable_matches() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    h.secret("oauth", &[("client-secret", "console-secret")])
+        .await;
+    let mut on_amazon = auth_code_linking();
+    on_amazon.as_object_mut().unwrap().remove("clientSecretRef");
+    on_amazon["clientSecret"] = json!("console-secret");
+    h.sim.set_account_linking(SKILL, "development", on_amazon);
+    let mut obj = sal("observed", auth_code_linking());
+    obj["spec"]["managementPolicy"] = json!("Observe");
+    h.apply::<SkillAccountLinking>(obj).await.unwrap();
+    let o = h
+        .wait_for::<SkillAccountLinking, _>("observed", "Ready", is_ready)
+        .await;
+    assert!(
+        message(&o).contains("cannot compare the client secret"),
+        "{}",
+        message(&o)
+    );
+    assert!(o.status.unwrap().drift.is_empty());
+    assert_eq!(h.count(Operation::UpdateAccountLinking), 0);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn schema_and_cel_rules_reject_invalid_objects() {
     let h = Harness::servers(Default::default()).await;
     let mut missing = auth_code_linking();
