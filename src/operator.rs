@@ -110,6 +110,10 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// How long releasing the leader Lease on shutdown may take (one API call; the standby takes
+/// over at lease expiry if it fails).
+const LEASE_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A started operator: its HTTP address and shared state, and the handle to stop it.
 pub struct Running {
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
@@ -131,9 +135,14 @@ impl Running {
         tracing::info!("shutting down: no new reconciles; waiting for in-flight ones");
         let _ = self.stop.send(true);
         let abort = self.task.abort_handle();
-        if tokio::time::timeout(self.grace + Duration::from_secs(2), self.task)
-            .await
-            .is_err()
+        // In-flight reconciles get `grace`, then the Lease release its own bound; the margin
+        // covers the HTTP server's stop.
+        if tokio::time::timeout(
+            self.grace + LEASE_RELEASE_TIMEOUT + Duration::from_secs(2),
+            self.task,
+        )
+        .await
+        .is_err()
         {
             tracing::warn!(
                 grace_ms = self.grace.as_millis() as u64,
@@ -251,7 +260,7 @@ pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunEr
                     }
                     // Dropping the receiver makes the lease task release the Lease for a fast hand-over.
                     drop(leading);
-                    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+                    let _ = tokio::time::timeout(LEASE_RELEASE_TIMEOUT, lease_task).await;
                 }
             }
         };
