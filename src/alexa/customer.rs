@@ -9,7 +9,11 @@
 //!    answers. A 401, 403 or 404 from an endpoint means "not this region": try the next.
 //! 3. When discovery itself fails with 5xx or a network error (or lists nothing), the hosts
 //!    `api.amazonalexa.com`, `api.eu.amazonalexa.com`, `api.fe.amazonalexa.com` are tried in
-//!    that order; there a 5xx or network error also moves on to the next host.
+//!    that order; there a 5xx or network error also moves on to the next host for the status
+//!    read and the disable. The enable, which carries a single-use authorization code, stops
+//!    there instead and returns the error: the code may have reached Amazon, and sending it to
+//!    the next host would replay it. Only a 401/403/404 (the code was certainly not consumed)
+//!    moves the enable on.
 //! 4. Wrong-region 401s do not trigger a token refresh on each endpoint. Only when every
 //!    endpoint answered 401 is the token dropped, refreshed once and the endpoints tried once
 //!    more.
@@ -45,6 +49,12 @@ impl CustomerOp<'_> {
             CustomerOp::Disable => Operation::CustomerDisable,
         }
     }
+
+    /// Whether the request carries a single-use authorization code, so it must not be sent
+    /// again (to any host) once it may have reached Amazon.
+    fn carries_code(&self) -> bool {
+        matches!(self, CustomerOp::Enable { .. })
+    }
 }
 
 /// What one endpoint's answer means for the search.
@@ -56,7 +66,7 @@ enum Attempt {
     Absent,
     /// Probably the wrong region; try the next endpoint.
     WrongRegion(AlexaError),
-    /// A real failure; stop (unless on the fallback list and transient).
+    /// A real failure; stop (unless on the fallback list, transient and not the enable).
     Failed(AlexaError),
 }
 
@@ -234,8 +244,12 @@ impl AlexaClient {
                     absent_at.get_or_insert(host);
                 }
                 Attempt::WrongRegion(err) => wrong.push(err),
+                // A 5xx or dropped connection on the fallback list may just be a host in
+                // trouble, so reads and disables try the next one. Never the enable: its code
+                // may have been consumed, and the caller reads the status before resending.
                 Attempt::Failed(err)
                     if found.fallback
+                        && !op.carries_code()
                         && matches!(
                             err,
                             AlexaError::Unavailable { .. } | AlexaError::Transport { .. }

@@ -240,6 +240,82 @@ async fn discovery_with_several_endpoints_and_discovery_failure_both_reach_the_c
 }
 
 #[tokio::test]
+async fn a_server_error_on_the_fallback_list_never_sends_the_code_to_the_next_host() {
+    // Amazon answers a wrong region with 404 here, so the status read finds "not enabled" at NA
+    // first and the enable starts there, then walks the fallback list (discovery is down).
+    let mut h = Harness::servers(SimConfig {
+        wrong_region_status: 404,
+        ..SimConfig::default()
+    })
+    .await;
+    h.start_operator(&[]).await;
+    h.sim.faults().set_discovery(DiscoveryMode::ServerError);
+    customer_secrets(&h, Region::Fe, &sandbox::partner_code(Region::Fe, 1)).await;
+    // The enable at NA (the hint) is refused as the wrong region; the next one, at EU from the
+    // fallback list, gets a 503: the code may have been consumed there.
+    h.sim.faults().script(
+        Operation::CustomerEnable,
+        vec![
+            ScriptedResponse::json(404, json!({"message": "wrong region"})),
+            ScriptedResponse::json(503, json!({"message": "unavailable"})),
+        ],
+    );
+    h.apply::<SkillEnablement>(customer("fe-customer", "fe-lwa", "fe-code"))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillEnablement, _>("fe-customer", "Ready", is_ready)
+        .await;
+    assert_eq!(
+        obj.status.unwrap().endpoint.as_deref(),
+        Some(Region::Fe.host())
+    );
+    assert!(
+        h.sim
+            .customer_enablement(sandbox::customer(Region::Fe), SKILL)
+            .is_some()
+    );
+
+    // The Secret never changes, so every enable carried the same code (the log redacts it).
+    let log: Vec<_> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.operation,
+                Operation::CustomerEnable | Operation::CustomerStatus
+            )
+        })
+        .collect();
+    let trace: Vec<String> = log
+        .iter()
+        .map(|r| format!("{} {:?} {}", r.operation.as_str(), r.region, r.status))
+        .collect();
+    let failed = log
+        .iter()
+        .position(|r| r.operation == Operation::CustomerEnable && r.status == 503)
+        .expect("the scripted 503 was answered");
+    assert_eq!(log[failed].region, Some(Region::Eu), "{trace:#?}");
+    for (i, r) in log.iter().enumerate() {
+        if r.operation == Operation::CustomerEnable && (r.status == 0 || r.status >= 500) {
+            let next = log.get(i + 1).map(|n| n.operation);
+            assert!(
+                matches!(next, Some(Operation::CustomerStatus)),
+                "after a 5xx or dropped connection the code is not sent again before a status read: {trace:#?}"
+            );
+        }
+    }
+    let accepted: Vec<_> = log
+        .iter()
+        .filter(|r| r.operation == Operation::CustomerEnable && (200..300).contains(&r.status))
+        .collect();
+    assert_eq!(accepted.len(), 1, "{trace:#?}");
+    assert_eq!(accepted[0].region, Some(Region::Fe), "{trace:#?}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_used_auth_code_stalls_without_replays_until_a_new_code_arrives() {
     let h = Harness::start_with(&["--resync-period", "1s"]).await;
     // Code 1 is consumed by another party first, so Amazon rejects it for us.
