@@ -73,6 +73,11 @@ fn objects_using_secret<K: ManagedKind>(
 
 /// Changes to Secrets after the initial list (the initial list would only repeat the startup
 /// reconcile of every object). Secrets missed while disconnected are caught by the slow retry.
+///
+/// Metadata-only on the wire, not just in memory: kube 5's `Api<PartialObjectMeta<K>>` sends its
+/// list with `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` and its
+/// watch with `as=PartialObjectMetadata` (what `metadata_watcher` does, which kube-runtime 3.1
+/// deprecated in favour of this form), so the apiserver never sends Secret data here.
 fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {

@@ -1,7 +1,8 @@
 //! Reading referenced Secrets and mapping Secret changes to the objects that use them.
 //!
-//! Secrets are watched metadata-only (no secret data is cached, so memory does not grow with the
-//! cluster's Secrets); the data is read with one GET when an object is reconciled.
+//! Secrets are watched metadata-only (`PartialObjectMetadata` list and watch requests: no secret
+//! data reaches the operator or its cache, so memory does not grow with the cluster's Secrets);
+//! the data is read with one GET when an object is reconciled.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;

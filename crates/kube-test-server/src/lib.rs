@@ -85,6 +85,11 @@
 //!   OBJECT/MESSAGE and the `-o wide` ones). Rows carry PartialObjectMetadata, or the object with
 //!   `includeObject=Object`, or nothing with `includeObject=None`. Without a Table in `Accept`
 //!   answers are unchanged.
+//! - Metadata-only answers (`Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`
+//!   on lists, `as=PartialObjectMetadata` on get and watch, also `v1beta1`), as sent by kube's
+//!   `Api<PartialObjectMeta<K>>` and client-go's metadata informers: `PartialObjectMetadataList`
+//!   (ListMeta kept) and `PartialObjectMetadata` objects carrying only `metadata`, in watch
+//!   events (BOOKMARKs too) as well; the list kind on a single object or the reverse is a 406.
 //! - Test hooks: request log, fault injection on the Nth matching request, history compaction,
 //!   closing all watches, dump of stored objects.
 //!
@@ -104,9 +109,10 @@
 //! - Only JSON (and YAML request bodies); protobuf is refused with 415. No OpenAPI documents
 //!   (`/openapi/v2|v3` → 404, hence `kubectl --validate=false`), no aggregated discovery (kubectl
 //!   falls back to legacy).
-//! - Table output only for reads (not for the answers to writes); `as=PartialObjectMetadata[List]`
-//!   is answered with the full objects, and an `Accept` naming nothing servable gets JSON rather
-//!   than 406. Printer-column JSONPaths support fields, `['key']`, indexes, slices, `*` and
+//! - Table and PartialObjectMetadata output only for reads (not for the answers to writes, e.g.
+//!   kube's `patch_metadata` gets the full object), a watch asking for
+//!   `PartialObjectMetadataList` gets a 406 rather than a stream that ends at the first event,
+//!   and an `Accept` naming nothing servable gets JSON rather than 406. Printer-column JSONPaths support fields, `['key']`, indexes, slices, `*` and
 //!   `[?(@.path OP literal)]` filters, not recursive descent (`..`); unsupported paths print
 //!   empty cells.
 //! - Lists are not MVCC snapshots: a `continue` page shows the current state after the last
@@ -128,6 +134,7 @@ mod fields;
 mod jsonpath;
 mod kubeconfig;
 mod lint;
+mod metadata;
 mod ops;
 mod patch;
 mod resources;

@@ -13,9 +13,10 @@ use http::{HeaderMap, Method, header};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::metadata::MetadataOptions;
 use crate::ops::{self, Params, Req};
 use crate::patch::PatchKind;
-use crate::table::{self, TableOptions};
+use crate::table::{self, Convert, TableOptions};
 use crate::{Inner, RequestRecord, discovery, watch};
 
 /// Largest accepted request body.
@@ -35,13 +36,21 @@ fn json_response(code: u16, v: &Value) -> Response {
         .into_response()
 }
 
-fn table_response(v: &Value, opts: TableOptions) -> Response {
+fn converted_response(v: &Value, content_type: String) -> Response {
     (
         http::StatusCode::OK,
-        [(header::CONTENT_TYPE, opts.content_type())],
+        [(header::CONTENT_TYPE, content_type)],
         v.to_string(),
     )
         .into_response()
+}
+
+fn table_response(v: &Value, opts: TableOptions) -> Response {
+    converted_response(v, opts.content_type())
+}
+
+fn metadata_response(v: &Value, opts: MetadataOptions) -> Response {
+    converted_response(v, opts.content_type())
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -284,8 +293,8 @@ fn resource(
         dry_run,
     };
     let reply = |(code, v): (u16, Value)| json_response(code, &v);
-    // kubectl get asks for server-side printing.
-    let table = if *method == Method::GET {
+    // kubectl get asks for server-side printing, metadata clients for PartialObjectMetadata.
+    let convert = if *method == Method::GET {
         table::negotiate(headers, params)?
     } else {
         None
@@ -293,13 +302,17 @@ fn resource(
     match (method.clone(), name) {
         (Method::GET, None) if legacy_watch || params.flag("watch") => {
             *verb = "watch";
-            watch::watch(inner, rt, ns.map(str::to_string), params, table)
+            watch::watch(inner, rt, ns.map(str::to_string), params, convert)
         }
         (Method::GET, None) => {
             *verb = "list";
             let list = ops::list(&req, ns)?;
-            Ok(match table {
-                Some(t) => table_response(&table::table_of_list(&rt, &list, t), t),
+            if let Some(Convert::Metadata(m)) = convert {
+                m.check(&rt, true)?;
+            }
+            Ok(match convert {
+                Some(Convert::Table(t)) => table_response(&table::table_of_list(&rt, &list, t), t),
+                Some(Convert::Metadata(m)) => metadata_response(&m.list(&list), m),
                 None => json_response(200, &list),
             })
         }
@@ -311,13 +324,19 @@ fn resource(
                 None => format!("metadata.name={n}"),
             };
             p.0.insert("fieldSelector".into(), fs);
-            watch::watch(inner, rt, ns.map(str::to_string), &p, table)
+            watch::watch(inner, rt, ns.map(str::to_string), &p, convert)
         }
         (Method::GET, Some(n)) => {
             *verb = "get";
             let obj = ops::get(&req, n)?;
-            Ok(match table {
-                Some(t) => table_response(&table::table_of_one(&rt, &obj, t, true), t),
+            if let Some(Convert::Metadata(m)) = convert {
+                m.check(&rt, false)?;
+            }
+            Ok(match convert {
+                Some(Convert::Table(t)) => {
+                    table_response(&table::table_of_one(&rt, &obj, t, true), t)
+                }
+                Some(Convert::Metadata(m)) => metadata_response(&m.object(&obj), m),
                 None => json_response(200, &obj),
             })
         }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::events;
 use crate::jsonpath::JsonPath;
+use crate::metadata::MetadataOptions;
 use crate::ops::Params;
 use crate::resources::ResourceType;
 
@@ -40,14 +41,23 @@ impl TableOptions {
     }
 }
 
-/// Whether the request asks for a Table: the first media range of `Accept` that this server can
-/// answer decides (`as=Table` of meta.k8s.io v1/v1beta1 → Table; plain JSON or `*/*` → the
-/// object itself; anything else is skipped). Without a Table range nothing changes.
-pub(crate) fn negotiate(
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<Option<TableOptions>, ApiError> {
-    let mut version = None;
+/// What a read's answer is converted to, as negotiated from `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Convert {
+    /// `as=Table` (kubectl get).
+    Table(TableOptions),
+    /// `as=PartialObjectMetadata` or `as=PartialObjectMetadataList` (metadata-only clients).
+    Metadata(MetadataOptions),
+}
+
+/// Whether the request asks for a conversion: the first media range of `Accept` that this server
+/// can answer decides (`as=Table`, `as=PartialObjectMetadata` or `as=PartialObjectMetadataList`
+/// of meta.k8s.io v1/v1beta1 → that conversion; plain JSON or `*/*` → the object itself;
+/// anything else is skipped). Without such a range nothing changes. As in the apiserver, the
+/// metadata kinds are negotiated on every endpoint and a list/object mismatch is refused later
+/// (406, see [`MetadataOptions::check`]).
+pub(crate) fn negotiate(headers: &HeaderMap, params: &Params) -> Result<Option<Convert>, ApiError> {
+    let mut chosen: Option<(&'static str, &'static str)> = None;
     'ranges: for accept in headers.get_all(http::header::ACCEPT) {
         let Ok(accept) = accept.to_str() else {
             continue;
@@ -70,26 +80,38 @@ pub(crate) fn negotiate(
                     }
                 }
             }
-            match as_.as_deref() {
+            let kind = match as_.as_deref() {
                 None => break 'ranges,
-                Some("Table") if g.as_deref() == Some("meta.k8s.io") => match v.as_deref() {
-                    Some("v1") => {
-                        version = Some("v1");
-                        break 'ranges;
-                    }
-                    Some("v1beta1") => {
-                        version = Some("v1beta1");
-                        break 'ranges;
-                    }
-                    _ => {}
-                },
-                Some(_) => {}
+                Some("Table") => "Table",
+                Some("PartialObjectMetadata") => "PartialObjectMetadata",
+                Some("PartialObjectMetadataList") => "PartialObjectMetadataList",
+                Some(_) => continue,
+            };
+            if g.as_deref() != Some("meta.k8s.io") {
+                continue;
+            }
+            match v.as_deref() {
+                Some("v1") => {
+                    chosen = Some((kind, "v1"));
+                    break 'ranges;
+                }
+                Some("v1beta1") => {
+                    chosen = Some((kind, "v1beta1"));
+                    break 'ranges;
+                }
+                _ => {}
             }
         }
     }
-    let Some(version) = version else {
+    let Some((kind, version)) = chosen else {
         return Ok(None);
     };
+    if kind != "Table" {
+        return Ok(Some(Convert::Metadata(MetadataOptions {
+            version,
+            list: kind == "PartialObjectMetadataList",
+        })));
+    }
     let include = match params.get("includeObject") {
         None | Some("Metadata") => Include::Metadata,
         Some("Object") => Include::Object,
@@ -100,7 +122,7 @@ pub(crate) fn negotiate(
             )));
         }
     };
-    Ok(Some(TableOptions { version, include }))
+    Ok(Some(Convert::Table(TableOptions { version, include })))
 }
 
 /// One `additionalPrinterColumns` entry of a CRD version.
@@ -563,31 +585,67 @@ mod tests {
         };
         let p = Params::default();
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        let table = |a: &str, p: &Params| match negotiate(&h(a), p).unwrap() {
+            Some(Convert::Table(t)) => t,
+            other => panic!("{a}: {other:?}"),
+        };
         assert_eq!(
-            negotiate(&h(kubectl), &p).unwrap(),
-            Some(TableOptions {
+            table(kubectl, &p),
+            TableOptions {
                 version: "v1",
                 include: Include::Metadata
-            })
+            }
         );
         let beta = "application/json;as=Table;v=v1beta1;g=meta.k8s.io, application/json";
-        assert_eq!(negotiate(&h(beta), &p).unwrap().unwrap().version, "v1beta1");
+        assert_eq!(table(beta, &p).version, "v1beta1");
         for plain in [
             "application/json",
             "*/*",
             "application/json, application/json;as=Table;v=v1;g=meta.k8s.io",
             "application/json;as=Table;v=v2;g=meta.k8s.io",
-            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+            "application/json;as=PartialObjectMetadataList;v=v2;g=meta.k8s.io",
+            "application/json;as=PartialObjectMetadata;v=v1;g=example.com",
             "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io",
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
         ] {
             assert_eq!(negotiate(&h(plain), &p).unwrap(), None, "{plain}");
         }
         assert_eq!(negotiate(&HeaderMap::new(), &p).unwrap(), None);
-        let p = Params::parse(Some("includeObject=Object")).unwrap();
-        assert_eq!(
-            negotiate(&h(kubectl), &p).unwrap().unwrap().include,
-            Include::Object
+        // What kube's `Api<PartialObjectMeta<K>>` and client-go's metadata client send.
+        for (accept, version, list) in [
+            (
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                "v1",
+                true,
+            ),
+            (
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                "v1",
+                true,
+            ),
+            (
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1",
+                "v1beta1",
+                false,
+            ),
+        ] {
+            assert_eq!(
+                negotiate(&h(accept), &p).unwrap(),
+                Some(Convert::Metadata(MetadataOptions { version, list })),
+                "{accept}"
+            );
+        }
+        // includeObject only matters to Tables.
+        let bad = Params::parse(Some("includeObject=All")).unwrap();
+        assert!(
+            negotiate(
+                &h("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+                &bad
+            )
+            .is_ok()
         );
+        let p = Params::parse(Some("includeObject=Object")).unwrap();
+        assert_eq!(table(kubectl, &p).include, Include::Object);
         let p = Params::parse(Some("includeObject=All")).unwrap();
         assert!(negotiate(&h(kubectl), &p).is_err());
     }

@@ -25,7 +25,7 @@ use crate::ops::Params;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{EventType, WatchRecord};
-use crate::table::{self, TableOptions};
+use crate::table::{self, Convert};
 
 /// Default watch length when the client gives no `timeoutSeconds` (the apiserver's minimum
 /// request timeout is 1800s).
@@ -36,8 +36,9 @@ struct Filter {
     ns: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
-    /// Each event's object is a one-row Table (kubectl get -w).
-    table: Option<TableOptions>,
+    /// Each event's object is a one-row Table (kubectl get -w) or PartialObjectMetadata
+    /// (metadata informers); ERROR events stay Status objects.
+    convert: Option<Convert>,
     /// Whether the next Table carries the column definitions (only the first one does, as
     /// with the apiserver).
     headers: bool,
@@ -49,22 +50,24 @@ impl Filter {
         self.labels.matches(&obj) && self.fields.matches(&obj)
     }
 
-    /// The line for `object` (already in the watched version), as a Table when asked for.
+    /// The line for `object` (already in the watched version), as a Table or
+    /// PartialObjectMetadata when asked for.
     fn render(&mut self, event_type: &str, object: &Value) -> Bytes {
-        match self.table {
-            Some(opts) => {
+        match self.convert {
+            Some(Convert::Table(opts)) => {
                 let t = table::table_of_one(&self.rt, object, opts, self.headers);
                 self.headers = false;
                 line(event_type, &t)
             }
+            Some(Convert::Metadata(m)) => line(event_type, &m.object(object)),
             None => line(event_type, object),
         }
     }
 
     /// The event line, shared across watchers unless the watched version differs from the
-    /// stored one or a Table is asked for.
+    /// stored one or a conversion is asked for.
     fn record_line(&mut self, api_version: &str, rec: &WatchRecord) -> Bytes {
-        if self.table.is_none()
+        if self.convert.is_none()
             && rec.object.get("apiVersion").and_then(Value::as_str) == Some(api_version)
         {
             rec.line()
@@ -113,7 +116,8 @@ fn line(event_type: &str, object: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-/// A BOOKMARK's object (with a Table watch it is rendered as a Table too, like the apiserver).
+/// A BOOKMARK's object (with a Table or metadata watch it is converted too, like the
+/// apiserver).
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Value {
     let mut meta = json!({ "resourceVersion": rv.to_string() });
     if initial_end {
@@ -142,14 +146,19 @@ pub(crate) fn watch(
     rt: Arc<ResourceType>,
     ns: Option<String>,
     params: &Params,
-    table: Option<TableOptions>,
+    convert: Option<Convert>,
 ) -> Result<Response, ApiError> {
+    // Events carry single objects: `as=PartialObjectMetadataList` cannot be served (the
+    // apiserver fails to convert each event and ends the stream; refused up front here).
+    if let Some(Convert::Metadata(m)) = convert {
+        m.check(&rt, false)?;
+    }
     let filter = Filter {
         labels: LabelSelector::parse(params.get("labelSelector").unwrap_or(""))?,
         fields: FieldSelector::parse(params.get("fieldSelector").unwrap_or(""))?.for_resource(&rt),
         rt: rt.clone(),
         ns,
-        table,
+        convert,
         headers: true,
     };
     let timeout = match params.get("timeoutSeconds") {
