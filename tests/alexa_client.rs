@@ -986,6 +986,96 @@ async fn retry_after_pauses_every_call_of_that_credential() {
     assert!(other[0].at.duration_since(throttled_at) < Duration::from_secs(2));
 }
 
+/// The one record of `op` answered with `status`.
+fn answered(sim: &Simulator, op: Operation, status: u16) -> RequestRecord {
+    let mut found: Vec<RequestRecord> = records(sim, op)
+        .into_iter()
+        .filter(|r| r.status == status)
+        .collect();
+    assert_eq!(found.len(), 1, "one {op} answered {status}: {found:?}");
+    found.remove(0)
+}
+
+/// Waits until `at + offset` on the simulator's clock (its log timestamps are std `Instant`s).
+async fn sleep_until(at: std::time::Instant, offset: Duration) {
+    let remaining = (at + offset).saturating_duration_since(std::time::Instant::now());
+    tokio::time::sleep(remaining).await;
+}
+
+#[tokio::test]
+async fn tokens_are_reused_while_fresh_and_refreshed_ahead_of_expiry() {
+    let sim = start(SimConfig::default()).await;
+    // 3 s tokens refreshed 1 s ahead: fresh for 2 s, then renewed before they expire.
+    sim.set_token_lifetime(Duration::from_secs(3));
+    let mut config = client_config(&sim);
+    config.refresh_ahead = Duration::from_secs(1);
+    let client = AlexaClient::new(config).unwrap();
+    let creds = owner();
+    for _ in 0..3 {
+        client
+            .stage_enabled(&creds, SKILL, Stage::Live)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sim.count(Operation::Token), 1, "the fresh token is reused");
+    let issued = answered(&sim, Operation::Token, 200);
+
+    sleep_until(issued.at, Duration::from_millis(2200)).await;
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    let tokens = records(&sim, Operation::Token);
+    assert_eq!(
+        tokens.len(),
+        2,
+        "a new token inside the refresh-ahead window"
+    );
+    let renewed = tokens[1].at.duration_since(issued.at);
+    assert!(
+        renewed >= Duration::from_secs(2) && renewed < Duration::from_secs(3),
+        "renewed {renewed:?} after issue: after the fresh period, before expiry"
+    );
+    // Ahead of expiry means no call ever met an expired token.
+    assert!(sim.requests().iter().all(|r| r.status != 401));
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_at_half_life() {
+    let sim = start(SimConfig::default()).await;
+    // 4 s tokens with the default 5 min refresh-ahead: renewed at 2 s, not on every call.
+    sim.set_token_lifetime(Duration::from_secs(4));
+    let client = client(&sim);
+    assert_eq!(client.config().refresh_ahead, Duration::from_secs(300));
+    let creds = owner();
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    let issued = answered(&sim, Operation::Token, 200);
+
+    sleep_until(issued.at, Duration::from_millis(1200)).await;
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.count(Operation::Token),
+        1,
+        "before half-life the token is reused"
+    );
+
+    sleep_until(issued.at, Duration::from_millis(2300)).await;
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    let tokens = records(&sim, Operation::Token);
+    assert_eq!(tokens.len(), 2, "past half-life a new token is fetched");
+    assert!(tokens[1].at.duration_since(issued.at) < Duration::from_secs(4));
+    assert!(sim.requests().iter().all(|r| r.status != 401));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_never_exceed_the_configured_rate() {
     let sim = start(SimConfig::default()).await;
