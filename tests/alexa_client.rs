@@ -996,6 +996,107 @@ fn answered(sim: &Simulator, op: Operation, status: u16) -> RequestRecord {
     found.remove(0)
 }
 
+/// API requests (not token refreshes) of one LWA client sent after `after`.
+fn api_calls_after(sim: &Simulator, client_id: &str, after: &RequestRecord) -> Vec<RequestRecord> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| {
+            r.seq > after.seq
+                && r.operation != Operation::Token
+                && r.client.as_deref() == Some(client_id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn server_error_retry_after_pauses_the_next_call_of_that_credential() {
+    let sim = start(SimConfig::default()).await;
+    let mut config = client_config(&sim);
+    config.max_retries = 0;
+    let client = AlexaClient::new(config).unwrap();
+    let creds = owner();
+    // Warm both tokens so only API calls are timed.
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    client
+        .stage_enabled(&other_owner(), sandbox::OTHER_VENDOR_SKILL_ID, Stage::Live)
+        .await
+        .unwrap();
+    sim.faults().script(
+        Operation::GetAccountLinking,
+        vec![
+            ScriptedResponse::json(503, json!({"message": "Busy, come back later."}))
+                .with_header("Retry-After", "2"),
+        ],
+    );
+    let err = client
+        .get_account_linking(&creds, SKILL, Stage::Development)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)), "{err:?}");
+    assert_eq!(err.category(), "unavailable");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("Busy, come back later."), "{err}");
+    let busy = answered(&sim, Operation::GetAccountLinking, 503);
+
+    // Other credentials are not held back; the same credentials wait out Amazon's 2 s.
+    client
+        .stage_enabled(
+            &other_owner(),
+            sandbox::OTHER_VENDOR_SKILL_ID,
+            Stage::Development,
+        )
+        .await
+        .unwrap();
+    client
+        .get_account_linking(&creds, SKILL, Stage::Development)
+        .await
+        .unwrap();
+    let other = api_calls_after(&sim, sandbox::CLIENT_ID_2, &busy);
+    assert_eq!(other.len(), 1);
+    assert!(other[0].at.duration_since(busy.at) < Duration::from_secs(2));
+    let same = api_calls_after(&sim, sandbox::CLIENT_ID, &busy);
+    assert_eq!(same.len(), 1, "{same:?}");
+    assert!(
+        same[0].at.duration_since(busy.at) >= Duration::from_secs(2),
+        "next call of the credential sent {:?} after the 503",
+        same[0].at.duration_since(busy.at)
+    );
+}
+
+#[tokio::test]
+async fn server_error_retry_after_is_waited_out_within_the_call() {
+    let sim = start(SimConfig::default()).await;
+    let client = client(&sim); // max_retries 2, back-off at most 100 ms
+    let creds = owner();
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    sim.faults().script(
+        Operation::GetStageEnablement,
+        vec![ScriptedResponse::status(503).with_header("Retry-After", "2")],
+    );
+    assert!(
+        !client
+            .stage_enabled(&creds, SKILL, Stage::Live)
+            .await
+            .unwrap()
+    );
+    let busy = answered(&sim, Operation::GetStageEnablement, 503);
+    let retried = api_calls_after(&sim, sandbox::CLIENT_ID, &busy);
+    assert_eq!(retried.len(), 1, "{retried:?}");
+    assert_eq!(retried[0].status, 404);
+    assert!(
+        retried[0].at.duration_since(busy.at) >= Duration::from_secs(2),
+        "retry sent {:?} after the 503, not after Amazon's 2 s",
+        retried[0].at.duration_since(busy.at)
+    );
+}
+
 /// Waits until `at + offset` on the simulator's clock (its log timestamps are std `Instant`s).
 async fn sleep_until(at: std::time::Instant, offset: Duration) {
     let remaining = (at + offset).saturating_duration_since(std::time::Instant::now());
