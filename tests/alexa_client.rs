@@ -1177,6 +1177,36 @@ async fn short_lived_tokens_are_refreshed_at_half_life() {
     assert!(sim.requests().iter().all(|r| r.status != 401));
 }
 
+#[tokio::test]
+async fn a_request_slower_than_the_timeout_fails_as_transport() {
+    let sim = start(SimConfig::default()).await;
+    let mut config = client_config(&sim);
+    config.timeout = Duration::from_millis(300);
+    config.max_retries = 0;
+    let client = AlexaClient::new(config).unwrap();
+    let creds = owner();
+    // The token comes first, without latency (faults skip LWA by default).
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    sim.faults().set_latency(Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let err = client
+        .get_account_linking(&creds, SKILL, Stage::Development)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, AlexaError::Transport { .. }), "{err:?}");
+    assert_eq!(err.category(), "transport");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(
+        took < Duration::from_secs(2),
+        "gave up after {took:?}, not after the server's 3 s"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_never_exceed_the_configured_rate() {
     let sim = start(SimConfig::default()).await;
