@@ -986,6 +986,227 @@ async fn retry_after_pauses_every_call_of_that_credential() {
     assert!(other[0].at.duration_since(throttled_at) < Duration::from_secs(2));
 }
 
+/// The one record of `op` answered with `status`.
+fn answered(sim: &Simulator, op: Operation, status: u16) -> RequestRecord {
+    let mut found: Vec<RequestRecord> = records(sim, op)
+        .into_iter()
+        .filter(|r| r.status == status)
+        .collect();
+    assert_eq!(found.len(), 1, "one {op} answered {status}: {found:?}");
+    found.remove(0)
+}
+
+/// API requests (not token refreshes) of one LWA client sent after `after`.
+fn api_calls_after(sim: &Simulator, client_id: &str, after: &RequestRecord) -> Vec<RequestRecord> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| {
+            r.seq > after.seq
+                && r.operation != Operation::Token
+                && r.client.as_deref() == Some(client_id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn server_error_retry_after_pauses_the_next_call_of_that_credential() {
+    let sim = start(SimConfig::default()).await;
+    let mut config = client_config(&sim);
+    config.max_retries = 0;
+    let client = AlexaClient::new(config).unwrap();
+    let creds = owner();
+    // Warm both tokens so only API calls are timed.
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    client
+        .stage_enabled(&other_owner(), sandbox::OTHER_VENDOR_SKILL_ID, Stage::Live)
+        .await
+        .unwrap();
+    sim.faults().script(
+        Operation::GetAccountLinking,
+        vec![
+            ScriptedResponse::json(503, json!({"message": "Busy, come back later."}))
+                .with_header("Retry-After", "2"),
+        ],
+    );
+    let err = client
+        .get_account_linking(&creds, SKILL, Stage::Development)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)), "{err:?}");
+    assert_eq!(err.category(), "unavailable");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("Busy, come back later."), "{err}");
+    let busy = answered(&sim, Operation::GetAccountLinking, 503);
+
+    // Other credentials are not held back; the same credentials wait out Amazon's 2 s.
+    client
+        .stage_enabled(
+            &other_owner(),
+            sandbox::OTHER_VENDOR_SKILL_ID,
+            Stage::Development,
+        )
+        .await
+        .unwrap();
+    client
+        .get_account_linking(&creds, SKILL, Stage::Development)
+        .await
+        .unwrap();
+    let other = api_calls_after(&sim, sandbox::CLIENT_ID_2, &busy);
+    assert_eq!(other.len(), 1);
+    assert!(other[0].at.duration_since(busy.at) < Duration::from_secs(2));
+    let same = api_calls_after(&sim, sandbox::CLIENT_ID, &busy);
+    assert_eq!(same.len(), 1, "{same:?}");
+    assert!(
+        same[0].at.duration_since(busy.at) >= Duration::from_secs(2),
+        "next call of the credential sent {:?} after the 503",
+        same[0].at.duration_since(busy.at)
+    );
+}
+
+#[tokio::test]
+async fn server_error_retry_after_is_waited_out_within_the_call() {
+    let sim = start(SimConfig::default()).await;
+    let client = client(&sim); // max_retries 2, back-off at most 100 ms
+    let creds = owner();
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    sim.faults().script(
+        Operation::GetStageEnablement,
+        vec![ScriptedResponse::status(503).with_header("Retry-After", "2")],
+    );
+    assert!(
+        !client
+            .stage_enabled(&creds, SKILL, Stage::Live)
+            .await
+            .unwrap()
+    );
+    let busy = answered(&sim, Operation::GetStageEnablement, 503);
+    let retried = api_calls_after(&sim, sandbox::CLIENT_ID, &busy);
+    assert_eq!(retried.len(), 1, "{retried:?}");
+    assert_eq!(retried[0].status, 404);
+    assert!(
+        retried[0].at.duration_since(busy.at) >= Duration::from_secs(2),
+        "retry sent {:?} after the 503, not after Amazon's 2 s",
+        retried[0].at.duration_since(busy.at)
+    );
+}
+
+/// Waits until `at + offset` on the simulator's clock (its log timestamps are std `Instant`s).
+async fn sleep_until(at: std::time::Instant, offset: Duration) {
+    let remaining = (at + offset).saturating_duration_since(std::time::Instant::now());
+    tokio::time::sleep(remaining).await;
+}
+
+#[tokio::test]
+async fn tokens_are_reused_while_fresh_and_refreshed_ahead_of_expiry() {
+    let sim = start(SimConfig::default()).await;
+    // 3 s tokens refreshed 1 s ahead: fresh for 2 s, then renewed before they expire.
+    sim.set_token_lifetime(Duration::from_secs(3));
+    let mut config = client_config(&sim);
+    config.refresh_ahead = Duration::from_secs(1);
+    let client = AlexaClient::new(config).unwrap();
+    let creds = owner();
+    for _ in 0..3 {
+        client
+            .stage_enabled(&creds, SKILL, Stage::Live)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sim.count(Operation::Token), 1, "the fresh token is reused");
+    let issued = answered(&sim, Operation::Token, 200);
+
+    sleep_until(issued.at, Duration::from_millis(2200)).await;
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    let tokens = records(&sim, Operation::Token);
+    assert_eq!(
+        tokens.len(),
+        2,
+        "a new token inside the refresh-ahead window"
+    );
+    let renewed = tokens[1].at.duration_since(issued.at);
+    assert!(
+        renewed >= Duration::from_secs(2) && renewed < Duration::from_secs(3),
+        "renewed {renewed:?} after issue: after the fresh period, before expiry"
+    );
+    // Ahead of expiry means no call ever met an expired token.
+    assert!(sim.requests().iter().all(|r| r.status != 401));
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_at_half_life() {
+    let sim = start(SimConfig::default()).await;
+    // 4 s tokens with the default 5 min refresh-ahead: renewed at 2 s, not on every call.
+    sim.set_token_lifetime(Duration::from_secs(4));
+    let client = client(&sim);
+    assert_eq!(client.config().refresh_ahead, Duration::from_secs(300));
+    let creds = owner();
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    let issued = answered(&sim, Operation::Token, 200);
+
+    sleep_until(issued.at, Duration::from_millis(1200)).await;
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.count(Operation::Token),
+        1,
+        "before half-life the token is reused"
+    );
+
+    sleep_until(issued.at, Duration::from_millis(2300)).await;
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    let tokens = records(&sim, Operation::Token);
+    assert_eq!(tokens.len(), 2, "past half-life a new token is fetched");
+    assert!(tokens[1].at.duration_since(issued.at) < Duration::from_secs(4));
+    assert!(sim.requests().iter().all(|r| r.status != 401));
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_timeout_fails_as_transport() {
+    let sim = start(SimConfig::default()).await;
+    let mut config = client_config(&sim);
+    config.timeout = Duration::from_millis(300);
+    config.max_retries = 0;
+    let client = AlexaClient::new(config).unwrap();
+    let creds = owner();
+    // The token comes first, without latency (faults skip LWA by default).
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    sim.faults().set_latency(Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let err = client
+        .get_account_linking(&creds, SKILL, Stage::Development)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, AlexaError::Transport { .. }), "{err:?}");
+    assert_eq!(err.category(), "transport");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(
+        took < Duration::from_secs(2),
+        "gave up after {took:?}, not after the server's 3 s"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_never_exceed_the_configured_rate() {
     let sim = start(SimConfig::default()).await;

@@ -1394,6 +1394,66 @@ async fn request_log_never_holds_secrets_or_tokens() {
     assert_eq!(sim.count(Operation::Token), 0);
 }
 
+/// Codes seeded through the admin API are customer secrets too: the log (in process and over
+/// `GET /__sim/requests`) shows that they were posted, never what they were.
+#[tokio::test]
+async fn admin_auth_codes_never_reach_the_request_log() {
+    let sim = start().await;
+    let admin = format!("{}/__sim", sim.url());
+    let secrets = ["seeded-code-alpha", "seeded-code-beta", "seeded-code-gamma"];
+    let many = http()
+        .post(format!("{admin}/auth-codes"))
+        .json(&json!({"customer": "na-customer", "codes": [secrets[0], secrets[1]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(many.status().as_u16(), 201);
+    let one = http()
+        .post(format!("{admin}/auth-codes"))
+        .json(&json!({"customer": "na-customer", "code": secrets[2]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status().as_u16(), 201);
+    // The codes work: they were stored, only the log forgot them.
+    let customer = customer_token(&sim, Region::Na).await;
+    let enable = http()
+        .post(customer_url(&sim.url(), SKILL))
+        .bearer_auth(&customer)
+        .json(&json!({"stage": "live", "accountLinkRequest": {"type": "AUTH_CODE", "authCode": secrets[1], "redirectUri": "https://a.example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enable.status().as_u16(), 201);
+
+    let in_process = sim.requests();
+    let seeded: Vec<_> = in_process
+        .iter()
+        .filter(|r| r.operation == Operation::Admin && r.path.ends_with("/auth-codes"))
+        .collect();
+    assert_eq!(seeded.len(), 2, "both admin posts are logged");
+    let body = seeded[0].body.as_ref().unwrap();
+    assert_eq!(body["customer"], "na-customer");
+    assert_eq!(body["codes"], json!(["***", "***"]));
+    let over_http = http()
+        .get(format!("{admin}/requests"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(over_http.contains("/__sim/auth-codes"), "{over_http}");
+    let in_process = serde_json::to_string(&in_process).unwrap();
+    for secret in secrets {
+        assert!(!in_process.contains(secret), "request log leaks {secret}");
+        assert!(
+            !over_http.contains(secret),
+            "GET /__sim/requests leaks {secret}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn admin_endpoints_drive_the_simulator_over_http() {
     let sim = start().await;

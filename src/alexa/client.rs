@@ -278,8 +278,8 @@ impl AlexaClient {
 
     /// The request loop: token → rate budget and Retry-After gate → send → classify. Retries
     /// throttling, server and network errors up to `max_retries` times with full-jitter
-    /// back-off (a 429 waits behind the credential's gate instead), and answers one 401 per
-    /// `auth` by dropping the token, refreshing and sending once more.
+    /// back-off (a 429, or a 5xx with Retry-After, waits behind the credential's gate instead),
+    /// and answers one 401 per `auth` by dropping the token, refreshing and sending once more.
     pub(crate) async fn execute(
         &self,
         creds: &LwaCredentials,
@@ -318,17 +318,24 @@ impl AlexaClient {
                 continue;
             }
 
-            let mut wait = None;
-            if let AlexaError::Throttled { retry_after } = &error {
-                let gate = retry_after.unwrap_or_else(|| config.backoff.delay(failures + 1));
+            // A 429, or a 5xx with Retry-After, closes the credential's gate: Amazon asked every
+            // caller, not just this one, to hold off.
+            let wait = match &error {
+                AlexaError::Throttled { retry_after } => {
+                    Some(retry_after.unwrap_or_else(|| config.backoff.delay(failures + 1)))
+                }
+                AlexaError::Overloaded { retry_after, .. } => Some(*retry_after),
+                _ => None,
+            };
+            if let Some(gate) = wait {
                 inner.throttle.defer(&fingerprint, Instant::now() + gate);
                 tracing::info!(
                     operation = %request.operation,
                     credential = %fingerprint,
+                    status = error.status(),
                     wait_ms = gate.as_millis() as u64,
-                    "Amazon throttled a request; pausing every call with these credentials"
+                    "Amazon asked to wait; pausing every call with these credentials"
                 );
-                wait = Some(gate);
             }
             let safe_to_repeat = request.idempotent
                 || !maybe_processed

@@ -128,6 +128,22 @@ pub enum AlexaError {
         message: String,
     },
 
+    /// HTTP 5xx (or 408) with a `Retry-After`: Amazon said when to come back, so every call with
+    /// the same credentials waits that long, as after a 429. A separate variant (not a field of
+    /// [`AlexaError::Unavailable`]) so existing matches and constructors keep compiling.
+    #[error(
+        "Amazon's API is unavailable (HTTP {status}): {message} (Amazon asked to wait {:.1} s). Calls with these credentials pause that long; the operator retries",
+        retry_after.as_secs_f64()
+    )]
+    Overloaded {
+        /// The HTTP status code.
+        status: u16,
+        /// Amazon's message, or the status' reason phrase.
+        message: String,
+        /// How long Amazon asked to wait (`Retry-After`).
+        retry_after: Duration,
+    },
+
     /// No HTTP response: connection refused or reset, DNS failure, timeout.
     #[error(
         "Could not reach Amazon: {message}. Check network access (DNS, proxy, firewall) to Amazon's API hosts; the operator retries with back-off"
@@ -176,6 +192,7 @@ impl AlexaError {
             self,
             AlexaError::Throttled { .. }
                 | AlexaError::Unavailable { .. }
+                | AlexaError::Overloaded { .. }
                 | AlexaError::Transport { .. }
                 | AlexaError::PreconditionFailed { .. }
         )
@@ -188,6 +205,7 @@ impl AlexaError {
             self,
             AlexaError::Throttled { .. }
                 | AlexaError::Unavailable { .. }
+                | AlexaError::Overloaded { .. }
                 | AlexaError::Transport { .. }
         )
     }
@@ -196,6 +214,7 @@ impl AlexaError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             AlexaError::Throttled { retry_after } => *retry_after,
+            AlexaError::Overloaded { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -209,7 +228,8 @@ impl AlexaError {
             AlexaError::NotFound { .. } => "not_found",
             AlexaError::PreconditionFailed { .. } => "precondition_failed",
             AlexaError::Throttled { .. } => "throttled",
-            AlexaError::Unavailable { .. } => "unavailable",
+            // One label for all server trouble, with or without Retry-After.
+            AlexaError::Unavailable { .. } | AlexaError::Overloaded { .. } => "unavailable",
             AlexaError::Transport { .. } => "transport",
             AlexaError::Credentials { .. } => "credentials",
             AlexaError::Decode { .. } => "decode",
@@ -240,7 +260,9 @@ impl AlexaError {
             AlexaError::NotFound { .. } => Some(404),
             AlexaError::PreconditionFailed { .. } => Some(412),
             AlexaError::Throttled { .. } => Some(429),
-            AlexaError::Unavailable { status, .. } => Some(*status),
+            AlexaError::Unavailable { status, .. } | AlexaError::Overloaded { status, .. } => {
+                Some(*status)
+            }
             _ => None,
         }
     }
@@ -286,6 +308,15 @@ impl AlexaError {
                 status,
                 message: r(message),
             },
+            AlexaError::Overloaded {
+                status,
+                message,
+                retry_after,
+            } => AlexaError::Overloaded {
+                status,
+                message: r(message),
+                retry_after,
+            },
             AlexaError::Transport { message } => AlexaError::Transport {
                 message: r(message),
             },
@@ -330,7 +361,7 @@ impl AlexaError {
             404 => AlexaError::NotFound { code, message },
             412 => AlexaError::PreconditionFailed { code, message },
             429 => AlexaError::Throttled { retry_after },
-            408 | 500..=599 => AlexaError::Unavailable { status, message },
+            408 | 500..=599 => server_trouble(status, message, retry_after),
             402..=499 => AlexaError::InvalidRequest {
                 code: code.or_else(|| Some(format!("HTTP_{status}"))),
                 message,
@@ -352,12 +383,13 @@ impl AlexaError {
         let oauth = OAuthErrorBody::parse(body);
         match (status, oauth) {
             (429, _) => AlexaError::Throttled { retry_after },
-            (408 | 500..=599, oauth) => AlexaError::Unavailable {
+            (408 | 500..=599, oauth) => server_trouble(
                 status,
-                message: oauth
+                oauth
                     .and_then(|o| o.description.or(Some(o.error)))
                     .unwrap_or_else(|| fallback_message(status, body)),
-            },
+                retry_after,
+            ),
             (400..=499, Some(oauth)) => AlexaError::Credentials {
                 error: oauth.error,
                 description: oauth.description,
@@ -371,6 +403,19 @@ impl AlexaError {
                 message: format!("unexpected HTTP status {status}"),
             },
         }
+    }
+}
+
+/// A 5xx (or 408): [`AlexaError::Overloaded`] when Amazon sent `Retry-After`, so the wait it
+/// asked for is honoured like a 429's; else [`AlexaError::Unavailable`] (back-off).
+fn server_trouble(status: u16, message: String, retry_after: Option<Duration>) -> AlexaError {
+    match retry_after {
+        Some(retry_after) => AlexaError::Overloaded {
+            status,
+            message,
+            retry_after,
+        },
+        None => AlexaError::Unavailable { status, message },
     }
 }
 
@@ -705,10 +750,42 @@ mod tests {
         assert!(!classify(403, "").is_retryable());
         assert!(!classify(404, "").is_retryable());
         assert_eq!(classify(500, "").retry_after(), None);
+        assert_eq!(classify(503, "").retry_after(), None);
         let transport = AlexaError::Transport {
             message: "connection refused".into(),
         };
         assert!(transport.is_retryable() && transport.is_transient());
+    }
+
+    #[test]
+    fn server_errors_keep_retry_after() {
+        let busy = AlexaError::from_response(
+            Operation::GetAccountLinking,
+            503,
+            Some(Duration::from_secs(2)),
+            br#"{"message":"Try later."}"#,
+        );
+        assert!(matches!(busy, AlexaError::Overloaded { .. }), "{busy:?}");
+        assert_eq!(busy.retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(busy.status(), Some(503));
+        assert_eq!(busy.category(), "unavailable");
+        assert!(busy.is_retryable() && busy.is_transient());
+        let text = busy.to_string();
+        assert!(
+            text.contains("HTTP 503") && text.contains("Try later."),
+            "{text}"
+        );
+        assert!(text.contains("2.0 s"), "{text}");
+        let busy = busy.redact(&["Try later."]);
+        assert!(!busy.to_string().contains("Try later."));
+        assert_eq!(busy.retry_after(), Some(Duration::from_secs(2)));
+        // Without the header a 5xx stays a plain back-off case.
+        let plain = AlexaError::from_response(Operation::GetAccountLinking, 500, None, b"");
+        assert!(matches!(plain, AlexaError::Unavailable { .. }), "{plain:?}");
+        // Login with Amazon's 5xx the same way.
+        let lwa = AlexaError::from_lwa_response(503, Some(Duration::from_secs(3)), b"");
+        assert_eq!(lwa.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(lwa.category(), "unavailable");
     }
 
     #[test]

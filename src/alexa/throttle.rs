@@ -1,6 +1,7 @@
 //! The shared rate budget: one token bucket and one Retry-After gate per credential, shared by
 //! every clone of the client, so all reconciles using the same Amazon account together stay
-//! under the configured rate, and a 429 seen by one of them pauses all of them.
+//! under the configured rate, and a 429 (or a 5xx with Retry-After) seen by one of them pauses
+//! all of them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -166,13 +167,14 @@ impl Throttle {
         }
     }
 
-    /// Closes credential `key`'s gate until `until` (or keeps a later close time).
+    /// Closes credential `key`'s gate until `until` (or keeps a later close time): after a 429,
+    /// or a 5xx whose Retry-After says Amazon is overloaded, so both also slow the rate down.
     pub(crate) fn defer(&self, key: &str, until: Instant) {
         let now = Instant::now();
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let state = Self::state(&mut states, key, self.limit, now);
-        // Only the first 429 of a burst (gate still open) slows the rate down: the others were
-        // already in flight when it arrived.
+        // Only the first 429/503 of a burst (gate still open) slows the rate down: the others
+        // were already in flight when it arrived.
         if state.gate_until.is_none_or(|g| g <= now) {
             if let Some(bucket) = state.bucket.as_mut() {
                 bucket.slow_down(now);

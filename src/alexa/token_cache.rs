@@ -110,8 +110,6 @@ impl TokenCache {
                     .expires_in
                     .map(Duration::from_secs)
                     .unwrap_or(DEFAULT_LIFETIME);
-                // Short-lived tokens (tests, odd servers) are refreshed at half-life instead.
-                let ahead = self.refresh_ahead.min(lifetime / 2);
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 if let Some(new_refresh) = answer.refresh_token {
                     let current = rotated.as_ref().unwrap_or(&creds.refresh_token);
@@ -127,7 +125,7 @@ impl TokenCache {
                 state.token = Some(Cached {
                     value: answer.access_token.clone(),
                     generation,
-                    refresh_at: now + (lifetime - ahead),
+                    refresh_at: now + fresh_for(lifetime, self.refresh_ahead),
                     expires_at: now + lifetime,
                 });
                 Ok(AccessToken {
@@ -322,6 +320,32 @@ impl TokenCache {
     }
 }
 
+/// How long a token of `lifetime` is used before a refresh: until `refresh_ahead` before
+/// expiry, but short-lived tokens (tests, odd servers) are refreshed at half-life instead, so
+/// they are neither refreshed on every call nor used up to the last moment.
+fn fresh_for(lifetime: Duration, refresh_ahead: Duration) -> Duration {
+    lifetime - refresh_ahead.min(lifetime / 2)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_point_is_ahead_of_expiry_or_at_half_life() {
+        let secs = Duration::from_secs;
+        // LWA's hour-long tokens with the default 5 min: refreshed at 55 min.
+        assert_eq!(fresh_for(secs(3600), secs(300)), secs(3300));
+        // Shorter than twice the refresh-ahead: half-life.
+        assert_eq!(fresh_for(secs(60), secs(300)), secs(30));
+        assert_eq!(fresh_for(secs(600), secs(300)), secs(300));
+        assert_eq!(fresh_for(secs(1), secs(300)), Duration::from_millis(500));
+        // A token that is already expired is never reused, and nothing underflows.
+        assert_eq!(fresh_for(Duration::ZERO, secs(300)), Duration::ZERO);
+        assert_eq!(fresh_for(secs(3600), Duration::ZERO), secs(3600));
+    }
 }

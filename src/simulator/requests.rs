@@ -127,7 +127,8 @@ pub enum FaultKind {
 }
 
 /// One request as the simulator saw it. Never holds a token or a secret in clear: bodies have
-/// `clientSecret`, `authCode`, `refresh_token`, `client_secret`, `code` and similar redacted.
+/// `clientSecret`, `authCode`, `refresh_token`, `client_secret`, `code`, `codes` and similar
+/// redacted (any spelling, singular or plural).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestRecord {
@@ -168,31 +169,49 @@ fn millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S:
     serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
 }
 
-/// Keys whose values never appear in the log.
-const SECRET_KEYS: [&str; 12] = [
-    "clientSecret",
-    "client_secret",
-    "authCode",
-    "refresh_token",
-    "refreshToken",
-    "access_token",
-    "accessToken",
+/// Keys whose values never appear in the log, compared after [`normalize_key`] so that
+/// `client_secret`, `clientSecret` and `Client-Secret` are one key.
+const SECRET_KEYS: [&str; 8] = [
+    "clientsecret",
+    "authcode",
+    "refreshtoken",
+    "accesstoken",
     "code",
-    "code_verifier",
-    "codeVerifier",
+    "codeverifier",
     "password",
     "assertion",
 ];
 
-/// Replaces every secret-bearing value (at any depth) by `"***"`.
+/// Lower case without `_` and `-`: the spellings Amazon's APIs and the admin API use.
+fn normalize_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Whether a key names a secret, also in the plural (`codes`, `refreshTokens`): a list of
+/// secrets is as secret as one.
+fn is_secret_key(key: &str) -> bool {
+    let key = normalize_key(key);
+    let singular = key.strip_suffix('s').unwrap_or(&key);
+    SECRET_KEYS.contains(&key.as_str()) || SECRET_KEYS.contains(&singular)
+}
+
+/// Replaces every secret-bearing value (at any depth) by `"***"`. A list under a secret key
+/// keeps its length (each item becomes `"***"`), so the log still shows how many were sent.
 pub(crate) fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map.iter_mut() {
-                if SECRET_KEYS.contains(&key.as_str()) {
-                    *inner = Value::String("***".to_string());
-                } else {
+                if !is_secret_key(key) {
                     redact(inner);
+                } else if let Value::Array(items) = inner {
+                    items
+                        .iter_mut()
+                        .for_each(|item| *item = Value::String("***".to_string()));
+                } else {
+                    *inner = Value::String("***".to_string());
                 }
             }
         }
@@ -315,6 +334,28 @@ mod tests {
         let text = body.to_string();
         assert!(!text.contains("s3cret") && !text.contains("abc") && !text.contains("Atzr"));
         assert!(text.contains("\"clientId\":\"id\""));
+    }
+
+    #[test]
+    fn redaction_covers_lists_plurals_and_spellings() {
+        let mut body = serde_json::json!({
+            "customer": "na-customer",
+            "codes": ["code-one", "code-two"],
+            "refreshTokens": [{"token": "Atzr|nested"}],
+            "Client-Secret": "dashed",
+            "CODE": "upper",
+            "accessTokenUrl": "https://auth.example.com/token",
+            "status": "ENABLED",
+        });
+        redact(&mut body);
+        let text = body.to_string();
+        for secret in ["code-one", "code-two", "Atzr|nested", "dashed", "upper"] {
+            assert!(!text.contains(secret), "{secret} left in {text}");
+        }
+        assert_eq!(body["codes"], serde_json::json!(["***", "***"]));
+        assert_eq!(body["customer"], "na-customer");
+        assert_eq!(body["accessTokenUrl"], "https://auth.example.com/token");
+        assert_eq!(body["status"], "ENABLED");
     }
 
     #[test]
