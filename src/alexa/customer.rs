@@ -252,7 +252,9 @@ impl AlexaClient {
                         && !op.carries_code()
                         && matches!(
                             err,
-                            AlexaError::Unavailable { .. } | AlexaError::Transport { .. }
+                            AlexaError::Unavailable { .. }
+                                | AlexaError::Overloaded { .. }
+                                | AlexaError::Transport { .. }
                         ) =>
                 {
                     wrong.push(err)
@@ -301,7 +303,11 @@ impl AlexaClient {
                 tracing::info!("endpoint discovery listed no endpoint; trying NA, EU, FE");
                 Ok(fallback())
             }
-            Err(err @ (AlexaError::Unavailable { .. } | AlexaError::Transport { .. })) => {
+            Err(
+                err @ (AlexaError::Unavailable { .. }
+                | AlexaError::Overloaded { .. }
+                | AlexaError::Transport { .. }),
+            ) => {
                 tracing::info!(error = %err, "endpoint discovery failed; trying NA, EU, FE");
                 Ok(fallback())
             }
