@@ -23,9 +23,10 @@ use crate::crd::enablement::{
     CustomerEnablement, EnablementMode, SkillEnablement, SkillEnablementSpec, SkillEnablementStatus,
 };
 
-/// How often an object in StageConflict checks whether the conflict is gone (cache only; no
-/// calls to Amazon).
-const CONFLICT_RECHECK: Duration = Duration::from_secs(30);
+/// How often an object in StageConflict checks whether the conflict is gone. Cheap (the
+/// controller's cache only; no calls to Amazon or the API server), so short: the newer object
+/// takes over within seconds of the older one going away.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(5);
 
 crate::impl_common_status!(SkillEnablementStatus);
 
