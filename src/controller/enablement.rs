@@ -430,6 +430,10 @@ impl ManagedKind for SkillEnablement {
         validate_spec(&self.spec)
     }
 
+    fn describe(&self, status: &mut Self::Status) {
+        status.mode = Some(mode(&self.spec));
+    }
+
     // Every effect of an enablement call can be read back from Amazon (GET enablement or
     // status), so a crash after a call never makes the operator resend it: no checkpoint.
     async fn apply(
@@ -438,8 +442,6 @@ impl ManagedKind for SkillEnablement {
         status: Self::Status,
         _checkpoint: &Checkpoint<'_, Self>,
     ) -> Step<Self::Status> {
-        let mut status = status;
-        status.mode = Some(mode(&self.spec));
         match (&self.spec.credentials_secret_ref, &self.spec.customer) {
             (Some(secret), _) => self.apply_owner(ctx, &secret.name, status).await,
             (None, Some(customer)) => self.apply_customer(ctx, customer, status).await,

@@ -163,6 +163,9 @@ pub trait ManagedKind:
     fn secret_names(&self) -> Vec<String>;
     /// Defence-in-depth validation of what the CRD schema should already have rejected.
     fn validate(&self) -> Result<(), String>;
+    /// Status fields derived from the spec alone (e.g. the Mode column), set on every status
+    /// write, also while paused or invalid.
+    fn describe(&self, _status: &mut Self::Status) {}
     /// Makes Amazon match the spec (or observes, in Observe mode). `status` is the latest
     /// status this operator knows (see [`Context::latest_status`]); `checkpoint` saves it
     /// before a call whose effect must not be lost if the operator dies right after it.
@@ -402,6 +405,8 @@ async fn apply_flow<K: ManagedKind>(
     } else {
         obj.apply(ctx, previous.clone(), &checkpoint).await
     };
+    let mut step = step;
+    obj.describe(&mut step.status);
     let phase = step.outcome.phase;
     let saved = checkpoint.saved();
     let delay = finish(obj, ctx, api, step, &previous, saved.as_ref()).await?;

@@ -423,3 +423,24 @@ async fn schema_rejects_both_modes_or_neither() {
     assert!(err.to_string().contains("immutable"), "{err}");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_object_paused_from_creation_makes_no_calls_and_still_shows_its_mode() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    let mut obj = owner("paused", "development");
+    obj["metadata"]["annotations"] = json!({"alexa.operator.dev/paused": "true"});
+    h.apply::<SkillEnablement>(obj).await.unwrap();
+    let o = h
+        .wait_for::<SkillEnablement, _>("paused", "Paused", |o| reason(o) == "Paused")
+        .await;
+    assert_eq!(
+        serde_json::to_value(o.status.unwrap().mode).unwrap(),
+        json!("Owner"),
+        "the Mode column is filled in while paused"
+    );
+    settle().await;
+    assert_eq!(h.count(Operation::GetStageEnablement), 0);
+    assert_eq!(h.count(Operation::EnableStage), 0);
+    h.shutdown().await;
+}
