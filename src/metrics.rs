@@ -328,6 +328,9 @@ impl crate::alexa::ApiObserver for Metrics {
     fn throttled(&self, wait: std::time::Duration) {
         self.throttled_waits.inc();
         self.throttled_wait_seconds.inc_by(wait.as_secs_f64());
+    }
+
+    fn retry_after_gate(&self, wait: std::time::Duration) {
         let until = std::time::SystemTime::now()
             .checked_add(wait)
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -360,6 +363,20 @@ mod tests {
         m.object_gone("u1");
         let text = m.render();
         assert!(text.contains(r#"alexa_operator_objects{kind="SkillAccountLinking",ready="True",reason="Synced"} 0"#), "{text}");
+    }
+
+    #[test]
+    fn the_retry_after_gauge_moves_only_for_amazons_gates() {
+        use crate::alexa::ApiObserver;
+        let m = Metrics::new();
+        m.throttled(std::time::Duration::from_secs(5));
+        assert_eq!(
+            m.retry_after_gate_until.get(),
+            0.0,
+            "own rate waits are not Amazon's"
+        );
+        m.retry_after_gate(std::time::Duration::from_secs(5));
+        assert!(m.retry_after_gate_until.get() > 0.0);
     }
 
     #[test]

@@ -90,4 +90,10 @@ pub trait ApiObserver: Send + Sync {
     fn throttled(&self, wait: Duration) {
         let _ = wait;
     }
+
+    /// Amazon asked (Retry-After) that this credential wait `wait` more; the operator's own
+    /// rate budget never calls this.
+    fn retry_after_gate(&self, wait: Duration) {
+        let _ = wait;
+    }
 }

@@ -150,6 +150,9 @@ impl Throttle {
             };
             if let Some(observer) = &self.observer {
                 observer.throttled(d);
+                if let Wait::Gate(_) = wait {
+                    observer.retry_after_gate(d);
+                }
             }
             tracing::debug!(
                 credential = key,
@@ -367,6 +370,36 @@ mod tests {
             assert!(sent.duration_since(start) >= Duration::from_secs(2));
         }
         assert!(t.gate_remaining("a", Instant::now()).is_none());
+    }
+
+    /// Counts what the throttle reports, to tell its own rate waits from Amazon's gates.
+    #[derive(Default)]
+    struct Seen {
+        waits: std::sync::atomic::AtomicUsize,
+        gates: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ApiObserver for Seen {
+        fn throttled(&self, _wait: Duration) {
+            self.waits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn retry_after_gate(&self, _wait: Duration) {
+            self.gates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_amazons_retry_after_is_reported_as_a_gate() {
+        let seen = Arc::new(Seen::default());
+        let t = Throttle::new(Some(limit(1.0, 1)), Some(seen.clone()));
+        t.acquire("a").await;
+        t.acquire("a").await; // waits for the rate budget: not a gate
+        let ordering = std::sync::atomic::Ordering::SeqCst;
+        assert_eq!(seen.waits.load(ordering), 1);
+        assert_eq!(seen.gates.load(ordering), 0);
+        t.defer("a", Instant::now() + Duration::from_secs(3));
+        t.acquire("a").await;
+        assert_eq!(seen.gates.load(ordering), 1);
     }
 
     #[tokio::test(start_paused = true)]
