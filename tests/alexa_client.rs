@@ -671,11 +671,9 @@ async fn every_error_class_from_real_answers() {
         vec![ScriptedResponse::status(429).with_header("Retry-After", "1")],
     );
     let err = get().await.unwrap_err();
-    assert_eq!(
-        err,
-        AlexaError::Throttled {
-            retry_after: Some(Duration::from_secs(1))
-        }
+    assert!(
+        matches!(err, AlexaError::Throttled { retry_after: Some(d), .. } if d == Duration::from_secs(1)),
+        "{err:?}"
     );
     assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
 

@@ -321,7 +321,7 @@ impl AlexaClient {
             // A 429, or a 5xx with Retry-After, closes the credential's gate: Amazon asked every
             // caller, not just this one, to hold off.
             let wait = match &error {
-                AlexaError::Throttled { retry_after } => {
+                AlexaError::Throttled { retry_after, .. } => {
                     Some(retry_after.unwrap_or_else(|| config.backoff.delay(failures + 1)))
                 }
                 AlexaError::Overloaded { retry_after, .. } => Some(*retry_after),

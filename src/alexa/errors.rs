@@ -109,10 +109,15 @@ pub enum AlexaError {
 
     /// HTTP 429: too many requests. Every call with the same credentials already waits.
     #[error(
-        "Amazon is throttling requests (HTTP 429){}. Calls with these credentials are slowed down automatically; lower the operator's API rate limit if this persists",
+        "Amazon is throttling requests (HTTP 429{}): {message}{}. Calls with these credentials are slowed down automatically; lower the operator's API rate limit if this persists",
+        CodeInParens(code.as_deref()),
         RetryAfterSuffix(*retry_after)
     )]
     Throttled {
+        /// Amazon's error code, when given.
+        code: Option<String>,
+        /// Amazon's message.
+        message: String,
         /// How long Amazon asked to wait (`Retry-After`), when it said.
         retry_after: Option<Duration>,
     },
@@ -213,7 +218,7 @@ impl AlexaError {
     /// How long Amazon asked to wait before the next attempt, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            AlexaError::Throttled { retry_after } => *retry_after,
+            AlexaError::Throttled { retry_after, .. } => *retry_after,
             AlexaError::Overloaded { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
@@ -331,7 +336,15 @@ impl AlexaError {
             AlexaError::Config { message } => AlexaError::Config {
                 message: r(message),
             },
-            other @ AlexaError::Throttled { .. } => other,
+            AlexaError::Throttled {
+                code,
+                message,
+                retry_after,
+            } => AlexaError::Throttled {
+                code,
+                message: r(message),
+                retry_after,
+            },
         }
     }
 
@@ -360,7 +373,11 @@ impl AlexaError {
             403 => AlexaError::Forbidden { code, message },
             404 => AlexaError::NotFound { code, message },
             412 => AlexaError::PreconditionFailed { code, message },
-            429 => AlexaError::Throttled { retry_after },
+            429 => AlexaError::Throttled {
+                code,
+                message,
+                retry_after,
+            },
             408 | 500..=599 => server_trouble(status, message, retry_after),
             402..=499 => AlexaError::InvalidRequest {
                 code: code.or_else(|| Some(format!("HTTP_{status}"))),
@@ -382,7 +399,13 @@ impl AlexaError {
     ) -> AlexaError {
         let oauth = OAuthErrorBody::parse(body);
         match (status, oauth) {
-            (429, _) => AlexaError::Throttled { retry_after },
+            (429, oauth) => AlexaError::Throttled {
+                code: oauth.as_ref().map(|o| o.error.clone()),
+                message: oauth
+                    .and_then(|o| o.description)
+                    .unwrap_or_else(|| fallback_message(status, body)),
+                retry_after,
+            },
             (408 | 500..=599, oauth) => server_trouble(
                 status,
                 oauth

@@ -27,7 +27,7 @@ pub fn for_alexa_error(err: &AlexaError, what: &str) -> (Outcome, Retry) {
             Outcome::stalled(Reason::SkillNotFound, message),
             Retry::Slow,
         ),
-        AlexaError::Throttled { retry_after } => (
+        AlexaError::Throttled { retry_after, .. } => (
             Outcome::progressing(Reason::Throttled, message),
             Retry::Backoff {
                 retry_after: *retry_after,
@@ -124,6 +124,8 @@ mod tests {
             ),
             (
                 AlexaError::Throttled {
+                    code: None,
+                    message: "Rate exceeded".into(),
                     retry_after: Some(Duration::from_secs(7)),
                 },
                 Reason::Throttled,

@@ -300,8 +300,15 @@ async fn throttling_honours_retry_after_then_converges() {
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
         .await
         .unwrap();
-    h.wait_for::<SkillAccountLinking, _>("weather", "Throttled", |o| reason(o) == "Throttled")
+    let throttled = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Throttled", |o| reason(o) == "Throttled")
         .await;
+    assert!(
+        message(&throttled).contains("TOO_MANY_REQUESTS")
+            && message(&throttled).contains("Too many requests"),
+        "the condition carries Amazon's code and message: {}",
+        message(&throttled)
+    );
     h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
         .await;
     let gets: Vec<_> = h
