@@ -444,3 +444,26 @@ async fn an_object_paused_from_creation_makes_no_calls_and_still_shows_its_mode(
     assert_eq!(h.count(Operation::EnableStage), 0);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn observe_mode_reports_a_disabled_stage_without_enabling_it() {
+    let h = Harness::start().await;
+    h.owner_credentials().await;
+    let mut obj = owner("watched", "development");
+    obj["spec"]["managementPolicy"] = json!("Observe");
+    h.apply::<SkillEnablement>(obj).await.unwrap();
+    let o = h
+        .wait_for::<SkillEnablement, _>("watched", "DriftDetected", |o| {
+            reason(o) == "DriftDetected"
+        })
+        .await;
+    assert!(message(&o).contains("not enabling it"), "{}", message(&o));
+    assert!(!is_ready(&o));
+    assert!(h.count(Operation::GetStageEnablement) >= 1, "it does look");
+    assert_eq!(h.count(Operation::EnableStage), 0, "it never writes");
+    assert!(!h.sim.stage_enabled(SKILL, "development"));
+    h.delete::<SkillEnablement>("watched").await;
+    h.wait_gone::<SkillEnablement>("watched").await;
+    assert_eq!(h.count(Operation::DisableStage), 0, "nor on delete");
+    h.shutdown().await;
+}
