@@ -10,36 +10,11 @@ use alexa_skill_operator::simulator::{Operation, ScriptedResponse};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube_test_server::Fault;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Harness, NS, SKILL, is_ready, message, reason, settle, stalled};
-
-fn sal(name: &str, account_linking: Value) -> Value {
-    json!({
-        "apiVersion": "alexa.operator.dev/v1alpha1",
-        "kind": "SkillAccountLinking",
-        "metadata": {"name": name},
-        "spec": {
-            "skillId": SKILL,
-            "stage": "development",
-            "credentialsSecretRef": {"name": "lwa"},
-            "accountLinking": account_linking,
-        }
-    })
-}
-
-fn auth_code_linking() -> Value {
-    json!({
-        "type": "AUTH_CODE",
-        "authorizationUrl": "https://auth.example.com/authorize",
-        "accessTokenUrl": "https://auth.example.com/token",
-        "accessTokenScheme": "HTTP_BASIC",
-        "clientId": "alexa-skill",
-        "clientSecretRef": {"name": "oauth", "key": "client-secret"},
-        "scopes": ["profile", "email"],
-        "domains": ["cdn.example.com"]
-    })
-}
+use crate::support::{
+    Harness, NS, SKILL, auth_code_linking, is_ready, message, reason, sal, settle, stalled,
+};
 
 async fn ready_harness() -> Harness {
     let h = Harness::start().await;

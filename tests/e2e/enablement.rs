@@ -8,16 +8,7 @@ use alexa_skill_operator::simulator::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SKILL, is_ready, message, reason, settle, stalled};
-
-fn owner(name: &str, stage: &str) -> Value {
-    json!({
-        "apiVersion": "alexa.operator.dev/v1alpha1",
-        "kind": "SkillEnablement",
-        "metadata": {"name": name},
-        "spec": {"skillId": SKILL, "stage": stage, "credentialsSecretRef": {"name": "lwa"}}
-    })
-}
+use crate::support::{Harness, SKILL, is_ready, message, owner, reason, settle, stalled};
 
 fn customer(name: &str, token_secret: &str, code_secret: &str) -> Value {
     json!({
@@ -37,6 +28,28 @@ fn customer(name: &str, token_secret: &str, code_secret: &str) -> Value {
             }
         }
     })
+}
+
+/// Applies the customer-mode object for `region`'s customer (its Secrets already created),
+/// waits until it is Ready and checks it found the customer at `region`'s endpoint.
+async fn enable_customer_at(h: &Harness, region: Region) {
+    let lower = region.as_str().to_ascii_lowercase();
+    let name = format!("{lower}-customer");
+    h.apply::<SkillEnablement>(customer(
+        &name,
+        &format!("{lower}-lwa"),
+        &format!("{lower}-code"),
+    ))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_for::<SkillEnablement, _>(&name, "Ready", is_ready)
+        .await;
+    assert_eq!(
+        obj.status.as_ref().and_then(|s| s.endpoint.as_deref()),
+        Some(region.host()),
+        "{name}"
+    );
 }
 
 async fn customer_secrets(h: &Harness, region: Region, code: &str) {
@@ -227,29 +240,11 @@ async fn discovery_with_several_endpoints_and_discovery_failure_both_reach_the_c
     let h = Harness::start().await;
     h.sim.faults().set_discovery(DiscoveryMode::Multiple);
     customer_secrets(&h, Region::Fe, &sandbox::partner_code(Region::Fe, 1)).await;
-    h.apply::<SkillEnablement>(customer("fe-customer", "fe-lwa", "fe-code"))
-        .await
-        .unwrap();
-    let obj = h
-        .wait_for::<SkillEnablement, _>("fe-customer", "Ready", is_ready)
-        .await;
-    assert_eq!(
-        obj.status.unwrap().endpoint.as_deref(),
-        Some(Region::Fe.host())
-    );
+    enable_customer_at(&h, Region::Fe).await;
 
     h.sim.faults().set_discovery(DiscoveryMode::ServerError);
     customer_secrets(&h, Region::Eu, &sandbox::partner_code(Region::Eu, 1)).await;
-    h.apply::<SkillEnablement>(customer("eu-customer", "eu-lwa", "eu-code"))
-        .await
-        .unwrap();
-    let obj = h
-        .wait_for::<SkillEnablement, _>("eu-customer", "Ready", is_ready)
-        .await;
-    assert_eq!(
-        obj.status.unwrap().endpoint.as_deref(),
-        Some(Region::Eu.host())
-    );
+    enable_customer_at(&h, Region::Eu).await;
     h.shutdown().await;
 }
 
@@ -274,16 +269,7 @@ async fn a_server_error_on_the_fallback_list_never_sends_the_code_to_the_next_ho
             ScriptedResponse::json(503, json!({"message": "unavailable"})),
         ],
     );
-    h.apply::<SkillEnablement>(customer("fe-customer", "fe-lwa", "fe-code"))
-        .await
-        .unwrap();
-    let obj = h
-        .wait_for::<SkillEnablement, _>("fe-customer", "Ready", is_ready)
-        .await;
-    assert_eq!(
-        obj.status.unwrap().endpoint.as_deref(),
-        Some(Region::Fe.host())
-    );
+    enable_customer_at(&h, Region::Fe).await;
     assert!(
         h.sim
             .customer_enablement(sandbox::customer(Region::Fe), SKILL)

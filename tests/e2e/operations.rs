@@ -11,20 +11,13 @@ use clap::Parser;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, NS, SKILL, is_ready, settle};
+use crate::support::{Harness, NS, SKILL, auth_code_linking, is_ready, owner, sal, settle};
 
 fn implicit(name: &str) -> Value {
-    json!({
-        "apiVersion": "alexa.operator.dev/v1alpha1",
-        "kind": "SkillAccountLinking",
-        "metadata": {"name": name},
-        "spec": {
-            "skillId": SKILL,
-            "stage": "development",
-            "credentialsSecretRef": {"name": "lwa"},
-            "accountLinking": {"type": "IMPLICIT", "authorizationUrl": "https://auth.example.com/authorize", "clientId": name}
-        }
-    })
+    sal(
+        name,
+        json!({"type": "IMPLICIT", "authorizationUrl": "https://auth.example.com/authorize", "clientId": name}),
+    )
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
@@ -259,35 +252,22 @@ async fn namespaced_mode_ignores_other_namespaces() {
 async fn gitops_server_side_apply_can_drop_optional_references() {
     let h = Harness::servers(SimConfig::default()).await;
     let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), NS);
-    let apply = |spec: Value| {
+    let apply = |obj: Value| {
         let api = api.clone();
         async move {
-            let obj = json!({
-                "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillAccountLinking",
-                "metadata": {"name": "weather"}, "spec": spec,
-            });
             api.patch("weather", &PatchParams::apply("flux"), &Patch::Apply(&obj))
                 .await
         }
     };
-    let mut spec = json!({
-        "skillId": SKILL, "stage": "development", "credentialsSecretRef": {"name": "lwa"},
-        "accountLinking": {
-            "type": "AUTH_CODE", "authorizationUrl": "https://auth.example.com/authorize",
-            "accessTokenUrl": "https://auth.example.com/token", "accessTokenScheme": "HTTP_BASIC",
-            "clientId": "alexa-skill", "clientSecretRef": {"name": "oauth", "key": "client-secret"},
-        }
-    });
-    apply(spec.clone()).await.unwrap();
+    let mut obj = sal("weather", auth_code_linking());
+    apply(obj.clone()).await.unwrap();
     // Switch to the implicit grant: the token endpoint and the client secret go.
-    spec["accountLinking"]["type"] = json!("IMPLICIT");
+    let linking = &mut obj["spec"]["accountLinking"];
+    linking["type"] = json!("IMPLICIT");
     for field in ["accessTokenUrl", "accessTokenScheme", "clientSecretRef"] {
-        spec["accountLinking"]
-            .as_object_mut()
-            .unwrap()
-            .remove(field);
+        linking.as_object_mut().unwrap().remove(field);
     }
-    let obj = apply(spec).await.expect("the reference can be dropped");
+    let obj = apply(obj).await.expect("the reference can be dropped");
     assert!(obj.spec.account_linking.client_secret_ref.is_none());
     let raw = h
         .kube
@@ -417,23 +397,12 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
     let mut h = Harness::servers(SimConfig::default()).await;
     h.owner_credentials().await;
     h.secret("oauth", &[("client-secret", "s")]).await;
-    h.apply::<SkillAccountLinking>(json!({
-        "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillAccountLinking",
-        "metadata": {"name": "weather"},
-        "spec": {"skillId": SKILL, "stage": "development", "credentialsSecretRef": {"name": "lwa"},
-            "accountLinking": {"type": "AUTH_CODE", "authorizationUrl": "https://auth.example.com/authorize",
-                "accessTokenUrl": "https://auth.example.com/token", "accessTokenScheme": "HTTP_BASIC",
-                "clientId": "alexa-skill", "clientSecretRef": {"name": "oauth", "key": "client-secret"}}}
-    }))
-    .await
-    .unwrap();
-    h.apply::<SkillEnablement>(json!({
-        "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillEnablement",
-        "metadata": {"name": "dev"},
-        "spec": {"skillId": SKILL, "stage": "development", "credentialsSecretRef": {"name": "lwa"}}
-    }))
-    .await
-    .unwrap();
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    h.apply::<SkillEnablement>(owner("dev", "development"))
+        .await
+        .unwrap();
     // From here on the test itself only reads the store directly and deletes the two objects,
     // so the request log holds the operator's requests (and those deletes).
     h.kube.clear_requests();

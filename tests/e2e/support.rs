@@ -29,6 +29,45 @@ pub struct Harness {
     pub operator: Option<Running>,
 }
 
+/// A SkillAccountLinking for skill SKILL, stage development, credentials Secret `lwa`.
+pub fn sal(name: &str, account_linking: Value) -> Value {
+    json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "SkillAccountLinking",
+        "metadata": {"name": name},
+        "spec": {
+            "skillId": SKILL,
+            "stage": "development",
+            "credentialsSecretRef": {"name": "lwa"},
+            "accountLinking": account_linking,
+        }
+    })
+}
+
+/// An AUTH_CODE account linking whose client secret is in Secret `oauth`.
+pub fn auth_code_linking() -> Value {
+    json!({
+        "type": "AUTH_CODE",
+        "authorizationUrl": "https://auth.example.com/authorize",
+        "accessTokenUrl": "https://auth.example.com/token",
+        "accessTokenScheme": "HTTP_BASIC",
+        "clientId": "alexa-skill",
+        "clientSecretRef": {"name": "oauth", "key": "client-secret"},
+        "scopes": ["profile", "email"],
+        "domains": ["cdn.example.com"]
+    })
+}
+
+/// An owner-mode SkillEnablement with credentials Secret `lwa`.
+pub fn owner(name: &str, stage: &str) -> Value {
+    json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "SkillEnablement",
+        "metadata": {"name": name},
+        "spec": {"skillId": SKILL, "stage": stage, "credentialsSecretRef": {"name": "lwa"}}
+    })
+}
+
 pub fn crds_dir() -> String {
     format!("{}/crds", env!("CARGO_MANIFEST_DIR"))
 }
