@@ -269,8 +269,6 @@ impl ManagedKind for SkillAccountLinking {
             }
             if fields.is_empty() {
                 PendingWrite::record(&mut status, None);
-            }
-            if fields.is_empty() {
                 status.drift.clear();
                 status.rejected_request_hash = None;
                 let unverified = if observe_only && secret_hash.is_some() {

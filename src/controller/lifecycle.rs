@@ -215,6 +215,7 @@ impl<'a, K: ManagedKind> Checkpoint<'a, K> {
             Timestamp::now(),
         ));
         status.set_observed_generation(generation);
+        self.obj.describe(&mut status);
         write_status(self.obj, self.api, &status).await?;
         self.ctx.remember_status(self.obj);
         *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
@@ -222,11 +223,10 @@ impl<'a, K: ManagedKind> Checkpoint<'a, K> {
     }
 
     /// The status last saved, if any.
-    fn saved(&self) -> Option<K::Status> {
+    fn into_saved(self) -> Option<K::Status> {
         self.written
-            .lock()
+            .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 }
 
@@ -408,7 +408,7 @@ async fn apply_flow<K: ManagedKind>(
     let mut step = step;
     obj.describe(&mut step.status);
     let phase = step.outcome.phase;
-    let saved = checkpoint.saved();
+    let saved = checkpoint.into_saved();
     let delay = finish(obj, ctx, api, step, &previous, saved.as_ref()).await?;
     ctx.metrics
         .reconciled(K::KIND, result_label(phase), start.elapsed().as_secs_f64());
