@@ -4,9 +4,20 @@ use clap::Parser;
 
 use alexa_skill_operator::cli::{Cli, Command, LogFormat};
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Exit status for a bad flag, environment variable or command line (like clap's own).
+const USAGE: u8 = 2;
+
+/// The log filter: `RUST_LOG` when set, else `info`. A `RUST_LOG` that does not parse is a
+/// configuration error, not a silent fallback.
+fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
+    match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&value)
+            .map_err(|e| format!("invalid value {value:?} for RUST_LOG: {e}")),
+        _ => Ok(tracing_subscriber::EnvFilter::new("info")),
+    }
+}
+
+fn init_tracing(format: LogFormat, filter: tracing_subscriber::EnvFilter) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -14,13 +25,95 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Parses the command line. A bad flag or environment variable prints one line naming it and
+/// what is allowed, and exits 2 before anything is contacted; `--help`/`--version` print as usual.
+fn parse() -> Result<Cli, std::process::ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let rendered = err.render().to_string();
+            let mut line = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .to_owned();
+            if let Some(values) = rendered
+                .lines()
+                .find(|l| l.trim_start().starts_with("[possible values:"))
+            {
+                line = format!("{line} {}", values.trim());
+            }
+            if let Some(env) = env_of(&err) {
+                line = format!("{line} (flag or environment variable {env})");
+            }
+            eprintln!("{}", hide_user_info(&line));
+            Err(std::process::ExitCode::from(USAGE))
+        }
+    }
+}
+
+/// The environment variable behind the flag an error is about, so a value set in a Deployment's
+/// `env:` is recognisable.
+fn env_of(err: &clap::Error) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.trim_start_matches("--").split([' ', '=']).next()?;
+    let command = Cli::command();
+    let found = command
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    Some(found)
+}
+
+/// Replaces the user info of any URL in `line` (`scheme://user:password@host`), which may hold
+/// a credential, with `***`.
+fn hide_user_info(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', '\'', ' ', '?', '#']).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("***");
+                rest = &tail[userinfo_end..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     alexa_skill_operator::alexa::install_crypto_provider();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = match cli.command {
         Command::Run(args) => {
-            init_tracing(args.log_format);
+            let filter = match args.validate().and_then(|()| log_filter()) {
+                Ok(filter) => filter,
+                Err(line) => {
+                    eprintln!("error: {line}");
+                    return std::process::ExitCode::from(USAGE);
+                }
+            };
+            init_tracing(args.log_format, filter);
             alexa_skill_operator::operator::run(*args)
                 .await
                 .map_err(Into::into)

@@ -37,20 +37,11 @@ pub enum RunError {
 
 /// Builds the Alexa client configuration from the flags.
 pub fn client_config(args: &RunArgs, metrics: Arc<Metrics>) -> Result<ClientConfig, RunError> {
-    let mut overrides = HashMap::new();
-    for entry in &args.endpoint_overrides {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let (host, url) = entry.split_once('=').ok_or_else(|| {
-            RunError::Config(format!("--endpoint-override {entry:?} is not HOST=URL"))
-        })?;
-        overrides.insert(
-            host.trim().to_string(),
-            url.trim().trim_end_matches('/').to_string(),
-        );
-    }
+    let overrides: HashMap<String, String> = args
+        .endpoint_overrides
+        .iter()
+        .map(|o| (o.host.clone(), o.url.clone()))
+        .collect();
     let rate_limit = (args.api_rate_limit > 0.0).then(|| RateLimit {
         per_second: args.api_rate_limit,
         burst: args.api_burst.max(1),

@@ -607,11 +607,11 @@ async fn every_error_class_from_real_answers() {
         )],
     );
     let err = get().await.unwrap_err();
-    let AlexaError::InvalidRequest {
+    let AlexaError::InvalidRequest(alexa_skill_operator::alexa::ApiError {
         violations,
         message,
         ..
-    } = &err
+    }) = &err
     else {
         panic!("400 → InvalidRequest, got {err:?}");
     };

@@ -67,6 +67,16 @@ fn quick_start_has_exactly_the_sandbox_and_the_ci_test_command() {
         ci.lines().any(|l| l.trim() == "cargo test --workspace"),
         ".ci/run must run the README's test command"
     );
+    // ... with a cargo home of its own, so a crate only this machine's cache holds fails CI.
+    let home = ci
+        .find("CARGO_HOME=\"$(mktemp -d)\"")
+        .expect(".ci/run must give cargo an empty CARGO_HOME");
+    let exported = ci.find("export CARGO_HOME").expect("CARGO_HOME exported");
+    let test = ci.find("\ncargo test --workspace").expect("test command");
+    assert!(
+        home < test && exported < test,
+        "the empty CARGO_HOME must come before the tests"
+    );
     assert!(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples/sandbox.rs")

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::config::ClientConfig;
 use super::credentials::LwaCredentials;
-use super::errors::AlexaError;
+use super::errors::{AlexaError, ApiError, Setting, foreign_api_answer};
 use super::models::{AccountLinkingInfo, AccountLinkingRequest, Versioned};
 use super::observer::Operation;
 use super::throttle::Throttle;
@@ -71,6 +71,8 @@ pub(crate) struct Request<'a> {
     pub(crate) secrets: Vec<&'a str>,
     /// In-call retries of transient errors, when not the configured number.
     pub(crate) max_retries: Option<u32>,
+    /// The setting the URL came from, named when something else than Amazon answers.
+    pub(crate) setting: Setting,
 }
 
 impl<'a> Request<'a> {
@@ -84,6 +86,14 @@ impl<'a> Request<'a> {
             idempotent: true,
             secrets: Vec::new(),
             max_retries: None,
+            setting: match operation {
+                Operation::DiscoverEndpoints => Setting::CustomerDiscoveryUrl,
+                Operation::CustomerEnable
+                | Operation::CustomerStatus
+                | Operation::CustomerDisable => Setting::DiscoveredEndpoint,
+                Operation::LwaToken => Setting::LwaUrl,
+                _ => Setting::SmapiUrl,
+            },
         }
     }
 }
@@ -422,6 +432,16 @@ impl AlexaClient {
         if (200..300).contains(&status) {
             return Ok(Answer { headers, body });
         }
+        if let Some(answered) = foreign_api_answer(status, &body) {
+            let error = AlexaError::wrong_endpoint(
+                "Amazon's Alexa API",
+                &request.url,
+                request.setting,
+                answered,
+            );
+            tracing::warn!(operation = %request.operation, error = %error, "the configured URL is not Amazon's API");
+            return Err((error, true));
+        }
         let error =
             AlexaError::from_response(request.operation, status, retry_after(&headers), &body);
         Err((error, true))
@@ -438,19 +458,15 @@ impl AlexaClient {
 pub(crate) fn skill_segment(skill_id: &str) -> Result<String, AlexaError> {
     let len = skill_id.chars().count();
     if len == 0 || len > MAX_SKILL_ID_CHARS {
-        return Err(AlexaError::InvalidRequest {
-            code: None,
-            message: format!("skill ID must be 1 to {MAX_SKILL_ID_CHARS} characters, got {len}"),
-            violations: Vec::new(),
-        });
+        return Err(AlexaError::InvalidRequest(ApiError::message(format!(
+            "skill ID must be 1 to {MAX_SKILL_ID_CHARS} characters, got {len}"
+        ))));
     }
     if skill_id.chars().all(|c| c == '.') {
         // "." and ".." would be resolved away as path segments, even percent-encoded.
-        return Err(AlexaError::InvalidRequest {
-            code: None,
-            message: format!("skill ID {skill_id:?} is not a valid skill ID"),
-            violations: Vec::new(),
-        });
+        return Err(AlexaError::InvalidRequest(ApiError::message(format!(
+            "skill ID {skill_id:?} is not a valid skill ID"
+        ))));
     }
     Ok(utf8_percent_encode(skill_id, PATH_SEGMENT).to_string())
 }

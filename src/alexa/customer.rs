@@ -27,7 +27,7 @@ use secrecy::ExposeSecret;
 use super::client::{AlexaClient, AuthRetry, Request, join, skill_segment};
 use super::config::FALLBACK_CUSTOMER_ENDPOINTS;
 use super::credentials::LwaCredentials;
-use super::errors::AlexaError;
+use super::errors::{AlexaError, Setting};
 use super::models::{CustomerEnableRequest, CustomerEnablementStatus, endpoints_from_json};
 use super::observer::Operation;
 
@@ -329,7 +329,7 @@ impl AlexaClient {
             &format!("/v1/users/~current/skills/{skill}/enablement"),
         );
         let operation = op.operation();
-        let request = match op {
+        let mut request = match op {
             CustomerOp::Status => Request::new(operation, Method::GET, url),
             CustomerOp::Enable { body, secrets } => {
                 let mut request = Request::new(operation, Method::POST, url);
@@ -340,6 +340,9 @@ impl AlexaClient {
             }
             CustomerOp::Disable => Request::new(operation, Method::DELETE, url),
         };
+        if self.inner.config.endpoint_overrides.contains_key(host) {
+            request.setting = Setting::EndpointOverride;
+        }
         // A 401 here usually means "wrong region", not "stale token": no refresh per endpoint
         // (customer_op refreshes once if every endpoint says 401).
         let mut auth = AuthRetry::spent();

@@ -39,85 +39,108 @@ impl fmt::Display for Violation {
     }
 }
 
+/// What Amazon said about a failed request: its machine-readable code, its message and the
+/// individual rule violations. Shared by every "Amazon answered with an error" variant of
+/// [`AlexaError`], so reading, redaction and display are written once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiError {
+    /// Amazon's (or LWA's) error code, when given.
+    pub code: Option<String>,
+    /// Amazon's message, or the status' reason phrase when the body had none.
+    pub message: String,
+    /// Individual rule violations, when Amazon listed them (400s, sometimes 403s).
+    pub violations: Vec<Violation>,
+}
+
+impl ApiError {
+    /// An answer with just a message (tests, and errors the client raises itself).
+    pub fn message(message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: None,
+            message: message.into(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// The same answer with a code.
+    pub fn with_code(mut self, code: impl Into<String>) -> ApiError {
+        self.code = Some(code.into());
+        self
+    }
+
+    fn redact(self, secrets: &[&str]) -> ApiError {
+        let r = |s: String| redact_text(s, secrets);
+        ApiError {
+            code: self.code.map(r),
+            message: r(self.message),
+            violations: self
+                .violations
+                .into_iter()
+                .map(|v| Violation {
+                    code: v.code.map(r),
+                    message: r(v.message),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Why a call to Amazon failed, in classes the reconcilers can act on without parsing strings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlexaError {
     /// HTTP 400 (or another 4xx without a dedicated class): the request itself is wrong.
     /// Terminal for this spec generation.
     #[error(
-        "Amazon rejected the request as invalid{}: {message}{}. Fix the spec or the referenced Secret; the same request will keep failing",
-        CodeSuffix(code.as_deref()),
-        ViolationList(violations)
+        "Amazon rejected the request as invalid{}: {}{}. Fix the spec or the referenced Secret; the same request will keep failing",
+        CodeSuffix(.0.code.as_deref()),
+        .0.message,
+        ViolationList(&.0.violations)
     )]
-    InvalidRequest {
-        /// Amazon's error code, when given.
-        code: Option<String>,
-        /// Amazon's message.
-        message: String,
-        /// Individual rule violations, when Amazon listed them.
-        violations: Vec<Violation>,
-    },
+    InvalidRequest(ApiError),
 
     /// HTTP 401 that persisted after the cached token was dropped and a fresh one fetched.
     #[error(
-        "Amazon did not accept the access token even after a fresh one was fetched (HTTP 401{}): {message}. Check that the Login with Amazon credentials belong to the account that owns the skill and carry the required scope",
-        CodeInParens(code.as_deref())
+        "Amazon did not accept the access token even after a fresh one was fetched (HTTP 401{}): {}. Check that the Login with Amazon credentials belong to the account that owns the skill and carry the required scope",
+        CodeInParens(.0.code.as_deref()),
+        .0.message
     )]
-    Unauthorized {
-        /// Amazon's error code, when given.
-        code: Option<String>,
-        /// Amazon's message.
-        message: String,
-    },
+    Unauthorized(ApiError),
 
     /// HTTP 403: the credentials are valid but not allowed to do this.
     #[error(
-        "Amazon refused the operation (HTTP 403{}): {message}. The credentials work but may not do this: check they belong to the skill's vendor and have the scope alexa::ask:skills:readwrite (skill owner) or alexa::skills:account_linking (customer)",
-        CodeInParens(code.as_deref())
+        "Amazon refused the operation (HTTP 403{}): {}. The credentials work but may not do this: check they belong to the skill's vendor and have the scope alexa::ask:skills:readwrite (skill owner) or alexa::skills:account_linking (customer)",
+        CodeInParens(.0.code.as_deref()),
+        .0.message
     )]
-    Forbidden {
-        /// Amazon's error code, when given.
-        code: Option<String>,
-        /// Amazon's message.
-        message: String,
-    },
+    Forbidden(ApiError),
 
     /// HTTP 404: the skill, stage or resource does not exist. Callers decide what that means
     /// for their operation.
     #[error(
-        "Amazon found no such resource (HTTP 404{}): {message}. Check the skill ID and stage",
-        CodeInParens(code.as_deref())
+        "Amazon found no such resource (HTTP 404{}): {}. Check the skill ID and stage",
+        CodeInParens(.0.code.as_deref()),
+        .0.message
     )]
-    NotFound {
-        /// Amazon's error code, when given.
-        code: Option<String>,
-        /// Amazon's message.
-        message: String,
-    },
+    NotFound(ApiError),
 
     /// HTTP 412: the `If-Match` ETag is stale; read the current state and try again.
     #[error(
-        "Amazon refused the update because it changed since it was read (HTTP 412{}): {message}. The operator re-reads and applies again",
-        CodeInParens(code.as_deref())
+        "Amazon refused the update because it changed since it was read (HTTP 412{}): {}. The operator re-reads and applies again",
+        CodeInParens(.0.code.as_deref()),
+        .0.message
     )]
-    PreconditionFailed {
-        /// Amazon's error code, when given.
-        code: Option<String>,
-        /// Amazon's message.
-        message: String,
-    },
+    PreconditionFailed(ApiError),
 
     /// HTTP 429: too many requests. Every call with the same credentials already waits.
     #[error(
-        "Amazon is throttling requests (HTTP 429{}): {message}{}. Calls with these credentials are slowed down automatically; lower the operator's API rate limit if this persists",
-        CodeInParens(code.as_deref()),
+        "Amazon is throttling requests (HTTP 429{}): {}{}. Calls with these credentials are slowed down automatically; lower the operator's API rate limit if this persists",
+        CodeInParens(answer.code.as_deref()),
+        answer.message,
         RetryAfterSuffix(*retry_after)
     )]
     Throttled {
-        /// Amazon's error code, when given.
-        code: Option<String>,
-        /// Amazon's message.
-        message: String,
+        /// What Amazon said.
+        answer: ApiError,
         /// How long Amazon asked to wait (`Retry-After`), when it said.
         retry_after: Option<Duration>,
     },
@@ -134,8 +157,7 @@ pub enum AlexaError {
     },
 
     /// HTTP 5xx (or 408) with a `Retry-After`: Amazon said when to come back, so every call with
-    /// the same credentials waits that long, as after a 429. A separate variant (not a field of
-    /// [`AlexaError::Unavailable`]) so existing matches and constructors keep compiling.
+    /// the same credentials waits that long, as after a 429.
     #[error(
         "Amazon's API is unavailable (HTTP {status}): {message} (Amazon asked to wait {:.1} s). Calls with these credentials pause that long; the operator retries",
         retry_after.as_secs_f64()
@@ -158,7 +180,8 @@ pub enum AlexaError {
         message: String,
     },
 
-    /// Login with Amazon refused the credentials (`invalid_grant`, `invalid_client`, ...).
+    /// Login with Amazon refused the credentials: an OAuth error answer (`invalid_grant`,
+    /// `invalid_client`, `unauthorized_client`, ...) from the token endpoint.
     #[error(
         "Login with Amazon rejected the credentials ({error}{}). Check the client-id, client-secret and refresh-token keys of the credentials Secret: the refresh token must have been issued to that client ID and not revoked",
         DescriptionSuffix(description.as_deref())
@@ -168,6 +191,24 @@ pub enum AlexaError {
         error: String,
         /// LWA's `error_description`, when given.
         description: Option<String>,
+    },
+
+    /// The configured URL answered with something that is not the API it should be (a 404 or
+    /// 405 without an API error, a redirect, an HTML page, text, JSON of another shape, a
+    /// token answer without a token): the URL or its setting is wrong. Nothing was judged about
+    /// the credentials or the request, so the message says which setting to fix.
+    #[error(
+        "{url} did not answer like {service} ({answered}), so the credentials and the request were not judged. Check {setting}"
+    )]
+    WrongEndpoint {
+        /// What should have answered, e.g. "the Login with Amazon token endpoint".
+        service: &'static str,
+        /// The URL that answered, without user info or query.
+        url: String,
+        /// Where the URL came from: the flag and environment variable, or Amazon's discovery.
+        setting: Setting,
+        /// What came back instead, e.g. "HTTP 404 with an HTML page".
+        answered: String,
     },
 
     /// A successful status with a body that could not be read.
@@ -187,6 +228,37 @@ pub enum AlexaError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Where a URL the client called came from, so a wrong answer names the setting to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// `--smapi-url` / `ALEXA_SMAPI_URL`.
+    SmapiUrl,
+    /// `--lwa-url` / `ALEXA_LWA_URL`.
+    LwaUrl,
+    /// `--customer-discovery-url` / `ALEXA_CUSTOMER_DISCOVERY_URL`.
+    CustomerDiscoveryUrl,
+    /// An `--endpoint-override` / `ALEXA_ENDPOINT_OVERRIDES` entry.
+    EndpointOverride,
+    /// A host Amazon's endpoint discovery (or its documented fallback list) named.
+    DiscoveredEndpoint,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Setting::SmapiUrl => "--smapi-url (ALEXA_SMAPI_URL)",
+            Setting::LwaUrl => "--lwa-url (ALEXA_LWA_URL)",
+            Setting::CustomerDiscoveryUrl => {
+                "--customer-discovery-url (ALEXA_CUSTOMER_DISCOVERY_URL)"
+            }
+            Setting::EndpointOverride => "the --endpoint-override (ALEXA_ENDPOINT_OVERRIDES) entry for this host",
+            Setting::DiscoveredEndpoint => {
+                "Amazon's endpoint discovery answer; map the host with --endpoint-override (ALEXA_ENDPOINT_OVERRIDES) if it must go through a proxy"
+            }
+        })
+    }
 }
 
 impl AlexaError {
@@ -237,6 +309,7 @@ impl AlexaError {
             AlexaError::Unavailable { .. } | AlexaError::Overloaded { .. } => "unavailable",
             AlexaError::Transport { .. } => "transport",
             AlexaError::Credentials { .. } => "credentials",
+            AlexaError::WrongEndpoint { .. } => "wrong_endpoint",
             AlexaError::Decode { .. } => "decode",
             AlexaError::Config { .. } => "config",
         }
@@ -246,12 +319,20 @@ impl AlexaError {
     /// controller recognise specific rejections (for example a used authorization code).
     pub fn code(&self) -> Option<&str> {
         match self {
-            AlexaError::InvalidRequest { code, .. }
-            | AlexaError::Unauthorized { code, .. }
-            | AlexaError::Forbidden { code, .. }
-            | AlexaError::NotFound { code, .. }
-            | AlexaError::PreconditionFailed { code, .. } => code.as_deref(),
             AlexaError::Credentials { error, .. } => Some(error),
+            _ => self.answer().and_then(|a| a.code.as_deref()),
+        }
+    }
+
+    /// What Amazon said, for the variants that carry an API error answer.
+    pub fn answer(&self) -> Option<&ApiError> {
+        match self {
+            AlexaError::InvalidRequest(a)
+            | AlexaError::Unauthorized(a)
+            | AlexaError::Forbidden(a)
+            | AlexaError::NotFound(a)
+            | AlexaError::PreconditionFailed(a)
+            | AlexaError::Throttled { answer: a, .. } => Some(a),
             _ => None,
         }
     }
@@ -259,11 +340,11 @@ impl AlexaError {
     /// The HTTP status behind this error, when there was a response.
     pub fn status(&self) -> Option<u16> {
         match self {
-            AlexaError::InvalidRequest { .. } => Some(400),
-            AlexaError::Unauthorized { .. } => Some(401),
-            AlexaError::Forbidden { .. } => Some(403),
-            AlexaError::NotFound { .. } => Some(404),
-            AlexaError::PreconditionFailed { .. } => Some(412),
+            AlexaError::InvalidRequest(_) => Some(400),
+            AlexaError::Unauthorized(_) => Some(401),
+            AlexaError::Forbidden(_) => Some(403),
+            AlexaError::NotFound(_) => Some(404),
+            AlexaError::PreconditionFailed(_) => Some(412),
             AlexaError::Throttled { .. } => Some(429),
             AlexaError::Unavailable { status, .. } | AlexaError::Overloaded { status, .. } => {
                 Some(*status)
@@ -276,38 +357,18 @@ impl AlexaError {
     /// Amazon echoes part of the request (an authorization code, say) in its message.
     pub(crate) fn redact(self, secrets: &[&str]) -> Self {
         let r = |s: String| redact_text(s, secrets);
-        let ro = |s: Option<String>| s.map(|s| redact_text(s, secrets));
         match self {
-            AlexaError::InvalidRequest {
-                code,
-                message,
-                violations,
-            } => AlexaError::InvalidRequest {
-                code: ro(code),
-                message: r(message),
-                violations: violations
-                    .into_iter()
-                    .map(|v| Violation {
-                        code: ro(v.code),
-                        message: r(v.message),
-                    })
-                    .collect(),
-            },
-            AlexaError::Unauthorized { code, message } => AlexaError::Unauthorized {
-                code: ro(code),
-                message: r(message),
-            },
-            AlexaError::Forbidden { code, message } => AlexaError::Forbidden {
-                code: ro(code),
-                message: r(message),
-            },
-            AlexaError::NotFound { code, message } => AlexaError::NotFound {
-                code: ro(code),
-                message: r(message),
-            },
-            AlexaError::PreconditionFailed { code, message } => AlexaError::PreconditionFailed {
-                code: ro(code),
-                message: r(message),
+            AlexaError::InvalidRequest(a) => AlexaError::InvalidRequest(a.redact(secrets)),
+            AlexaError::Unauthorized(a) => AlexaError::Unauthorized(a.redact(secrets)),
+            AlexaError::Forbidden(a) => AlexaError::Forbidden(a.redact(secrets)),
+            AlexaError::NotFound(a) => AlexaError::NotFound(a.redact(secrets)),
+            AlexaError::PreconditionFailed(a) => AlexaError::PreconditionFailed(a.redact(secrets)),
+            AlexaError::Throttled {
+                answer,
+                retry_after,
+            } => AlexaError::Throttled {
+                answer: answer.redact(secrets),
+                retry_after,
             },
             AlexaError::Unavailable { status, message } => AlexaError::Unavailable {
                 status,
@@ -327,7 +388,18 @@ impl AlexaError {
             },
             AlexaError::Credentials { error, description } => AlexaError::Credentials {
                 error: r(error),
-                description: ro(description),
+                description: description.map(r),
+            },
+            AlexaError::WrongEndpoint {
+                service,
+                url,
+                setting,
+                answered,
+            } => AlexaError::WrongEndpoint {
+                service,
+                url: r(url),
+                setting,
+                answered: r(answered),
             },
             AlexaError::Decode { operation, message } => AlexaError::Decode {
                 operation,
@@ -336,20 +408,12 @@ impl AlexaError {
             AlexaError::Config { message } => AlexaError::Config {
                 message: r(message),
             },
-            AlexaError::Throttled {
-                code,
-                message,
-                retry_after,
-            } => AlexaError::Throttled {
-                code,
-                message: r(message),
-                retry_after,
-            },
         }
     }
 
     /// Builds the error for a non-success HTTP answer of `operation` from its status,
-    /// `Retry-After` and body. Never fails, whatever the body holds.
+    /// `Retry-After` and body. Never fails, whatever the body holds. Callers check
+    /// [`foreign_api_answer`] first: this assumes the answer came from Amazon's API.
     pub(crate) fn from_response(
         operation: Operation,
         status: u16,
@@ -357,33 +421,33 @@ impl AlexaError {
         body: &[u8],
     ) -> AlexaError {
         let parsed = ApiErrorBody::parse(body);
-        let code = parsed.code;
-        let violations = parsed.violations;
         let message = parsed
             .message
-            .or_else(|| violations.first().map(|v| v.message.clone()))
+            .or_else(|| parsed.violations.first().map(|v| v.message.clone()))
             .unwrap_or_else(|| fallback_message(status, body));
+        let answer = ApiError {
+            code: parsed.code,
+            message,
+            violations: parsed.violations,
+        };
         match status {
-            400 => AlexaError::InvalidRequest {
-                code,
-                message,
-                violations,
-            },
-            401 => AlexaError::Unauthorized { code, message },
-            403 => AlexaError::Forbidden { code, message },
-            404 => AlexaError::NotFound { code, message },
-            412 => AlexaError::PreconditionFailed { code, message },
+            400 => AlexaError::InvalidRequest(answer),
+            401 => AlexaError::Unauthorized(answer),
+            403 => AlexaError::Forbidden(answer),
+            404 => AlexaError::NotFound(answer),
+            412 => AlexaError::PreconditionFailed(answer),
             429 => AlexaError::Throttled {
-                code,
-                message,
+                answer,
                 retry_after,
             },
-            408 | 500..=599 => server_trouble(status, message, retry_after),
-            402..=499 => AlexaError::InvalidRequest {
-                code: code.or_else(|| Some(format!("HTTP_{status}"))),
-                message,
-                violations,
-            },
+            408 | 500..=599 => server_trouble(status, answer.message, retry_after),
+            402..=499 => {
+                let code = answer
+                    .code
+                    .clone()
+                    .unwrap_or_else(|| format!("HTTP_{status}"));
+                AlexaError::InvalidRequest(answer.with_code(code))
+            }
             _ => AlexaError::Decode {
                 operation,
                 message: format!("unexpected HTTP status {status}"),
@@ -391,7 +455,8 @@ impl AlexaError {
         }
     }
 
-    /// Builds the error for a Login with Amazon answer that is not a token.
+    /// Builds the error for a Login with Amazon answer that is not a token. Callers check
+    /// [`foreign_lwa_answer`] first: this assumes the answer came from an OAuth token endpoint.
     pub(crate) fn from_lwa_response(
         status: u16,
         retry_after: Option<Duration>,
@@ -400,10 +465,13 @@ impl AlexaError {
         let oauth = OAuthErrorBody::parse(body);
         match (status, oauth) {
             (429, oauth) => AlexaError::Throttled {
-                code: oauth.as_ref().map(|o| o.error.clone()),
-                message: oauth
-                    .and_then(|o| o.description)
-                    .unwrap_or_else(|| fallback_message(status, body)),
+                answer: ApiError {
+                    code: oauth.as_ref().map(|o| o.error.clone()),
+                    message: oauth
+                        .and_then(|o| o.description)
+                        .unwrap_or_else(|| fallback_message(status, body)),
+                    violations: Vec::new(),
+                },
                 retry_after,
             },
             (408 | 500..=599, oauth) => server_trouble(
@@ -426,6 +494,115 @@ impl AlexaError {
                 message: format!("unexpected HTTP status {status}"),
             },
         }
+    }
+
+    /// The error for an answer [`foreign_api_answer`] or [`foreign_lwa_answer`] judged foreign.
+    pub(crate) fn wrong_endpoint(
+        service: &'static str,
+        url: &str,
+        setting: Setting,
+        answered: String,
+    ) -> AlexaError {
+        AlexaError::WrongEndpoint {
+            service,
+            url: display_url(url),
+            setting,
+            answered,
+        }
+    }
+}
+
+/// Whether a non-success answer of Amazon's API (SMAPI, discovery, customer enablement) came
+/// from something else: a redirect, a 405, or a 4xx whose body is not JSON (an HTML error page,
+/// a proxy's text). Returns what answered, for the message; `None` means "Amazon's answer,
+/// classify it by status". 5xx stay transient whatever the body: a broken gateway in front of
+/// the right URL is temporary. An empty 4xx body is read as Amazon's (its pages do not promise a
+/// body on every 404).
+pub(crate) fn foreign_api_answer(status: u16, body: &[u8]) -> Option<String> {
+    match status {
+        300..=399 => Some(format!("a redirect, HTTP {status}")),
+        405 => Some("HTTP 405 Method Not Allowed".to_owned()),
+        400..=499 if status != 429 && !body_is_empty(body) && !is_json(body) => {
+            Some(format!("HTTP {status} with {}", body_kind(body)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a Login with Amazon answer came from something that is not an OAuth 2.0 token
+/// endpoint: a redirect, a 404/405, a 4xx without an OAuth error body (`{"error":
+/// "snake_case_code"}`), or a 2xx without an `access_token`. Only a real OAuth error judges the
+/// credentials; everything else means the URL is wrong.
+pub(crate) fn foreign_lwa_answer(status: u16, body: &[u8]) -> Option<String> {
+    match status {
+        200..=299 if !has_access_token(body) => Some(format!(
+            "HTTP {status} with {} that holds no access_token",
+            body_kind(body)
+        )),
+        300..=399 => Some(format!("a redirect, HTTP {status}")),
+        404 | 405 => Some(format!("HTTP {status} with {}", body_kind(body))),
+        400..=499
+            if status != 429 && !OAuthErrorBody::parse(body).is_some_and(|o| o.is_oauth()) =>
+        {
+            Some(format!(
+                "HTTP {status} with {}, not an OAuth error",
+                body_kind(body)
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn body_is_empty(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok()
+}
+
+fn has_access_token(body: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<Value>(body),
+        Ok(Value::Object(map)) if matches!(map.get("access_token"), Some(Value::String(t)) if !t.is_empty())
+    )
+}
+
+/// A short description of a body that is not what was expected; never the body itself (it
+/// could echo a request value).
+fn body_kind(body: &[u8]) -> &'static str {
+    if body_is_empty(body) {
+        return "an empty body";
+    }
+    let text = String::from_utf8_lossy(body);
+    let head = text
+        .trim_start()
+        .get(..64)
+        .unwrap_or(text.trim_start())
+        .to_ascii_lowercase();
+    if head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<html") {
+        "an HTML page"
+    } else if head.starts_with('<') {
+        "an XML document"
+    } else if is_json(body) {
+        "JSON of another shape"
+    } else {
+        "a non-JSON body"
+    }
+}
+
+/// A URL as shown in messages: scheme, host, port and path only (user info and query, which may
+/// carry credentials, are dropped).
+pub(crate) fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "an unparsable URL".to_owned(),
     }
 }
 
@@ -486,6 +663,16 @@ pub(crate) struct OAuthErrorBody {
 }
 
 impl OAuthErrorBody {
+    /// Whether the error is an OAuth 2.0 error code (RFC 6749 §5.2: `invalid_grant`,
+    /// `invalid_client`, ...: lower-case letters and underscores), not some other JSON `error`.
+    pub(crate) fn is_oauth(&self) -> bool {
+        !self.error.is_empty()
+            && self
+                .error
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_')
+    }
+
     /// Reads an OAuth error body; `None` when there is no `error` string.
     pub(crate) fn parse(body: &[u8]) -> Option<OAuthErrorBody> {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
@@ -507,7 +694,11 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     let delay = if let Ok(secs) = value.parse::<u64>() {
         Duration::from_secs(secs)
     } else if let Ok(secs) = value.parse::<f64>() {
-        Duration::try_from_secs_f64(secs).ok()?
+        // NaN and negative values are unusable; huge ones (1e300) mean "a long time": cap.
+        if secs.is_nan() || secs < 0.0 {
+            return None;
+        }
+        Duration::try_from_secs_f64(secs).unwrap_or(MAX_RETRY_AFTER)
     } else {
         let at = httpdate::parse_http_date(value).ok()?;
         at.duration_since(now).unwrap_or(Duration::ZERO)
@@ -679,11 +870,11 @@ mod tests {
             400,
             r#"{"message":"Request is not valid.","violations":[{"code":"INVALID_URL","message":"authorizationUrl is not a URL"},"free text",42]}"#,
         );
-        let AlexaError::InvalidRequest {
+        let AlexaError::InvalidRequest(ApiError {
             code,
             message,
             violations,
-        } = &err
+        }) = &err
         else {
             panic!("wrong class {err:?}");
         };
@@ -749,7 +940,7 @@ mod tests {
     fn long_messages_are_truncated_on_char_boundaries() {
         let long = "é".repeat(5000);
         let err = classify(400, &format!("{{\"message\":\"{long}\"}}"));
-        let AlexaError::InvalidRequest { message, .. } = err else {
+        let AlexaError::InvalidRequest(ApiError { message, .. }) = err else {
             panic!("wrong class");
         };
         assert!(message.chars().count() <= MAX_MESSAGE_CHARS + 1);
@@ -822,12 +1013,161 @@ mod tests {
         assert_eq!(err.code(), Some("invalid_grant"));
         assert!(err.to_string().contains("invalid_grant"));
         assert!(!err.is_retryable());
-        let err = AlexaError::from_lwa_response(401, None, b"not json");
-        assert_eq!(err.category(), "credentials");
         let err = AlexaError::from_lwa_response(503, None, b"");
         assert_eq!(err.category(), "unavailable");
         let err = AlexaError::from_lwa_response(429, Some(Duration::from_secs(1)), b"");
         assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    }
+
+    /// Login with Amazon answers: only an OAuth error judges the credentials; anything else
+    /// that is not a token means the URL is wrong (`Some(..)` = foreign, with what answered).
+    #[test]
+    fn lwa_answers_are_classified_by_meaning() {
+        let html = "<!DOCTYPE html><html><body>Not Found</body></html>";
+        let cases: [(u16, &str, Option<&str>, &str); 15] = [
+            (
+                200,
+                r#"{"access_token":"Atza|x","expires_in":3600}"#,
+                None,
+                "token",
+            ),
+            (
+                200,
+                r#"{"token":"x"}"#,
+                Some("HTTP 200 with JSON of another shape that holds no access_token"),
+                "wrong_endpoint",
+            ),
+            (
+                200,
+                html,
+                Some("HTTP 200 with an HTML page that holds no access_token"),
+                "wrong_endpoint",
+            ),
+            (
+                200,
+                "",
+                Some("HTTP 200 with an empty body that holds no access_token"),
+                "wrong_endpoint",
+            ),
+            (302, "", Some("a redirect, HTTP 302"), "wrong_endpoint"),
+            (
+                404,
+                html,
+                Some("HTTP 404 with an HTML page"),
+                "wrong_endpoint",
+            ),
+            (
+                404,
+                r#"{"error":"invalid_grant"}"#,
+                Some("HTTP 404 with JSON of another shape"),
+                "wrong_endpoint",
+            ),
+            (
+                405,
+                "",
+                Some("HTTP 405 with an empty body"),
+                "wrong_endpoint",
+            ),
+            (
+                400,
+                "not json",
+                Some("HTTP 400 with a non-JSON body, not an OAuth error"),
+                "wrong_endpoint",
+            ),
+            (
+                401,
+                r#"{"message":"Unauthorized"}"#,
+                Some("HTTP 401 with JSON of another shape, not an OAuth error"),
+                "wrong_endpoint",
+            ),
+            (
+                400,
+                r#"{"error":"Bad Request!"}"#,
+                Some("HTTP 400 with JSON of another shape, not an OAuth error"),
+                "wrong_endpoint",
+            ),
+            (
+                400,
+                r#"{"error":"invalid_grant","error_description":"revoked"}"#,
+                None,
+                "credentials",
+            ),
+            (401, r#"{"error":"invalid_client"}"#, None, "credentials"),
+            (
+                400,
+                r#"{"error":"unauthorized_client"}"#,
+                None,
+                "credentials",
+            ),
+            (503, html, None, "unavailable"),
+        ];
+        for (status, body, foreign, category) in cases {
+            let got = foreign_lwa_answer(status, body.as_bytes());
+            assert_eq!(got.as_deref(), foreign, "{status} {body}");
+            let got_category = match got {
+                Some(_) => "wrong_endpoint",
+                None if (200..300).contains(&status) => "token",
+                None => AlexaError::from_lwa_response(status, None, body.as_bytes()).category(),
+            };
+            assert_eq!(got_category, category, "{status} {body}");
+        }
+    }
+
+    /// Amazon API answers: redirects, 405 and non-JSON 4xx bodies are not Amazon's; 5xx stay
+    /// transient whatever the body; an empty 404 is Amazon's "not found".
+    #[test]
+    fn api_answers_from_something_else_are_recognised() {
+        let cases: [(u16, &str, Option<&str>); 9] = [
+            (
+                404,
+                "<html><body>404</body></html>",
+                Some("HTTP 404 with an HTML page"),
+            ),
+            (
+                404,
+                "404 page not found",
+                Some("HTTP 404 with a non-JSON body"),
+            ),
+            (
+                403,
+                "<?xml version=\"1.0\"?><Error/>",
+                Some("HTTP 403 with an XML document"),
+            ),
+            (
+                405,
+                r#"{"message":"no"}"#,
+                Some("HTTP 405 Method Not Allowed"),
+            ),
+            (301, "", Some("a redirect, HTTP 301")),
+            (404, "", None),
+            (404, r#"{"message":"Skill not found"}"#, None),
+            (502, "<html>Bad gateway</html>", None),
+            (429, "slow down", None),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(
+                foreign_api_answer(status, body.as_bytes()).as_deref(),
+                want,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_endpoint_names_the_url_and_setting_but_no_user_info_or_query() {
+        let err = AlexaError::wrong_endpoint(
+            "a Login with Amazon token endpoint",
+            "http://user:pw@127.0.0.1:9/wrong/token?key=s3cret",
+            Setting::LwaUrl,
+            "HTTP 404 with an HTML page".into(),
+        );
+        let text = err.to_string();
+        assert!(text.contains("http://127.0.0.1:9/wrong/token"), "{text}");
+        assert!(text.contains("--lwa-url (ALEXA_LWA_URL)"), "{text}");
+        assert!(text.contains("not judged"), "{text}");
+        assert!(!text.contains("s3cret") && !text.contains("pw@"), "{text}");
+        assert_eq!(err.category(), "wrong_endpoint");
+        assert!(!err.is_retryable());
     }
 
     #[test]
@@ -851,6 +1191,19 @@ mod tests {
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("NaN", now), None);
         assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
+        // Absurd values Amazon (or a proxy) might send are capped, never a panic or overflow.
+        for absurd in [
+            "1e300",
+            "18446744073709551616",
+            "inf",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(absurd, now),
+                Some(MAX_RETRY_AFTER),
+                "{absurd}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::config::ClientConfig;
 use super::credentials::LwaCredentials;
-use super::errors::AlexaError;
+use super::errors::{AlexaError, Setting, foreign_lwa_answer};
 use super::models::TokenResponse;
 use super::observer::{ApiObserver, Operation};
 use super::transport::{BodyError, host_of, read_body, retry_after, transport_error};
@@ -106,10 +106,7 @@ impl TokenCache {
         let mut state = lock(&slot.state);
         match result {
             Ok(answer) => {
-                let lifetime = answer
-                    .expires_in
-                    .map(Duration::from_secs)
-                    .unwrap_or(DEFAULT_LIFETIME);
+                let lifetime = token_lifetime(answer.expires_in);
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 if let Some(new_refresh) = answer.refresh_token {
                     let current = rotated.as_ref().unwrap_or(&creds.refresh_token);
@@ -303,6 +300,16 @@ impl TokenCache {
                 });
             }
         };
+        if let Some(answered) = foreign_lwa_answer(status, &body) {
+            let error = AlexaError::wrong_endpoint(
+                "a Login with Amazon token endpoint",
+                &self.url,
+                Setting::LwaUrl,
+                answered,
+            );
+            tracing::warn!(error = %error, "the configured token URL is not Login with Amazon");
+            return Err(error);
+        }
         if (200..300).contains(&status) {
             TokenResponse::from_json(&body).map_err(|message| AlexaError::Decode {
                 operation: Operation::LwaToken,
@@ -320,6 +327,18 @@ impl TokenCache {
     }
 }
 
+/// Longest token lifetime believed: an absurd `expires_in` (years, u64::MAX) would overflow the
+/// clock arithmetic and keep a revoked token forever. LWA tokens last an hour.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The lifetime a token answer's `expires_in` stands for, bounded to [`MAX_LIFETIME`].
+fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    expires_in
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_LIFETIME)
+        .min(MAX_LIFETIME)
+}
+
 /// How long a token of `lifetime` is used before a refresh: until `refresh_ahead` before
 /// expiry, but short-lived tokens (tests, odd servers) are refreshed at half-life instead, so
 /// they are neither refreshed on every call nor used up to the last moment.
@@ -334,6 +353,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_expires_in_is_capped_and_never_overflows_the_clock() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(token_lifetime(Some(3600)), hour);
+        assert_eq!(token_lifetime(None), DEFAULT_LIFETIME);
+        assert_eq!(token_lifetime(Some(u64::MAX)), MAX_LIFETIME);
+        assert_eq!(token_lifetime(Some(10 * 365 * 24 * 3600)), MAX_LIFETIME);
+        // The cache adds the lifetime to the clock: that must not panic.
+        let _ = Instant::now() + fresh_for(token_lifetime(Some(u64::MAX)), hour);
+    }
 
     #[test]
     fn refresh_point_is_ahead_of_expiry_or_at_half_life() {

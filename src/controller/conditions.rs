@@ -28,6 +28,9 @@ pub enum Reason {
     SecretNotFound,
     /// Login with Amazon refused the credentials (invalid_grant, invalid_client, ...).
     CredentialsInvalid,
+    /// A configured URL (LWA, SMAPI, discovery, endpoint override) answered with something that
+    /// is not Amazon's API; the credentials were not judged.
+    EndpointMisconfigured,
     /// Amazon refused the access token even after a refresh.
     Unauthorized,
     /// The credentials are not allowed to manage this skill.
@@ -59,6 +62,7 @@ impl Reason {
             Reason::InvalidSpec => "InvalidSpec",
             Reason::SecretNotFound => "SecretNotFound",
             Reason::CredentialsInvalid => "CredentialsInvalid",
+            Reason::EndpointMisconfigured => "EndpointMisconfigured",
             Reason::Unauthorized => "Unauthorized",
             Reason::Forbidden => "Forbidden",
             Reason::SkillNotFound => "SkillNotFound",
@@ -72,7 +76,7 @@ impl Reason {
     }
 
     /// Every reason, for documentation and metric pre-registration.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Synced,
         Reason::Creating,
         Reason::Updating,
@@ -80,6 +84,7 @@ impl Reason {
         Reason::InvalidSpec,
         Reason::SecretNotFound,
         Reason::CredentialsInvalid,
+        Reason::EndpointMisconfigured,
         Reason::Unauthorized,
         Reason::Forbidden,
         Reason::SkillNotFound,

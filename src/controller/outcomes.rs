@@ -19,6 +19,12 @@ pub fn for_alexa_error(err: &AlexaError, what: &str) -> (Outcome, Retry) {
             Outcome::stalled(Reason::CredentialsInvalid, message),
             Retry::Slow,
         ),
+        // Not the credentials' fault: the URL is wrong. Slow retry (a fixed flag restarts the
+        // pod anyway) rather than waiting for a spec change that would not help.
+        AlexaError::WrongEndpoint { .. } => (
+            Outcome::stalled(Reason::EndpointMisconfigured, message),
+            Retry::Slow,
+        ),
         AlexaError::Unauthorized { .. } => {
             (Outcome::stalled(Reason::Unauthorized, message), Retry::Slow)
         }
@@ -71,17 +77,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::alexa::ApiError;
     use crate::controller::conditions::Phase;
 
     #[test]
     fn every_error_class_maps_to_the_documented_reason_and_retry() {
         let cases = [
             (
-                AlexaError::InvalidRequest {
-                    code: Some("BAD".into()),
-                    message: "m".into(),
-                    violations: vec![],
-                },
+                AlexaError::InvalidRequest(ApiError::message("m").with_code("BAD")),
                 Reason::InvalidSpec,
                 Phase::Stalled,
                 Retry::AwaitChange,
@@ -96,36 +99,37 @@ mod tests {
                 Retry::Slow,
             ),
             (
-                AlexaError::Unauthorized {
-                    code: None,
-                    message: "m".into(),
+                AlexaError::WrongEndpoint {
+                    service: "a Login with Amazon token endpoint",
+                    url: "http://127.0.0.1:1/auth/o2/token".into(),
+                    setting: crate::alexa::Setting::LwaUrl,
+                    answered: "HTTP 404 with an HTML page".into(),
                 },
+                Reason::EndpointMisconfigured,
+                Phase::Stalled,
+                Retry::Slow,
+            ),
+            (
+                AlexaError::Unauthorized(ApiError::message("m")),
                 Reason::Unauthorized,
                 Phase::Stalled,
                 Retry::Slow,
             ),
             (
-                AlexaError::Forbidden {
-                    code: None,
-                    message: "m".into(),
-                },
+                AlexaError::Forbidden(ApiError::message("m")),
                 Reason::Forbidden,
                 Phase::Stalled,
                 Retry::Slow,
             ),
             (
-                AlexaError::NotFound {
-                    code: None,
-                    message: "m".into(),
-                },
+                AlexaError::NotFound(ApiError::message("m")),
                 Reason::SkillNotFound,
                 Phase::Stalled,
                 Retry::Slow,
             ),
             (
                 AlexaError::Throttled {
-                    code: None,
-                    message: "Rate exceeded".into(),
+                    answer: ApiError::message("Rate exceeded"),
                     retry_after: Some(Duration::from_secs(7)),
                 },
                 Reason::Throttled,
@@ -169,11 +173,9 @@ mod tests {
 
     #[test]
     fn amazon_code_and_message_reach_the_condition() {
-        let err = AlexaError::InvalidRequest {
-            code: Some("INVALID_URL".into()),
-            message: "authorizationUrl must use HTTPS".into(),
-            violations: vec![],
-        };
+        let err = AlexaError::InvalidRequest(
+            ApiError::message("authorizationUrl must use HTTPS").with_code("INVALID_URL"),
+        );
         let (outcome, _) = for_alexa_error(&err, "update the account linking");
         assert!(
             outcome.message.contains("INVALID_URL") && outcome.message.contains("must use HTTPS"),

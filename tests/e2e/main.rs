@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod account_linking;
+mod configuration;
 mod enablement;
 mod operations;
 mod support;
