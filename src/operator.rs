@@ -13,6 +13,7 @@ use futures::future::join_all;
 use crate::alexa::{AlexaClient, Backoff, ClientConfig, RateLimit};
 use crate::cli::RunArgs;
 use crate::controller::context::{Context, Settings};
+use crate::controller::lifecycle::KindContext;
 use crate::controller::runner::{Scope, controller};
 use crate::crd::{SkillAccountLinking, SkillEnablement};
 use crate::metrics::Metrics;
@@ -292,9 +293,12 @@ async fn run_term(
     let mut streams = Vec::new();
     let mut ready_waits = Vec::new();
     let mut enablement_stores = Vec::new();
+    // One kind context per term, shared by every scope's controller of that kind.
+    let linking_ctx = Arc::new(KindContext::<SkillAccountLinking>::new(ctx.clone()));
+    let enablement_ctx = Arc::new(KindContext::<SkillEnablement>::new(ctx.clone()));
     for scope in &scopes {
         let (s, _store, mut synced) = controller::<SkillAccountLinking>(
-            ctx.clone(),
+            linking_ctx.clone(),
             scope.clone(),
             args.concurrency,
             stop_signal(stop.clone()),
@@ -304,7 +308,7 @@ async fn run_term(
             synced.wait_for(|s| *s).await.is_ok()
         }));
         let (s, store, mut synced) = controller::<SkillEnablement>(
-            ctx.clone(),
+            enablement_ctx.clone(),
             scope.clone(),
             args.concurrency,
             stop_signal(stop.clone()),
@@ -315,7 +319,7 @@ async fn run_term(
             synced.wait_for(|s| *s).await.is_ok()
         }));
     }
-    ctx.set_enablement_stores(enablement_stores);
+    enablement_ctx.state.set(enablement_stores);
     let sync = tokio::spawn(async move {
         let all = join_all(ready_waits).await;
         if all.into_iter().all(|r| matches!(r, Ok(true))) {

@@ -2,17 +2,16 @@
 //! per-object failure counts that drive back-off.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
 use super::lifecycle::ManagedKind;
 use crate::alexa::{AlexaClient, Backoff};
-use crate::crd::SkillEnablement;
 use crate::metrics::Metrics;
+use parking_lot::Mutex;
 
 /// Field manager of every write the operator makes (status server-side apply, finalizers).
 pub const FIELD_MANAGER: &str = "alexa-skill-operator";
@@ -31,9 +30,18 @@ pub struct Settings {
 impl Settings {
     /// The resync period with ±10% jitter, so objects created together do not resync together.
     pub fn jittered_resync(&self) -> Duration {
+        self.resync_with(rand::random::<f64>())
+    }
+
+    /// The resync period at point `jitter` in [0, 1] of the ±10% range (deterministic).
+    pub fn resync_with(&self, jitter: f64) -> Duration {
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
         let base = self.resync_period.as_secs_f64();
-        let factor = 0.9 + rand::random::<f64>() * 0.2;
-        Duration::from_secs_f64((base * factor).max(0.001))
+        Duration::from_secs_f64((base * (0.9 + jitter * 0.2)).max(0.001))
     }
 }
 
@@ -47,9 +55,7 @@ pub struct FailureTracker {
 impl FailureTracker {
     /// Counts one more failure and returns the new count.
     pub fn record(&self, uid: &str) -> u32 {
-        let Ok(mut counts) = self.counts.lock() else {
-            return 1;
-        };
+        let mut counts = self.counts.lock();
         let n = counts.entry(uid.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         *n
@@ -57,18 +63,12 @@ impl FailureTracker {
 
     /// Forgets failures after a success (or deletion).
     pub fn reset(&self, uid: &str) {
-        if let Ok(mut counts) = self.counts.lock() {
-            counts.remove(uid);
-        }
+        self.counts.lock().remove(uid);
     }
 
     /// Current count, for tests and status messages.
     pub fn count(&self, uid: &str) -> u32 {
-        self.counts
-            .lock()
-            .ok()
-            .and_then(|c| c.get(uid).copied())
-            .unwrap_or(0)
+        self.counts.lock().get(uid).copied().unwrap_or(0)
     }
 }
 
@@ -89,9 +89,6 @@ pub struct Context {
     /// Per object (uid), the resourceVersion a status write of this operator was based on: the
     /// watch cache may still hold that older object when the next reconcile starts.
     written: Mutex<HashMap<String, Option<String>>>,
-    /// Caches of the SkillEnablement controllers (one per watched namespace), for conflict
-    /// detection without extra API calls.
-    enablement_stores: RwLock<Vec<Store<SkillEnablement>>>,
 }
 
 impl Context {
@@ -115,7 +112,6 @@ impl Context {
             settings,
             failures: FailureTracker::default(),
             written: Mutex::new(HashMap::new()),
-            enablement_stores: RwLock::new(Vec::new()),
         }
     }
 
@@ -137,16 +133,16 @@ impl Context {
     pub async fn latest_status<K: ManagedKind>(&self, obj: &K, api: &Api<K>) -> K::Status {
         let uid = obj.meta().uid.clone().unwrap_or_default();
         let cached_rv = obj.meta().resource_version.clone();
-        let stale = match self.written.lock() {
-            Ok(mut written) => match written.get(&uid) {
+        let stale = {
+            let mut written = self.written.lock();
+            match written.get(&uid) {
                 Some(before) if *before == cached_rv => true,
                 Some(_) => {
                     written.remove(&uid);
                     false
                 }
                 None => false,
-            },
-            Err(_) => false,
+            }
         };
         if stale {
             if let Ok(Some(fresh)) = api.get_opt(&obj.name_any()).await {
@@ -161,34 +157,16 @@ impl Context {
     /// Records that this operator wrote the status of `obj` (see [`Context::latest_status`]).
     pub fn remember_status<K: ManagedKind>(&self, obj: &K) {
         let uid = obj.meta().uid.clone().unwrap_or_default();
-        if let Ok(mut written) = self.written.lock() {
-            written.insert(uid, obj.meta().resource_version.clone());
-        }
+        self.written
+            .lock()
+            .insert(uid, obj.meta().resource_version.clone());
     }
 
     /// Drops everything kept about an object that is gone.
     pub fn forget(&self, uid: &str) {
         self.metrics.object_gone(uid);
         self.failures.reset(uid);
-        if let Ok(mut written) = self.written.lock() {
-            written.remove(uid);
-        }
-    }
-
-    /// Makes the SkillEnablement caches of the running controllers visible to conflict
-    /// detection (replacing those of an earlier leadership term).
-    pub fn set_enablement_stores(&self, list: Vec<Store<SkillEnablement>>) {
-        if let Ok(mut stores) = self.enablement_stores.write() {
-            *stores = list;
-        }
-    }
-
-    /// Every cached SkillEnablement.
-    pub fn enablements(&self) -> Vec<Arc<SkillEnablement>> {
-        self.enablement_stores
-            .read()
-            .map(|stores| stores.iter().flat_map(|s| s.state()).collect())
-            .unwrap_or_default()
+        self.written.lock().remove(uid);
     }
 }
 
@@ -268,7 +246,7 @@ mod tests {
             Some("sha256:new")
         );
         assert!(
-            ctx.written.lock().unwrap().is_empty(),
+            ctx.written.lock().is_empty(),
             "forgotten once the cache moved on"
         );
     }

@@ -14,8 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Resource, ResourceExt};
 
-use super::context::Context;
-use super::lifecycle::{ManagedKind, error_policy, reconcile, trigger_hash};
+use super::lifecycle::{KindContext, ManagedKind, error_policy, reconcile, trigger_hash};
 
 /// Annotation kubectl writes with a full copy of the object; never needed by the operator.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -97,7 +96,7 @@ fn secret_changes(
 /// that turns true once the initial list is in the cache. (Not `Store::wait_until_ready`: the
 /// Controller itself waits on it, and kube-runtime wakes only one of two concurrent waiters.)
 pub fn controller<K: ManagedKind>(
-    ctx: Arc<Context>,
+    ctx: Arc<KindContext<K>>,
     scope: Scope,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,

@@ -524,8 +524,12 @@ async fn deletion_waits_for_amazon_and_says_how_to_let_go() {
     h.delete_secret("lwa").await;
     h.delete::<SkillAccountLinking>("weather").await;
     let obj = h
+        // An ordinary reconcile may report the missing Secret before the deletion's does
+        // (which adds the hint): wait for the deletion's.
         .wait_for::<SkillAccountLinking, _>("weather", "blocked deletion", |o| {
             reason(o) == "SecretNotFound"
+                && o.metadata.deletion_timestamp.is_some()
+                && message(o).contains("deletionPolicy")
         })
         .await;
     assert!(

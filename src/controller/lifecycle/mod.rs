@@ -1,12 +1,16 @@
-//! The reconcile lifecycle both kinds share: finalizer, pause, validation, status write,
-//! events, metrics and requeue policy. Each kind only supplies what to do with Amazon
-//! ([`ManagedKind::apply`] and [`ManagedKind::cleanup`]).
+//! The reconcile lifecycle both kinds share: finalizer, pause, validation, deletion policy,
+//! status write, events, metrics and requeue. Each kind supplies only what to do with Amazon
+//! ([`ManagedKind::apply`]: observe → plan → execute, and [`ManagedKind::cleanup`]); the rules
+//! both kinds follow are pure functions in [`policy`].
+
+pub mod policy;
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
@@ -17,11 +21,16 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Resource, ResourceExt};
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use self::policy::{DRIFT_REPAIRED, Failures};
 use super::conditions::{self, Outcome, Phase, Reason};
 use super::context::{Context, FIELD_MANAGER};
+use super::outcomes::{for_alexa_error, for_secret_error};
+use super::secrets::SecretError;
+use crate::alexa::AlexaError;
 use crate::crd::common::{
     DeletionPolicy, FINALIZER, ManagementPolicy, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION,
 };
@@ -112,11 +121,11 @@ pub enum Retry {
     AwaitChange,
 }
 
-/// What a kind's apply or cleanup concluded.
-#[derive(Debug, Clone)]
-pub struct Step<S> {
-    /// The kind-specific status fields (started from the previous status).
-    pub status: S,
+/// How a kind's apply ended when it got as far as it meant to: the condition to show, when to
+/// look again, and the events to publish. The status fields it changed are in the `&mut` status
+/// the kind was handed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
     /// kstatus outcome.
     pub outcome: Outcome,
     /// Requeue policy.
@@ -125,15 +134,106 @@ pub struct Step<S> {
     pub notes: Vec<Note>,
 }
 
-impl<S> Step<S> {
-    /// A step with no events.
-    pub fn new(status: S, outcome: Outcome, retry: Retry) -> Self {
-        Self {
-            status,
+impl Done {
+    /// Amazon matches the spec: Ready, checked again at the next resync.
+    pub fn ready(message: impl Into<String>) -> Done {
+        Done::new(Outcome::ready(message), Retry::Resync)
+    }
+
+    /// Any outcome, without events.
+    pub fn new(outcome: Outcome, retry: Retry) -> Done {
+        Done {
             outcome,
             retry,
             notes: Vec::new(),
         }
+    }
+
+    /// The same, with one more event.
+    pub fn with_note(mut self, note: Note) -> Done {
+        self.notes.push(note);
+        self
+    }
+
+    /// The same, with these events first.
+    pub fn with_notes(mut self, notes: Vec<Note>) -> Done {
+        let mut all = notes;
+        all.append(&mut self.notes);
+        self.notes = all;
+        self
+    }
+}
+
+/// Why an apply or cleanup stopped early: the condition users see and when to try again. Made
+/// from a Secret or Amazon failure with `?` (see [`Doing`]), so kinds do not spell out the
+/// mapping; [`super::outcomes`] holds the one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// kstatus outcome (Stalled or Progressing, with the reason and message).
+    pub outcome: Outcome,
+    /// Requeue policy.
+    pub retry: Retry,
+}
+
+impl Failure {
+    /// A failure with this outcome and retry.
+    pub fn new(outcome: Outcome, retry: Retry) -> Failure {
+        Failure { outcome, retry }
+    }
+}
+
+impl From<SecretError> for Failure {
+    fn from(err: SecretError) -> Failure {
+        let (outcome, retry) = for_secret_error(&err);
+        Failure { outcome, retry }
+    }
+}
+
+impl From<Failure> for Done {
+    fn from(failure: Failure) -> Done {
+        Done::new(failure.outcome, failure.retry)
+    }
+}
+
+/// Adds what the operator was doing to an Amazon failure, turning it into a [`Failure`]:
+/// `client.call().await.doing("read the account linking from Amazon")?`.
+pub trait Doing<T> {
+    /// The failure, with the condition message "cannot {what}: {error}".
+    fn doing(self, what: &str) -> Result<T, Failure>;
+}
+
+impl<T> Doing<T> for Result<T, AlexaError> {
+    fn doing(self, what: &str) -> Result<T, Failure> {
+        self.map_err(|err| {
+            let (outcome, retry) = for_alexa_error(&err, what);
+            Failure { outcome, retry }
+        })
+    }
+}
+
+/// The shared [`Context`] plus the state only kind `K` needs (for SkillEnablement, the caches
+/// used to detect stage conflicts). Derefs to the shared context.
+pub struct KindContext<K: ManagedKind> {
+    /// What every kind shares.
+    pub shared: Arc<Context>,
+    /// What only this kind keeps.
+    pub state: K::State,
+}
+
+impl<K: ManagedKind> KindContext<K> {
+    /// A kind context with fresh kind state.
+    pub fn new(shared: Arc<Context>) -> Self {
+        KindContext {
+            shared,
+            state: K::State::default(),
+        }
+    }
+}
+
+impl<K: ManagedKind> Deref for KindContext<K> {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.shared
     }
 }
 
@@ -150,6 +250,8 @@ pub trait ManagedKind:
 {
     /// The kind's status type.
     type Status: CommonStatus;
+    /// State only this kind keeps across reconciles (see [`KindContext`]).
+    type State: Default + Send + Sync + 'static;
     /// Kind name for metrics and logs.
     const KIND: &'static str;
 
@@ -163,24 +265,27 @@ pub trait ManagedKind:
     fn secret_names(&self) -> Vec<String>;
     /// Defence-in-depth validation of what the CRD schema should already have rejected.
     fn validate(&self) -> Result<(), String>;
+    /// Where on Amazon the object lives, for messages and events ("skill X stage Y").
+    fn location(&self) -> String;
     /// Status fields derived from the spec alone (e.g. the Mode column), set on every status
     /// write, also while paused or invalid.
     fn describe(&self, _status: &mut Self::Status) {}
-    /// Makes Amazon match the spec (or observes, in Observe mode). `status` is the latest
-    /// status this operator knows (see [`Context::latest_status`]); `checkpoint` saves it
-    /// before a call whose effect must not be lost if the operator dies right after it.
+    /// Makes Amazon match the spec (or observes, in Observe mode): observe → plan → execute.
+    /// `status` starts as the latest status this operator knows (see [`Context::latest_status`])
+    /// and keeps the kind's changes also when it fails; `checkpoint` saves it before a call
+    /// whose effect must not be lost if the operator dies right after it.
     fn apply(
         &self,
-        ctx: &Context,
-        status: Self::Status,
+        ctx: &KindContext<Self>,
+        status: &mut Self::Status,
         checkpoint: &Checkpoint<'_, Self>,
-    ) -> impl Future<Output = Step<Self::Status>> + Send;
+    ) -> impl Future<Output = Result<Done, Failure>> + Send;
     /// Removes the object's state from Amazon. `Err` keeps the finalizer and reports why.
     fn cleanup(
         &self,
-        ctx: &Context,
-        status: Self::Status,
-    ) -> impl Future<Output = Result<Vec<Note>, Step<Self::Status>>> + Send;
+        ctx: &KindContext<Self>,
+        status: &Self::Status,
+    ) -> impl Future<Output = Result<Vec<Note>, Failure>> + Send;
 }
 
 /// Writes a kind's status in the middle of `apply`, before an Amazon call that cannot be
@@ -218,15 +323,13 @@ impl<'a, K: ManagedKind> Checkpoint<'a, K> {
         self.obj.describe(&mut status);
         write_status(self.obj, self.api, &status).await?;
         self.ctx.remember_status(self.obj);
-        *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
+        *self.written.lock() = Some(status);
         Ok(())
     }
 
     /// The status last saved, if any.
     fn into_saved(self) -> Option<K::Status> {
-        self.written
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.written.into_inner()
     }
 }
 
@@ -330,7 +433,7 @@ fn result_label(phase: Phase) -> &'static str {
 /// The reconcile function handed to kube-runtime's `Controller` for kind `K`.
 pub async fn reconcile<K: ManagedKind>(
     obj: Arc<K>,
-    ctx: Arc<Context>,
+    ctx: Arc<KindContext<K>>,
 ) -> Result<Action, LifecycleError> {
     let start = Instant::now();
     let ns = obj.namespace().ok_or(LifecycleError::NoNamespace)?;
@@ -365,7 +468,7 @@ pub async fn reconcile<K: ManagedKind>(
 pub fn error_policy<K: ManagedKind>(
     obj: Arc<K>,
     err: &LifecycleError,
-    ctx: Arc<Context>,
+    ctx: Arc<KindContext<K>>,
 ) -> Action {
     match err {
         LifecycleError::CleanupPending { after, .. } => Action::requeue(*after),
@@ -379,17 +482,18 @@ pub fn error_policy<K: ManagedKind>(
     }
 }
 
+/// Pause and validation first (no calls to Amazon for either), then the kind's apply.
 async fn apply_flow<K: ManagedKind>(
     obj: &K,
-    ctx: &Context,
+    ctx: &KindContext<K>,
     api: &Api<K>,
 ) -> Result<Action, LifecycleError> {
     let start = Instant::now();
     let previous: K::Status = ctx.latest_status(obj, api).await;
+    let mut status = previous.clone();
     let checkpoint = Checkpoint::new(obj, ctx, api);
-    let step = if is_paused(obj) {
-        Step::new(
-            previous.clone(),
+    let done = if is_paused(obj) {
+        Done::new(
             Outcome::idle(
                 Reason::Paused,
                 format!("{PAUSED_ANNOTATION} is \"true\": no calls to Amazon until it is removed"),
@@ -397,54 +501,52 @@ async fn apply_flow<K: ManagedKind>(
             Retry::AwaitChange,
         )
     } else if let Err(why) = obj.validate() {
-        Step::new(
-            previous.clone(),
+        Done::new(
             Outcome::stalled(Reason::InvalidSpec, why),
             Retry::AwaitChange,
         )
     } else {
-        obj.apply(ctx, previous.clone(), &checkpoint).await
+        obj.apply(ctx, &mut status, &checkpoint)
+            .await
+            .unwrap_or_else(Done::from)
     };
-    let mut step = step;
-    obj.describe(&mut step.status);
-    let phase = step.outcome.phase;
+    obj.describe(&mut status);
+    let phase = done.outcome.phase;
     let saved = checkpoint.into_saved();
-    let delay = finish(obj, ctx, api, step, &previous, saved.as_ref()).await?;
+    let delay = finish(obj, ctx, api, status, done, &previous, saved.as_ref()).await?;
     ctx.metrics
         .reconciled(K::KIND, result_label(phase), start.elapsed().as_secs_f64());
     Ok(delay.map_or_else(Action::await_change, Action::requeue))
 }
 
+/// Deletion: Orphan, Observe and paused objects leave Amazon alone; others clean up, and the
+/// finalizer stays until that worked.
 async fn cleanup_flow<K: ManagedKind>(
     obj: &K,
-    ctx: &Context,
+    ctx: &KindContext<K>,
     api: &Api<K>,
 ) -> Result<Action, LifecycleError> {
     let uid = obj.uid().unwrap_or_default();
     // Observe mode never writes to Amazon, not even on delete.
     let orphan = obj.deletion_policy() == DeletionPolicy::Orphan
-        || obj.management_policy() == ManagementPolicy::Observe;
+        || !policy::Policy::of(obj.management_policy()).may_write;
     if orphan || is_paused(obj) {
         let why = if orphan {
             "deletionPolicy is Orphan"
         } else {
             "the object is paused"
         };
-        publish(
-            ctx,
-            obj,
-            &Note::normal(
-                "Orphaned",
-                "Delete",
-                format!("left Amazon's state in place because {why}"),
-            ),
-        )
-        .await;
+        let note = Note::normal(
+            "Orphaned",
+            "Delete",
+            format!("left Amazon's state in place because {why}"),
+        );
+        publish(ctx, obj, &note).await;
         ctx.forget(&uid);
         return Ok(Action::await_change());
     }
     let previous: K::Status = ctx.latest_status(obj, api).await;
-    match obj.cleanup(ctx, previous.clone()).await {
+    match obj.cleanup(ctx, &previous).await {
         Ok(notes) => {
             for note in &notes {
                 publish(ctx, obj, note).await;
@@ -452,14 +554,11 @@ async fn cleanup_flow<K: ManagedKind>(
             ctx.forget(&uid);
             Ok(Action::await_change())
         }
-        Err(mut step) => {
-            // Transient failures while deleting read as "Deleting" (with the cause in the
-            // message); problems that need a human keep their own reason.
-            if step.outcome.phase == Phase::Progressing {
-                step.outcome.reason = Reason::Deleting;
-            }
-            let message = step.outcome.message.clone();
-            let after = finish(obj, ctx, api, step, &previous, None)
+        Err(failure) => {
+            let outcome = policy::cleanup_pending(failure.outcome);
+            let message = outcome.message.clone();
+            let done = Done::new(outcome, failure.retry);
+            let after = finish(obj, ctx, api, previous.clone(), done, &previous, None)
                 .await?
                 .unwrap_or(ctx.settings.stalled_retry);
             Err(LifecycleError::CleanupPending { after, message })
@@ -467,23 +566,23 @@ async fn cleanup_flow<K: ManagedKind>(
     }
 }
 
-/// Writes status and events for a step and turns its retry policy into a requeue delay
-/// (`None`: wait for a change). `saved` is what a [`Checkpoint`] wrote during this reconcile;
-/// conditions and events still compare with `previous`.
+/// Writes status and events for a finished apply or cleanup and turns its retry policy into a
+/// requeue delay (`None`: wait for a change). `saved` is what a [`Checkpoint`] wrote during
+/// this reconcile; conditions and events still compare with `previous`.
 async fn finish<K: ManagedKind>(
     obj: &K,
     ctx: &Context,
     api: &Api<K>,
-    step: Step<K::Status>,
+    status: K::Status,
+    done: Done,
     previous: &K::Status,
     saved: Option<&K::Status>,
 ) -> Result<Option<Duration>, LifecycleError> {
-    let uid = obj.uid().unwrap_or_default();
     let now = Timestamp::now();
-    let mut status = step.status;
+    let mut status = status;
     status.set_conditions(conditions::build(
         previous.conditions(),
-        &step.outcome,
+        &done.outcome,
         obj.meta().generation,
         now,
     ));
@@ -492,46 +591,53 @@ async fn finish<K: ManagedKind>(
     if requested.is_some() {
         status.set_last_handled_reconcile_at(requested);
     }
-
     if &status != saved.unwrap_or(previous) {
         write_status(obj, api, &status)
             .await
             .map_err(LifecycleError::StatusWrite)?;
         ctx.remember_status(obj);
     }
+    report(obj, ctx, &done, previous, now).await;
+    Ok(requeue(obj, ctx, done.retry))
+}
 
-    for note in &step.notes {
+/// Events (the kind's, then a condition change's), the drift-repair metric, the log line of a
+/// condition change, and the object-state metrics.
+async fn report<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    done: &Done,
+    previous: &K::Status,
+    now: Timestamp,
+) {
+    for note in &done.notes {
+        if note.reason == DRIFT_REPAIRED {
+            ctx.metrics
+                .drift_repairs
+                .get_or_create(&crate::metrics::KindLabels {
+                    kind: K::KIND.to_string(),
+                })
+                .inc();
+        }
         publish(ctx, obj, note).await;
     }
-    let previous_reason =
-        conditions::ready_condition(previous.conditions()).map(|c| c.reason.clone());
-    if previous_reason.as_deref() != Some(step.outcome.reason.as_str()) {
+    let previous_ready = conditions::ready_condition(previous.conditions());
+    if let Some(note) =
+        policy::transition_note(previous_ready.map(|c| c.reason.as_str()), &done.outcome)
+    {
         tracing::info!(
             kind = K::KIND,
             namespace = obj.namespace().unwrap_or_default(),
             name = obj.name_any(),
-            ready = step.outcome.is_ready(),
-            reason = step.outcome.reason.as_str(),
-            message = %step.outcome.message,
+            ready = done.outcome.is_ready(),
+            reason = done.outcome.reason.as_str(),
+            message = %done.outcome.message,
             "condition changed"
         );
-        let warning = matches!(step.outcome.phase, Phase::Stalled)
-            || matches!(
-                step.outcome.reason,
-                Reason::Throttled | Reason::ApiUnavailable | Reason::StageConflict
-            );
-        let note = Note {
-            warning,
-            reason: step.outcome.reason.as_str(),
-            action: "Reconcile",
-            message: step.outcome.message.clone(),
-        };
         publish(ctx, obj, &note).await;
     }
-
-    let was_ready =
-        conditions::ready_condition(previous.conditions()).is_some_and(|c| c.status == "True");
-    if was_ready {
+    let uid = obj.uid().unwrap_or_default();
+    if previous_ready.is_some_and(|c| c.status == "True") {
         ctx.metrics.already_ready(&uid);
     }
     let age = obj
@@ -542,39 +648,23 @@ async fn finish<K: ManagedKind>(
     ctx.metrics.object_state(
         K::KIND,
         &uid,
-        step.outcome.is_ready(),
-        step.outcome.reason.as_str(),
+        done.outcome.is_ready(),
+        done.outcome.reason.as_str(),
         age,
     );
+}
 
-    let delay = match step.retry {
-        Retry::Resync => {
+/// Updates the object's failure count and computes the requeue delay ([`policy::requeue_after`]).
+fn requeue<K: ManagedKind>(obj: &K, ctx: &Context, retry: Retry) -> Option<Duration> {
+    let uid = obj.uid().unwrap_or_default();
+    let failures = match policy::failures_after(retry) {
+        Failures::Count => ctx.failures.record(&uid),
+        Failures::Reset => {
             ctx.failures.reset(&uid);
-            Some(ctx.settings.jittered_resync())
-        }
-        Retry::Backoff { retry_after } => {
-            let failures = ctx.failures.record(&uid);
-            Some(
-                ctx.settings
-                    .backoff
-                    .delay(failures)
-                    .max(retry_after.unwrap_or_default()),
-            )
-        }
-        Retry::Slow => {
-            ctx.failures.reset(&uid);
-            Some(ctx.settings.stalled_retry)
-        }
-        Retry::After(delay) => {
-            ctx.failures.reset(&uid);
-            Some(delay)
-        }
-        Retry::AwaitChange => {
-            ctx.failures.reset(&uid);
-            None
+            0
         }
     };
-    Ok(delay)
+    policy::requeue_after(retry, failures, &ctx.settings, rand::random::<f64>())
 }
 
 /// Publishes one event; failures to publish are logged, never fatal.

@@ -1,0 +1,354 @@
+//! The rules both kinds share, as pure functions: what a management policy allows, which event
+//! a write earns, when an object counts as Ready before, what the Observe-mode report says, the
+//! note a condition change gets, and when to look again. No I/O, no clock, no randomness: the
+//! reconcile shell ([`super`]) feeds them and carries out the result.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use super::{Note, Retry};
+use crate::controller::conditions::{Outcome, Phase, Reason, ready_condition};
+use crate::controller::context::Settings;
+use crate::crd::common::ManagementPolicy;
+
+/// What the operator may do for one object, from its `spec.managementPolicy`. Every planner
+/// takes one: Observe never writes to Amazon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Whether writes to Amazon are allowed (Manage) or only reads (Observe).
+    pub may_write: bool,
+}
+
+impl Policy {
+    /// Manage: read, compare and write.
+    pub const MANAGE: Policy = Policy { may_write: true };
+    /// Observe: read and compare; report differences, never write.
+    pub const OBSERVE: Policy = Policy { may_write: false };
+
+    /// The policy a spec's `managementPolicy` selects.
+    pub fn of(policy: ManagementPolicy) -> Policy {
+        match policy {
+            ManagementPolicy::Manage => Policy::MANAGE,
+            ManagementPolicy::Observe => Policy::OBSERVE,
+        }
+    }
+}
+
+/// What a write to Amazon did, as users see it in events: the first write, a spec change being
+/// applied, or an out-of-band change on Amazon being undone (counted as a drift repair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing was there before.
+    Created,
+    /// The spec (or a Secret) asked for something new.
+    Updated,
+    /// The object was Ready for this generation and Amazon changed behind the operator's back.
+    DriftRepaired,
+}
+
+impl Change {
+    /// Decides the kind of change: a create when nothing existed; a repair when the object was
+    /// Ready for its current spec and the desired state did not change since (so Amazon moved);
+    /// else an update.
+    pub fn of(creating: bool, was_ready: bool, desired_unchanged: bool) -> Change {
+        if creating {
+            Change::Created
+        } else if was_ready && desired_unchanged {
+            Change::DriftRepaired
+        } else {
+            Change::Updated
+        }
+    }
+
+    /// The event reason (`Created`, `Updated`, `DriftRepaired`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Change::Created => "Created",
+            Change::Updated => "Updated",
+            Change::DriftRepaired => DRIFT_REPAIRED,
+        }
+    }
+}
+
+/// Event reason of a drift repair; the lifecycle counts the drift-repair metric from it, so a
+/// kind only says what it did.
+pub const DRIFT_REPAIRED: &str = "DriftRepaired";
+
+/// Whether the object was Ready for its current generation before this reconcile.
+pub fn was_ready(
+    conditions: &[Condition],
+    observed_generation: Option<i64>,
+    generation: Option<i64>,
+) -> bool {
+    observed_generation == generation
+        && ready_condition(conditions).is_some_and(|c| c.status == "True")
+}
+
+/// Observe mode's report of a difference: DriftDetected (Ready=False, neither reconciling nor
+/// stalled), checked again at the next resync. `what` says what differs, e.g. "skill X stage Y
+/// is not enabled", and `refrained` what the operator did not do ("not enabling it").
+pub fn observed_drift(what: &str, refrained: &str) -> (Outcome, Retry) {
+    (
+        Outcome::idle(
+            Reason::DriftDetected,
+            format!("Observe mode: {what}; {refrained}"),
+        ),
+        Retry::Resync,
+    )
+}
+
+/// The event a change of the Ready reason earns (`None` when the reason did not change):
+/// Warning for Stalled and for waits users should notice, Normal otherwise.
+pub fn transition_note(previous_reason: Option<&str>, outcome: &Outcome) -> Option<Note> {
+    if previous_reason == Some(outcome.reason.as_str()) {
+        return None;
+    }
+    let warning = outcome.phase == Phase::Stalled
+        || matches!(
+            outcome.reason,
+            Reason::Throttled | Reason::ApiUnavailable | Reason::StageConflict
+        );
+    Some(Note {
+        warning,
+        reason: outcome.reason.as_str(),
+        action: "Reconcile",
+        message: outcome.message.clone(),
+    })
+}
+
+/// What users read while a cleanup cannot finish: transient trouble reads as Deleting (with
+/// the cause); anything that needs a human keeps its reason and says how to let go.
+pub fn cleanup_pending(outcome: Outcome) -> Outcome {
+    let mut outcome = outcome;
+    if outcome.phase == Phase::Progressing {
+        outcome.reason = Reason::Deleting;
+    } else {
+        outcome.message.push_str(
+            "; to delete the object without touching Amazon, set spec.deletionPolicy: Orphan",
+        );
+    }
+    outcome
+}
+
+/// How the per-object failure count changes with a retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failures {
+    /// One more consecutive failure (back-off grows).
+    Count,
+    /// Back to zero.
+    Reset,
+}
+
+/// The failure-count update a retry policy implies: only transient failures count.
+pub fn failures_after(retry: Retry) -> Failures {
+    match retry {
+        Retry::Backoff { .. } => Failures::Count,
+        _ => Failures::Reset,
+    }
+}
+
+/// When to look at the object again (`None`: wait for a change to it or its Secrets).
+/// `failures` is the consecutive-failure count including this one (used by back-off only);
+/// `jitter` in [0, 1) spreads resyncs by ±10% so objects created together do not resync
+/// together. Never sooner than a `Retry-After` Amazon sent.
+pub fn requeue_after(
+    retry: Retry,
+    failures: u32,
+    settings: &Settings,
+    jitter: f64,
+) -> Option<Duration> {
+    match retry {
+        Retry::Resync => Some(settings.resync_with(jitter)),
+        Retry::Backoff { retry_after } => Some(
+            settings
+                .backoff
+                .delay_at(failures, jitter)
+                .max(retry_after.unwrap_or_default()),
+        ),
+        Retry::Slow => Some(settings.stalled_retry),
+        Retry::After(delay) => Some(delay),
+        Retry::AwaitChange => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alexa::Backoff;
+
+    fn settings() -> Settings {
+        Settings {
+            resync_period: Duration::from_secs(600),
+            stalled_retry: Duration::from_secs(300),
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                factor: 2.0,
+                max: Duration::from_secs(60),
+            },
+        }
+    }
+
+    #[test]
+    fn requeue_after_each_retry_policy() {
+        let s = settings();
+        let secs = Duration::from_secs;
+        let backoff = |retry_after| Retry::Backoff { retry_after };
+        // (retry, failures, jitter, expected)
+        let cases: [(Retry, u32, f64, Option<Duration>); 10] = [
+            (Retry::Resync, 0, 0.5, Some(secs(600))),
+            (Retry::Resync, 0, 0.0, Some(secs(540))),
+            (Retry::Resync, 0, 1.0, Some(secs(660))),
+            (backoff(None), 1, 1.0, Some(secs(1))),
+            (backoff(None), 3, 1.0, Some(secs(4))),
+            (backoff(None), 3, 0.5, Some(secs(2))),
+            (backoff(None), 30, 1.0, Some(secs(60))),
+            // Amazon's Retry-After wins over a shorter back-off.
+            (backoff(Some(secs(7))), 1, 1.0, Some(secs(7))),
+            (Retry::Slow, 5, 0.3, Some(secs(300))),
+            (Retry::AwaitChange, 5, 0.3, None),
+        ];
+        for (retry, failures, jitter, want) in cases {
+            assert_eq!(
+                requeue_after(retry, failures, &s, jitter),
+                want,
+                "{retry:?} after {failures} failures, jitter {jitter}"
+            );
+        }
+        assert_eq!(
+            requeue_after(Retry::After(secs(5)), 9, &s, 0.9),
+            Some(secs(5))
+        );
+    }
+
+    #[test]
+    fn only_transient_failures_count() {
+        let cases = [
+            (Retry::Backoff { retry_after: None }, Failures::Count),
+            (
+                Retry::Backoff {
+                    retry_after: Some(Duration::from_secs(1)),
+                },
+                Failures::Count,
+            ),
+            (Retry::Resync, Failures::Reset),
+            (Retry::Slow, Failures::Reset),
+            (Retry::After(Duration::from_secs(5)), Failures::Reset),
+            (Retry::AwaitChange, Failures::Reset),
+        ];
+        for (retry, want) in cases {
+            assert_eq!(failures_after(retry), want, "{retry:?}");
+        }
+    }
+
+    #[test]
+    fn change_kinds() {
+        // (creating, was_ready, desired_unchanged, expected)
+        let cases = [
+            (true, false, false, Change::Created),
+            (true, true, true, Change::Created),
+            (false, true, true, Change::DriftRepaired),
+            (false, true, false, Change::Updated),
+            (false, false, true, Change::Updated),
+            (false, false, false, Change::Updated),
+        ];
+        for (creating, was_ready, unchanged, want) in cases {
+            assert_eq!(
+                Change::of(creating, was_ready, unchanged),
+                want,
+                "creating {creating}, was ready {was_ready}, desired unchanged {unchanged}"
+            );
+        }
+        assert_eq!(Change::DriftRepaired.reason(), "DriftRepaired");
+    }
+
+    fn ready(status: &str) -> Vec<Condition> {
+        vec![Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+            reason: "Synced".into(),
+            message: String::new(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            observed_generation: None,
+        }]
+    }
+
+    #[test]
+    fn was_ready_needs_ready_true_for_the_current_generation() {
+        let cases = [
+            (ready("True"), Some(2), Some(2), true),
+            (ready("True"), Some(1), Some(2), false),
+            (ready("False"), Some(2), Some(2), false),
+            (Vec::new(), Some(2), Some(2), false),
+        ];
+        for (conditions, observed, generation, want) in cases {
+            assert_eq!(
+                was_ready(&conditions, observed, generation),
+                want,
+                "{conditions:?} observed {observed:?} generation {generation:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transition_notes() {
+        let stalled = Outcome::stalled(Reason::SecretNotFound, "no Secret lwa");
+        let throttled = Outcome::progressing(Reason::Throttled, "429");
+        let updating = Outcome::progressing(Reason::Updating, "updating");
+        let synced = Outcome::ready("fine");
+        // (previous reason, outcome, expected Some(warning) or None)
+        let cases = [
+            (Some("Synced"), &synced, None),
+            (None, &synced, Some(false)),
+            (Some("Updating"), &synced, Some(false)),
+            (Some("Synced"), &stalled, Some(true)),
+            (Some("SecretNotFound"), &stalled, None),
+            (Some("Synced"), &throttled, Some(true)),
+            (Some("Synced"), &updating, Some(false)),
+        ];
+        for (previous, outcome, want) in cases {
+            let note = transition_note(previous, outcome);
+            assert_eq!(
+                note.as_ref().map(|n| n.warning),
+                want,
+                "{previous:?} → {outcome:?}"
+            );
+            if let Some(note) = note {
+                assert_eq!(note.reason, outcome.reason.as_str());
+                assert_eq!(note.message, outcome.message);
+            }
+        }
+    }
+
+    #[test]
+    fn cleanup_pending_reads_deleting_or_says_how_to_let_go() {
+        let transient = cleanup_pending(Outcome::progressing(Reason::ApiUnavailable, "503"));
+        assert_eq!(transient.reason, Reason::Deleting);
+        assert!(!transient.message.contains("Orphan"));
+        let human = cleanup_pending(Outcome::stalled(Reason::SecretNotFound, "no Secret lwa"));
+        assert_eq!(human.reason, Reason::SecretNotFound);
+        assert!(
+            human.message.contains("spec.deletionPolicy: Orphan"),
+            "{}",
+            human.message
+        );
+    }
+
+    #[test]
+    fn observe_mode_reports_and_never_writes() {
+        assert!(!Policy::of(ManagementPolicy::Observe).may_write);
+        assert!(Policy::of(ManagementPolicy::Manage).may_write);
+        let (outcome, retry) =
+            observed_drift("skill s stage live is not enabled", "not enabling it");
+        assert_eq!(
+            (outcome.reason, outcome.phase, retry),
+            (Reason::DriftDetected, Phase::Idle, Retry::Resync)
+        );
+        assert_eq!(
+            outcome.message,
+            "Observe mode: skill s stage live is not enabled; not enabling it"
+        );
+    }
+}
