@@ -10,12 +10,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::faults::{FaultConfig, ScriptedResponse, duration_serde};
-use super::reply::Reply;
-use super::requests::Operation;
-use super::server::Shared;
-use super::state::{Store, parse_stage};
-use super::{GetShape, Region};
+use crate::Stage;
+use crate::faults::{FaultConfig, ScriptedResponse, duration_serde};
+use crate::reply::Reply;
+use crate::requests::Operation;
+use crate::server::Shared;
+use crate::state::Store;
+use crate::{GetShape, Region};
 
 fn bad_request(message: impl Into<String>) -> Reply {
     Reply::error(400, "BAD_ADMIN_REQUEST", message)
@@ -158,7 +159,7 @@ fn stage_state(
     what: &str,
     body: &[u8],
 ) -> Reply {
-    if parse_stage(stage).is_none() {
+    if Stage::parse(stage).is_none() {
         return bad_request(format!("unknown stage {stage}"));
     }
     let mut store = shared.store.lock();

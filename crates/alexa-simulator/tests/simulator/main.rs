@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alexa_skill_operator::simulator::{
+use alexa_simulator::{
     DiscoveryMode, FaultConfig, GetShape, Operation, RateLimit, Region, ScriptedResponse,
     SimConfig, SimState, Simulator, SimulatorError, TlsConfig, sandbox,
 };
@@ -1777,10 +1777,9 @@ async fn example_state_file_loads_and_serves() {
 #[tokio::test]
 async fn invalid_state_and_non_loopback_addresses_are_refused() {
     let mut state = SimState::sandbox();
-    state.vendors[0].skills[0].account_linking.insert(
-        alexa_skill_operator::crd::common::Stage::Live,
-        json!({"type": "AUTH_CODE"}),
-    );
+    state.vendors[0].skills[0]
+        .account_linking
+        .insert(alexa_simulator::Stage::Live, json!({"type": "AUTH_CODE"}));
     let err = Simulator::start(SimConfig {
         state,
         ..SimConfig::default()
