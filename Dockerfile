@@ -1,15 +1,20 @@
 # syntax=docker/dockerfile:1
-# Image of alexa-skill-operator: a release build of the one binary on a distroless base.
+# Image of alexa-skill-operator: release builds of the operator and of the Alexa API simulator on
+# a distroless base.
 #
 # - Builder pinned by tag to the toolchain CI tests with; the final stage is distroless "cc"
 #   (glibc + libgcc + CA certificates, no shell, no package manager), matching the builder's
 #   Debian 12 glibc. TLS is rustls, so no OpenSSL is needed. Pin both by digest in your own
 #   build pipeline if you need reproducible images.
-# - `--bin alexa-skill-operator` with `--locked`: exactly the versions in Cargo.lock, and only
-#   the operator binary. The workspace crate crates/kube-test-server is a dev-dependency only,
-#   so it is not compiled into a release build (tests/deploy.rs checks it is no normal
-#   dependency); its manifest is still copied because Cargo needs every workspace member's
-#   Cargo.toml to load the workspace.
+# - `--bin alexa-skill-operator --bin alexa-simulator` with `--locked`: exactly the versions in
+#   Cargo.lock, and only the two binaries. The simulator is its own crate (crates/alexa-simulator)
+#   that the operator never links (tests/workspace.rs checks it); it ships in the same image only
+#   so that `alexa-skill-operator simulate ARGS`, which execs the `alexa-simulator` found beside
+#   it, works in a cluster: tests/e2e-kind.sh runs the simulator from this image. The operator's
+#   entrypoint and behaviour are unchanged. crates/kube-test-server is a dev-dependency only, so
+#   it is not compiled into a release build (tests/deploy.rs checks it is no normal dependency);
+#   its manifest is still copied because Cargo needs every workspace member's Cargo.toml to load
+#   the workspace.
 # - Runs as UID/GID 65532 (distroless "nonroot"), the UID the Deployment's securityContext
 #   expects; works with a read-only root filesystem (only /tmp is written, an emptyDir).
 #
@@ -22,11 +27,14 @@ FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked --bin alexa-skill-operator \
-    && cp target/release/alexa-skill-operator /alexa-skill-operator
+    cargo build --release --locked --bin alexa-skill-operator --bin alexa-simulator \
+        -p alexa-skill-operator -p alexa-simulator \
+    && cp target/release/alexa-skill-operator target/release/alexa-simulator /
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /alexa-skill-operator /alexa-skill-operator
+# Beside the operator, where `alexa-skill-operator simulate` looks for it.
+COPY --from=builder /alexa-simulator /alexa-simulator
 USER 65532:65532
 # /metrics, /healthz and /readyz (--metrics-addr).
 EXPOSE 8080

@@ -33,7 +33,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alexa_skill_operator::simulator::RateLimit;
+use alexa_simulator::RateLimit;
 use serde_json::{Value, json};
 
 pub type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

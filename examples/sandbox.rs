@@ -32,8 +32,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use alexa_simulator::Simulator;
 use alexa_skill_operator::operator::{self, Running};
-use alexa_skill_operator::simulator::Simulator;
 use clap::Parser;
 
 use crate::servers::KubeApi;
@@ -290,7 +290,7 @@ fn columns(with_mode: bool) -> String {
 
 fn summary(kube: &KubeApi, sim: &Simulator, op: Option<&Running>) {
     let kubeconfig = kube.kubeconfig.display().to_string();
-    let skill = alexa_skill_operator::simulator::sandbox::SKILL_ID;
+    let skill = alexa_simulator::sandbox::SKILL_ID;
     let sim_url = sim.url();
     let mut lines: Vec<String> = vec![
         String::new(),

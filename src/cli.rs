@@ -1,6 +1,9 @@
 //! Command-line interface: one binary, one subcommand per role. Every `run` flag has an
 //! environment-variable fallback so the Deployment can be configured either way.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command as Process, ExitCode};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -21,8 +24,14 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what crds/ is generated from).
     Crd,
-    /// Run the local Alexa API simulator (SMAPI, Skill Enablement, LWA) with fault injection.
-    Simulate(crate::simulator::SimulateArgs),
+    /// Run the local Alexa API simulator (SMAPI, Skill Enablement, LWA) with fault injection:
+    /// execs the `alexa-simulator` binary with ARGS (`simulate --help` shows its flags).
+    #[command(disable_help_flag = true)]
+    Simulate {
+        /// Passed through unchanged to `alexa-simulator`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
 }
 
 /// Log output format.
@@ -285,4 +294,56 @@ fn listen_address(value: &str) -> Result<String, String> {
         .parse::<std::net::SocketAddr>()
         .map(|_| value.trim().to_owned())
         .map_err(|_| "must be IP:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:0".to_owned())
+}
+
+/// File name of the simulator binary (its own workspace crate, crates/alexa-simulator).
+pub const SIMULATOR_BINARY: &str = "alexa-simulator";
+
+/// Where `simulate` finds the simulator: beside the running executable (the container image and
+/// `cargo build` put both binaries in one directory), else the first match on `PATH`.
+pub fn find_simulator() -> Option<PathBuf> {
+    let name = format!("{SIMULATOR_BINARY}{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(&name)));
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(&name));
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|path| path.is_file())
+}
+
+/// `alexa-skill-operator simulate ARGS`: replaces this process with `alexa-simulator ARGS`. The
+/// simulator is not part of the operator (the operator's code cannot call it), so this is only a
+/// convenience; when the binary is missing it says how to build it and exits with 2.
+pub fn run_simulator(args: Vec<OsString>) -> ExitCode {
+    let Some(path) = find_simulator() else {
+        eprintln!(
+            "error: {SIMULATOR_BINARY} is neither beside this executable nor on PATH; build it \
+             with `cargo build -p alexa-simulator` (or run `cargo run -p alexa-simulator -- ARGS`)"
+        );
+        return ExitCode::from(2);
+    };
+    let mut command = Process::new(&path);
+    command.args(args);
+    #[cfg(unix)]
+    let error = {
+        use std::os::unix::process::CommandExt;
+        command.exec()
+    };
+    #[cfg(not(unix))]
+    let error = match command.status() {
+        Ok(status) => {
+            return status
+                .code()
+                .and_then(|code| u8::try_from(code).ok())
+                .map_or(ExitCode::FAILURE, ExitCode::from);
+        }
+        Err(error) => error,
+    };
+    eprintln!("error: cannot run {}: {error}", path.display());
+    ExitCode::FAILURE
 }

@@ -11,4 +11,3 @@ pub mod crd;
 pub mod metrics;
 pub mod operator;
 pub mod server;
-pub mod simulator;

@@ -119,7 +119,7 @@ async fn main() -> std::process::ExitCode {
                 .map_err(Into::into)
         }
         Command::Crd => alexa_skill_operator::crd::print_all(),
-        Command::Simulate(args) => alexa_skill_operator::simulator::serve_cli(args).await,
+        Command::Simulate { args } => return alexa_skill_operator::cli::run_simulator(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

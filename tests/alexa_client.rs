@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alexa_simulator::{
+    DiscoveryMode, GetShape, Operation, RateLimit as SimRateLimit, RefreshTokenState, Region,
+    RequestRecord, ScriptedResponse, SimConfig, SimState, Simulator, TlsConfig, sandbox,
+};
 use alexa_skill_operator::alexa::{
     AccountLinkingRequest, AlexaClient, AlexaError, ApiObserver, Backoff, ClientConfig,
     CustomerEnableRequest, CustomerLinkRequest, LwaCredentials, Operation as ApiOperation,
@@ -21,10 +25,6 @@ use alexa_skill_operator::crd::account_linking::{
 };
 use alexa_skill_operator::crd::common::Stage;
 use alexa_skill_operator::crd::enablement::AccountLinkRequestType;
-use alexa_skill_operator::simulator::{
-    DiscoveryMode, GetShape, Operation, RateLimit as SimRateLimit, RefreshTokenState, Region,
-    RequestRecord, ScriptedResponse, SimConfig, SimState, Simulator, TlsConfig, sandbox,
-};
 use serde_json::{Value, json};
 
 const SKILL: &str = sandbox::SKILL_ID;

@@ -10,10 +10,11 @@
 #
 # What it does: builds the image from the Dockerfile and loads it into kind; installs deploy/
 # (CRDs, RBAC, two replicas with leader election) with the operator pointed at the simulator
-# (`alexa-skill-operator simulate`, same image, a Deployment + Service in the operator
-# namespace); applies deploy/samples/ (the simulator's sandbox credentials) and waits until the
-# SkillAccountLinking and both SkillEnablements are Ready; checks a replica holds the Lease;
-# deletes the samples and waits for the finalizers to finish.
+# (`alexa-skill-operator simulate`, which execs the `alexa-simulator` binary the same image
+# ships; a Deployment + Service in the operator namespace); applies deploy/samples/ (the
+# simulator's sandbox credentials) and waits until the SkillAccountLinking and both
+# SkillEnablements are Ready; checks a replica holds the Lease; deletes the samples and waits
+# for the finalizers to finish.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -94,8 +95,9 @@ spec:
         # Regional customer API hosts returned by discovery: never the real Amazon here.
         - --endpoint-override=api.amazonalexa.com=http://alexa-simulator:9100,api.eu.amazonalexa.com=http://alexa-simulator:9101,api.fe.amazonalexa.com=http://alexa-simulator:9102
 EOF
-# The simulator: `simulate --listen 0.0.0.0:9100 --allow-remote` (EU and FE customer APIs on
-# 9101 and 9102), hardened like the operator because the namespace enforces `restricted`.
+# The simulator: `simulate --listen 0.0.0.0:9100 --allow-remote` (the operator binary execs the
+# image's /alexa-simulator; EU and FE customer APIs on 9101 and 9102), hardened like the
+# operator because the namespace enforces `restricted`.
 cat >"$WORK/simulator.yaml" <<EOF
 apiVersion: apps/v1
 kind: Deployment

@@ -90,7 +90,15 @@ fn every_command_in_the_readme_is_known() {
     for command in commands(&readme()) {
         let words: Vec<&str> = command.split_whitespace().collect();
         match words.as_slice() {
-            ["cargo", "test", "--workspace"] | ["cargo", "run", "--example", "sandbox"] => {}
+            ["cargo", "test", "--workspace"]
+            | ["cargo", "run", "--example", "sandbox"]
+            | ["cargo", "build", "-p", "alexa-simulator"] => {}
+            ["cargo", "run", "-p", "alexa-simulator", "--", rest @ ..] => {
+                let mut argv = vec!["alexa-simulator"];
+                argv.extend(rest.iter().filter(|w| **w != "--help"));
+                alexa_simulator::SimulateArgs::try_parse_from(&argv)
+                    .unwrap_or_else(|e| panic!("README command `{command}` does not parse: {e}"));
+            }
             ["cargo", "run", "--", rest @ ..] => {
                 let mut argv = vec!["alexa-skill-operator"];
                 argv.extend(rest.iter().filter(|w| **w != "--help"));

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alexa_skill_operator::simulator::{Operation, sandbox};
+use alexa_simulator::{Operation, sandbox};
 use serde_json::{Value, json};
 
 use crate::env::{Env, ask_cli_request, skill_id};

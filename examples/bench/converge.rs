@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use alexa_skill_operator::simulator::Operation;
+use alexa_simulator::Operation;
 use serde_json::{Value, json};
 
 use crate::env::{Env, skill_id};
@@ -300,10 +300,9 @@ async fn steady_state(
         sleep_until(quiet2.1).await;
     }
     let log = env.sim.requests();
-    let in_range =
-        |a: Instant, b: Instant| -> Vec<&alexa_skill_operator::simulator::RequestRecord> {
-            log.iter().filter(|r| r.at >= a && r.at < b).collect()
-        };
+    let in_range = |a: Instant, b: Instant| -> Vec<&alexa_simulator::RequestRecord> {
+        log.iter().filter(|r| r.at >= a && r.at < b).collect()
+    };
     let q1 = in_range(quiet1.0, quiet1.1);
     let w = in_range(wave.0, wave.1);
     let q2 = if quiet2.1 > quiet2.0 {

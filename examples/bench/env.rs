@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alexa_simulator::{Operation, RequestRecord, SimConfig, Simulator, sandbox};
 use alexa_skill_operator::crd::SkillAccountLinking;
-use alexa_skill_operator::simulator::{Operation, RequestRecord, SimConfig, Simulator, sandbox};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use alexa_skill_operator::simulator::{Operation, RequestRecord};
+use alexa_simulator::{Operation, RequestRecord};
 use serde_json::{Value, json};
 
 use crate::env::Env;

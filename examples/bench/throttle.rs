@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use alexa_skill_operator::simulator::RateLimit;
+use alexa_simulator::RateLimit;
 use serde_json::{Value, json};
 
 use crate::env::Env;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use alexa_skill_operator::simulator::{Simulator, sandbox};
+use alexa_simulator::{Simulator, sandbox};
 use serde_json::{Value, json};
 
 use crate::Res;

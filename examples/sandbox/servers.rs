@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use alexa_simulator::{SimConfig, Simulator, SimulatorError};
 use alexa_skill_operator::cli::{Cli, Command};
 use alexa_skill_operator::operator::{self, Running};
-use alexa_skill_operator::simulator::{SimConfig, Simulator, SimulatorError};
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_test_server::{ListeningServer, TestServer};

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use alexa_simulator::{Operation, ScriptedResponse};
 use alexa_skill_operator::controller::account_linking::request_hash;
 use alexa_skill_operator::controller::context::FIELD_MANAGER;
 use alexa_skill_operator::controller::secrets::hash_tag;
 use alexa_skill_operator::crd::SkillAccountLinking;
-use alexa_skill_operator::simulator::{Operation, ScriptedResponse};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube_test_server::Fault;

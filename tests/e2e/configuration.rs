@@ -1,8 +1,8 @@
 //! Misconfigured URLs end to end: an answer that is not Amazon's API names the URL and the
 //! setting to fix, and is never reported as bad credentials (issue 12).
 
+use alexa_simulator::Operation;
 use alexa_skill_operator::crd::{SkillAccountLinking, SkillEnablement};
-use alexa_skill_operator::simulator::Operation;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{Harness, auth_code_linking, message, owner, reason, sal, stalled};

@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
+use alexa_simulator::{DiscoveryMode, Operation, Region, ScriptedResponse, SimConfig, sandbox};
 use alexa_skill_operator::crd::SkillEnablement;
-use alexa_skill_operator::simulator::{
-    DiscoveryMode, Operation, Region, ScriptedResponse, SimConfig, sandbox,
-};
 use serde_json::{Value, json};
 
 use crate::support::{Harness, SKILL, is_ready, message, owner, reason, settle, stalled};

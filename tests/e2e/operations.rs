@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use alexa_simulator::SimConfig;
 use alexa_skill_operator::cli::{Cli, Command};
 use alexa_skill_operator::crd::{SkillAccountLinking, SkillEnablement};
 use alexa_skill_operator::operator::{self, Running};
 use alexa_skill_operator::server::Role;
-use alexa_skill_operator::simulator::SimConfig;
 use clap::Parser;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};

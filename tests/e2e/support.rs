@@ -4,9 +4,9 @@
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
+use alexa_simulator::{Operation, SimConfig, Simulator, sandbox};
 use alexa_skill_operator::cli::{Cli, Command};
 use alexa_skill_operator::operator::{self, Running};
-use alexa_skill_operator::simulator::{Operation, SimConfig, Simulator, sandbox};
 use clap::Parser;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Resource;

@@ -7,7 +7,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::SimulatorError;
+use crate::SimulatorError;
 
 /// Builds the server configuration, offering HTTP/2 and HTTP/1.1 through ALPN.
 pub(crate) fn server_config(

@@ -9,8 +9,8 @@ use hyper::header::AUTHORIZATION;
 use parking_lot::Mutex;
 use rand::Rng;
 
-use super::reply::Reply;
-use super::state::Subject;
+use crate::reply::Reply;
+use crate::state::Subject;
 
 /// What an access token stands for.
 #[derive(Debug, Clone)]

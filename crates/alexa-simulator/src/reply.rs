@@ -8,7 +8,7 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::requests::FaultKind;
+use crate::requests::FaultKind;
 
 /// One rule a request broke, as SMAPI reports it in `violations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

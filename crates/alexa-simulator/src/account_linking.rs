@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value};
 
-use super::GetShape;
-use super::reply::{Reply, Violation};
-use super::requests::FaultKind;
-use super::state::Store;
-use crate::crd::common::Stage;
+use crate::GetShape;
+use crate::Stage;
+use crate::reply::{Reply, Violation};
+use crate::requests::FaultKind;
+use crate::state::Store;
 
 /// Fields Amazon knows; anything else in a PUT is ignored, as Amazon does.
 const KNOWN_FIELDS: [&str; 14] = [
@@ -346,7 +346,7 @@ pub(crate) fn put(
         .and_then(|skill| skill.stage_mut(stage))
     {
         Some(slot) => {
-            slot.account_linking = Some(super::state::Linking {
+            slot.account_linking = Some(crate::state::Linking {
                 config,
                 etag: etag.clone(),
             });
@@ -378,7 +378,7 @@ pub(crate) fn delete(store: &mut Store, skill_id: &str, stage: Stage) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::{redirect_urls, render, validate};
-    use crate::simulator::GetShape;
+    use crate::GetShape;
     use serde_json::json;
 
     #[test]

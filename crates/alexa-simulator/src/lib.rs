@@ -4,8 +4,14 @@
 //! No machine here can reach Amazon, so the operator's tests, its benchmark and the newcomer
 //! sandbox all talk to this simulator instead. It follows the seed documents (status codes,
 //! bodies, headers) and is driven either in-process through [`Simulator`] or from another process
-//! through the admin endpoints under `/__sim/` (see `docs/SIMULATOR.md`). The operator never
-//! links against this module: it only speaks HTTP to it.
+//! through the admin endpoints under `/__sim/` (see `docs/SIMULATOR.md`), or run as its own
+//! binary, `alexa-simulator`.
+//!
+//! The operator never links against this crate: it is only the operator's dev-dependency (tests,
+//! examples, the sandbox and the benchmark), so the compiler refuses any call from the operator's
+//! code, and the operator only speaks HTTP to it. Likewise this crate does not depend on the
+//! operator: what both need (the [`Operation`] names, the [`Stage`]) is a deliberate copy here,
+//! because the simulator plays Amazon and must not share the operator's assumptions.
 
 mod account_linking;
 mod admin;
@@ -19,6 +25,7 @@ mod reply;
 mod requests;
 mod routes;
 mod server;
+mod stage;
 mod state;
 mod tls;
 
@@ -30,9 +37,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use cli::{SimulateArgs, SimulateFlags, serve_cli};
+pub use cli::{SimulateArgs, serve_cli};
 pub use faults::{DiscoveryMode, FaultConfig, Faults, RateLimit, ScriptedResponse};
 pub use requests::{FaultKind, Operation, RequestRecord};
+pub use stage::Stage;
 pub use state::{
     CustomerEnablementRecord, CustomerState, EnablementState, LwaAuthCodeState, LwaClientState,
     RefreshTokenState, SimState, SkillState, VendorState, sandbox,

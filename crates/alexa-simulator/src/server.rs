@@ -23,13 +23,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::TokenStore;
-use super::faults::{FaultConfig, Faults, Injected};
-use super::reply::Reply;
-use super::requests::{FaultKind, RequestLog, RequestRecord, redact};
-use super::routes::{self, Route};
-use super::state::{SimState, Store};
-use super::{GetShape, Region, SimConfig, Simulator, SimulatorError, admin, auth, lwa, tls};
+use crate::auth::TokenStore;
+use crate::faults::{FaultConfig, Faults, Injected};
+use crate::reply::Reply;
+use crate::requests::{FaultKind, RequestLog, RequestRecord, redact};
+use crate::routes::{self, Route};
+use crate::state::{SimState, Store};
+use crate::{GetShape, Region, SimConfig, Simulator, SimulatorError, admin, auth, lwa, tls};
 
 /// Settings that can change at run time.
 #[derive(Debug, Clone)]

@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::Region;
-use super::account_linking;
-use crate::crd::common::Stage;
+use crate::Region;
+use crate::Stage;
+use crate::account_linking;
 
 /// Names and secrets of the default sandbox state, so tests and docs agree on them. All are
 /// obvious placeholders, never real credentials.
 pub mod sandbox {
-    use crate::simulator::Region;
+    use crate::Region;
 
     /// Vendor (developer account) that owns the sandbox skills.
     pub const VENDOR_ID: &str = "M2SANDBOXVENDOR";
@@ -392,14 +392,6 @@ pub(crate) struct Customer {
 }
 
 /// Parses a path or state stage name.
-pub(crate) fn parse_stage(stage: &str) -> Option<Stage> {
-    match stage {
-        "development" => Some(Stage::Development),
-        "live" => Some(Stage::Live),
-        _ => None,
-    }
-}
-
 /// Indexed run-time state. Every method is O(1) in the number of skills.
 pub(crate) struct Store {
     default_vendor: String,
@@ -592,7 +584,7 @@ impl Store {
     }
 
     pub(crate) fn account_linking(&self, skill_id: &str, stage: &str) -> Option<(Value, String)> {
-        let stage = parse_stage(stage)?;
+        let stage = Stage::parse(stage)?;
         let linking = self
             .skills
             .get(skill_id)?
@@ -608,7 +600,7 @@ impl Store {
         stage: &str,
         config: Value,
     ) {
-        let Some(stage) = parse_stage(stage) else {
+        let Some(stage) = Stage::parse(stage) else {
             tracing::warn!(
                 stage,
                 "ignoring out-of-band account linking for unknown stage"
@@ -633,7 +625,7 @@ impl Store {
     }
 
     pub(crate) fn delete_account_linking_out_of_band(&mut self, skill_id: &str, stage: &str) {
-        if let Some(slot) = parse_stage(stage).and_then(|stage| {
+        if let Some(slot) = Stage::parse(stage).and_then(|stage| {
             self.skills
                 .get_mut(skill_id)
                 .and_then(|skill| skill.stage_mut(stage))
@@ -643,7 +635,7 @@ impl Store {
     }
 
     pub(crate) fn stage_enabled(&self, skill_id: &str, stage: &str) -> bool {
-        parse_stage(stage).is_some_and(|stage| {
+        Stage::parse(stage).is_some_and(|stage| {
             self.skills
                 .get(skill_id)
                 .is_some_and(|skill| skill.enabled_stage == Some(stage))
@@ -651,7 +643,7 @@ impl Store {
     }
 
     pub(crate) fn set_stage_enabled(&mut self, skill_id: &str, stage: &str, enabled: bool) {
-        let Some(stage) = parse_stage(stage) else {
+        let Some(stage) = Stage::parse(stage) else {
             return;
         };
         if let Some(skill) = self.skills.get_mut(skill_id) {

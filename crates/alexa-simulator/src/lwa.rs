@@ -10,9 +10,9 @@ use hyper::HeaderMap;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
-use super::auth::{TokenStore, random_token};
-use super::reply::Reply;
-use super::state::{Grant, Store};
+use crate::auth::{TokenStore, random_token};
+use crate::reply::Reply;
+use crate::state::{Grant, Store};
 
 /// A parsed token request.
 #[derive(Debug, Clone)]

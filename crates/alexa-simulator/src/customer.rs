@@ -4,10 +4,11 @@
 
 use serde_json::Value;
 
-use super::Region;
-use super::faults::DiscoveryMode;
-use super::reply::{Reply, Violation};
-use super::state::{CustomerEnablementRecord, Store, parse_stage};
+use crate::Region;
+use crate::Stage;
+use crate::faults::DiscoveryMode;
+use crate::reply::{Reply, Violation};
+use crate::state::{CustomerEnablementRecord, Store};
 
 /// `GET /v1/alexaApiEndpoint`.
 pub(crate) fn discover(store: &Store, customer: &str, mode: DiscoveryMode) -> Reply {
@@ -92,7 +93,7 @@ pub(crate) fn enable(store: &mut Store, customer: &str, skill_id: &str, body: &[
     let mut violations = Vec::new();
     let stage_name = required_string(root, "stage", &mut violations);
     let stage = stage_name.and_then(|s| {
-        let stage = parse_stage(s);
+        let stage = Stage::parse(s);
         if stage.is_none() {
             violations.push(Violation::new(
                 "INVALID_ENUM_VALUE",

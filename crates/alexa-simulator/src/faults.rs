@@ -11,7 +11,7 @@ use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::requests::Operation;
+use crate::requests::Operation;
 
 /// Per-client token bucket. Amazon publishes no SMAPI limit and no `Retry-After`, so both are
 /// configurable; a zero `retry_after` omits the header to test clients that must not need it.
@@ -365,7 +365,7 @@ pub(crate) mod duration_serde {
 #[cfg(test)]
 mod tests {
     use super::{FaultConfig, Faults, Injected, RateLimit, ScriptedResponse};
-    use crate::simulator::requests::Operation;
+    use crate::requests::Operation;
     use std::time::Duration;
 
     #[test]

@@ -1,35 +1,20 @@
-//! `alexa-skill-operator simulate`: flags, startup banner (URLs, host mapping, sandbox state) and
+//! The `alexa-simulator` binary: flags, startup banner (URLs, host mapping, sandbox state) and
 //! running until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::Parser;
 
-use super::faults::{DiscoveryMode, FaultConfig, RateLimit};
-use super::{GetShape, Region, SimConfig, SimState, Simulator, SimulatorError, TlsConfig};
+use crate::faults::{DiscoveryMode, FaultConfig, RateLimit};
+use crate::{GetShape, Region, SimConfig, SimState, Simulator, SimulatorError, TlsConfig};
 
-/// Flags of `alexa-skill-operator simulate`, boxed so the binary's command enum stays small
-/// (the flags live in [`SimulateFlags`]; `args.listen` works through `Deref`).
-#[derive(Debug, Clone, Args)]
+/// Flags of the `alexa-simulator` binary (also reached as `alexa-skill-operator simulate`, which
+/// execs it). See docs/SIMULATOR.md for the full story.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "alexa-simulator", version, about)]
 pub struct SimulateArgs {
-    /// The flags.
-    #[command(flatten)]
-    pub flags: Box<SimulateFlags>,
-}
-
-impl std::ops::Deref for SimulateArgs {
-    type Target = SimulateFlags;
-
-    fn deref(&self) -> &SimulateFlags {
-        &self.flags
-    }
-}
-
-/// The flags of `alexa-skill-operator simulate`. See docs/SIMULATOR.md for the full story.
-#[derive(Debug, Clone, Args)]
-pub struct SimulateFlags {
     /// Main listener: SMAPI, LWA (/auth/o2/token), the NA customer API, discovery and /__sim/.
     #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:9100")]
     pub listen: SocketAddr,
@@ -56,7 +41,7 @@ pub struct SimulateFlags {
     pub tls_key: Option<PathBuf>,
 
     /// YAML state file replacing the sandbox state (format: docs/SIMULATOR.md,
-    /// examples/sim-state.yaml).
+    /// crates/alexa-simulator/examples/sim-state.yaml).
     #[arg(long, env = "SIM_STATE")]
     pub state: Option<PathBuf>,
 
@@ -305,25 +290,19 @@ mod tests {
     use super::{SimulateArgs, config_from_args};
     use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: SimulateArgs,
-    }
-
     #[test]
     fn region_ports_follow_the_main_port() {
-        let cli = Cli::parse_from(["sim", "--listen", "127.0.0.1:9200"]);
-        let config = config_from_args(&cli.args).unwrap();
+        let args = SimulateArgs::parse_from(["sim", "--listen", "127.0.0.1:9200"]);
+        let config = config_from_args(&args).unwrap();
         assert_eq!(config.eu_listen.port(), 9201);
         assert_eq!(config.fe_listen.port(), 9202);
-        let cli = Cli::parse_from(["sim", "--region-listen", "eu=127.0.0.1:9300"]);
-        assert_eq!(config_from_args(&cli.args).unwrap().eu_listen.port(), 9300);
+        let args = SimulateArgs::parse_from(["sim", "--region-listen", "eu=127.0.0.1:9300"]);
+        assert_eq!(config_from_args(&args).unwrap().eu_listen.port(), 9300);
     }
 
     #[test]
     fn rates_outside_zero_to_one_are_refused() {
-        let cli = Cli::parse_from(["sim", "--error-rate", "1.5"]);
-        assert!(config_from_args(&cli.args).is_err());
+        let args = SimulateArgs::parse_from(["sim", "--error-rate", "1.5"]);
+        assert!(config_from_args(&args).is_err());
     }
 }

@@ -1,9 +1,9 @@
 //! Developer (skill owner) enablement: one enabled stage per skill for the owner's account, so
 //! enabling one stage disables the other, as Amazon does.
 
-use super::reply::Reply;
-use super::state::Store;
-use crate::crd::common::Stage;
+use crate::Stage;
+use crate::reply::Reply;
+use crate::state::Store;
 
 fn not_enabled(skill_id: &str, stage: Stage) -> Reply {
     Reply::error(

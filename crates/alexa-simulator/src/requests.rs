@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use super::Region;
+use crate::Region;
 
 /// What a request asked for, so tests can count calls per API operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

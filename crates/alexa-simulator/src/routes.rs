@@ -4,15 +4,15 @@
 use hyper::header::IF_MATCH;
 use hyper::{HeaderMap, Method};
 
-use super::Region;
-use super::auth::Caller;
-use super::lwa::TokenRequest;
-use super::reply::{Reply, Violation};
-use super::requests::Operation;
-use super::server::Shared;
-use super::state::{Store, parse_stage};
-use super::{account_linking, customer, enablement, lwa};
-use crate::crd::common::Stage;
+use crate::Region;
+use crate::Stage;
+use crate::auth::Caller;
+use crate::lwa::TokenRequest;
+use crate::reply::{Reply, Violation};
+use crate::requests::Operation;
+use crate::server::Shared;
+use crate::state::Store;
+use crate::{account_linking, customer, enablement, lwa};
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +161,7 @@ fn smapi_target(
     stage: &str,
 ) -> Result<Stage, Reply> {
     let mut violations: Vec<Violation> = skill_id_violation(skill_id).into_iter().collect();
-    let parsed = parse_stage(stage);
+    let parsed = Stage::parse(stage);
     if parsed.is_none() {
         violations.push(Violation::new(
             "INVALID_ENUM_VALUE",
@@ -321,7 +321,7 @@ fn wrong_region(status: u16, home: Region, here: Region) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::{Route, classify};
-    use crate::simulator::requests::Operation;
+    use crate::requests::Operation;
     use hyper::Method;
 
     #[test]
