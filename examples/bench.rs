@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use alexa_simulator::RateLimit;
 use serde_json::{Value, json};
 
+/// Any section's failure, printed as is.
 pub type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// What every section needs to know.
@@ -44,6 +45,7 @@ pub struct Ctx {
     pub root: PathBuf,
     /// Scratch folder for kubeconfigs, operator logs and the ASK CLI's HOME.
     pub work: PathBuf,
+    /// The quick variant the test suite runs (tests/bench_smoke.rs): small counts, no ASK CLI.
     pub smoke: bool,
 }
 

@@ -109,6 +109,17 @@ struct ObjectStates {
     seen_ready: HashSet<String>,
 }
 
+/// A metric whose clone shares its series, registered by handle.
+trait RegisterClone {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str);
+}
+
+impl<M: prometheus_client::registry::Metric + Clone> RegisterClone for M {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.clone());
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -118,104 +129,96 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric under the `alexa_operator` prefix.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("alexa_operator");
-        let reconciles = Family::<ReconcileLabels, Counter>::default();
-        let reconcile_duration =
-            Family::<ReconcileLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+        let mut metrics = Self {
+            registry: Registry::default(),
+            reconciles: Default::default(),
+            reconcile_duration: Family::new_with_constructor(
                 seconds_histogram as fn() -> Histogram,
-            );
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        let api_requests = Family::<ApiLabels, Counter>::default();
-        let api_duration = Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            seconds_histogram as fn() -> Histogram,
-        );
-        let token_refreshes = Family::<ResultLabels, Counter>::default();
-        let throttled_waits = Counter::default();
-        let throttled_wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
-        let retry_after_gate_until = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        let objects = Family::<ObjectLabels, Gauge>::default();
-        let time_to_first_ready =
-            Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                ready_histogram as fn() -> Histogram,
-            );
-        let drift_repairs = Family::<KindLabels, Counter>::default();
-
-        registry.register(
-            "reconciles",
-            "Reconciles by kind and result",
-            reconciles.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration by kind and result",
-            reconcile_duration.clone(),
-        );
-        registry.register(
-            "reconcile_errors",
-            "Failed reconciles by kind and error category",
-            reconcile_errors.clone(),
-        );
-        registry.register(
-            "api_requests",
-            "Alexa API requests by operation and HTTP status",
-            api_requests.clone(),
-        );
-        registry.register(
-            "api_request_duration_seconds",
-            "Alexa API request latency",
-            api_duration.clone(),
-        );
-        registry.register(
-            "token_refreshes",
-            "Login with Amazon token refreshes by result",
-            token_refreshes.clone(),
-        );
-        registry.register(
-            "throttled_waits",
-            "Calls that waited for the rate budget or Retry-After",
-            throttled_waits.clone(),
-        );
-        registry.register(
-            "throttled_wait_seconds",
-            "Seconds spent waiting for the rate budget or Retry-After",
-            throttled_wait_seconds.clone(),
-        );
-        registry.register(
-            "retry_after_gate_until_timestamp_seconds",
-            "Unix time until which Amazon asked the operator to wait (Retry-After); 0 if never",
-            retry_after_gate_until.clone(),
-        );
-        registry.register(
-            "objects",
-            "Objects by kind and Ready condition",
-            objects.clone(),
-        );
-        registry.register(
-            "time_to_first_ready_seconds",
-            "Seconds from object creation to its first Ready",
-            time_to_first_ready.clone(),
-        );
-        registry.register(
-            "drift_repairs",
-            "Out-of-band changes on Amazon's side that were undone",
-            drift_repairs.clone(),
-        );
-
-        Self {
-            registry,
-            reconciles,
-            reconcile_duration,
-            reconcile_errors,
-            api_requests,
-            api_duration,
-            token_refreshes,
-            throttled_waits,
-            throttled_wait_seconds,
-            retry_after_gate_until,
-            objects,
-            time_to_first_ready,
-            drift_repairs,
+            ),
+            reconcile_errors: Default::default(),
+            api_requests: Default::default(),
+            api_duration: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
+            token_refreshes: Default::default(),
+            throttled_waits: Default::default(),
+            throttled_wait_seconds: Default::default(),
+            retry_after_gate_until: Default::default(),
+            objects: Default::default(),
+            time_to_first_ready: Family::new_with_constructor(ready_histogram as fn() -> Histogram),
+            drift_repairs: Default::default(),
             states: Mutex::new(ObjectStates::default()),
+        };
+        let mut registry = Registry::with_prefix("alexa_operator");
+        metrics.register_all(&mut registry);
+        metrics.registry = registry;
+        metrics
+    }
+
+    /// Registers a handle to every metric (the families share their series with `self`).
+    fn register_all(&self, registry: &mut Registry) {
+        let all: [(&str, &str, &dyn RegisterClone); 12] = [
+            (
+                "reconciles",
+                "Reconciles by kind and result",
+                &self.reconciles,
+            ),
+            (
+                "reconcile_duration_seconds",
+                "Reconcile duration by kind and result",
+                &self.reconcile_duration,
+            ),
+            (
+                "reconcile_errors",
+                "Failed reconciles by kind and error category",
+                &self.reconcile_errors,
+            ),
+            (
+                "api_requests",
+                "Alexa API requests by operation and HTTP status",
+                &self.api_requests,
+            ),
+            (
+                "api_request_duration_seconds",
+                "Alexa API request latency",
+                &self.api_duration,
+            ),
+            (
+                "token_refreshes",
+                "Login with Amazon token refreshes by result",
+                &self.token_refreshes,
+            ),
+            (
+                "throttled_waits",
+                "Calls that waited for the rate budget or Retry-After",
+                &self.throttled_waits,
+            ),
+            (
+                "throttled_wait_seconds",
+                "Seconds spent waiting for the rate budget or Retry-After",
+                &self.throttled_wait_seconds,
+            ),
+            (
+                "retry_after_gate_until_timestamp_seconds",
+                "Unix time until which Amazon asked the operator to wait (Retry-After); 0 if never",
+                &self.retry_after_gate_until,
+            ),
+            (
+                "objects",
+                "Objects by kind and Ready condition",
+                &self.objects,
+            ),
+            (
+                "time_to_first_ready_seconds",
+                "Seconds from object creation to its first Ready",
+                &self.time_to_first_ready,
+            ),
+            (
+                "drift_repairs",
+                "Out-of-band changes on Amazon's side that were undone",
+                &self.drift_repairs,
+            ),
+        ];
+        for (name, help, metric) in all {
+            metric.register_in(registry, name, help);
         }
     }
 

@@ -328,15 +328,7 @@ impl AlexaClient {
                 continue;
             }
 
-            // A 429, or a 5xx with Retry-After, closes the credential's gate: Amazon asked every
-            // caller, not just this one, to hold off.
-            let wait = match &error {
-                AlexaError::Throttled { retry_after, .. } => {
-                    Some(retry_after.unwrap_or_else(|| config.backoff.delay(failures + 1)))
-                }
-                AlexaError::Overloaded { retry_after, .. } => Some(*retry_after),
-                _ => None,
-            };
+            let wait = gate_for(&error, || config.backoff.delay(failures + 1));
             if let Some(gate) = wait {
                 inner.throttle.defer(&fingerprint, Instant::now() + gate);
                 tracing::info!(
@@ -347,14 +339,8 @@ impl AlexaClient {
                     "Amazon asked to wait; pausing every call with these credentials"
                 );
             }
-            let safe_to_repeat = request.idempotent
-                || !maybe_processed
-                || matches!(error, AlexaError::Throttled { .. });
-            let retry = error.is_transient()
-                && safe_to_repeat
-                && failures < max_retries
-                && wait.is_none_or(|w| w <= config.max_in_call_wait);
-            if !retry {
+            let budget_left = failures < max_retries;
+            if !retry_in_call(&error, request, maybe_processed, budget_left, wait, config) {
                 return Err(error);
             }
             failures += 1;
@@ -452,6 +438,35 @@ impl AlexaClient {
             observer.request(operation, status, started.elapsed());
         }
     }
+}
+
+/// How long a failure closes the credential's gate: a 429 (Amazon's Retry-After, else the
+/// back-off) or a 5xx with Retry-After. Amazon asked every caller, not just this one, to hold off.
+fn gate_for(error: &AlexaError, backoff: impl FnOnce() -> Duration) -> Option<Duration> {
+    match error {
+        AlexaError::Throttled { retry_after, .. } => Some(retry_after.unwrap_or_else(backoff)),
+        AlexaError::Overloaded { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    }
+}
+
+/// Whether the same request is tried again within this call: a transient error, with retries
+/// left, a wait short enough to sit out here, and no risk of doing twice what Amazon may have
+/// done (a non-idempotent request is repeated only when it certainly was not processed).
+fn retry_in_call(
+    error: &AlexaError,
+    request: &Request<'_>,
+    maybe_processed: bool,
+    budget_left: bool,
+    wait: Option<Duration>,
+    config: &ClientConfig,
+) -> bool {
+    let safe_to_repeat =
+        request.idempotent || !maybe_processed || matches!(error, AlexaError::Throttled { .. });
+    error.is_transient()
+        && safe_to_repeat
+        && budget_left
+        && wait.is_none_or(|w| w <= config.max_in_call_wait)
 }
 
 /// A skill ID as a percent-encoded path segment, after checking Amazon's length rule.

@@ -35,14 +35,19 @@ const MANAGER: &str = "gadget-controller";
     status = "GadgetStatus",
     shortname = "gd"
 )]
+/// A toy custom resource the test controller reconciles.
 pub struct GadgetSpec {
+    /// The input the controller doubles into status.
     pub size: i32,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+/// What the test controller writes.
 pub struct GadgetStatus {
+    /// The generation the status describes.
     pub observed_generation: Option<i64>,
+    /// Twice `spec.size`.
     pub doubled: Option<i32>,
 }
 

@@ -170,81 +170,80 @@ impl SkillAccountLinking {
         status: &mut SkillAccountLinkingStatus,
         checkpoint: &Checkpoint<'_, Self>,
     ) -> Result<Executed, Failure> {
-        let matches = || format!("account linking of {} matches the spec", self.location());
-        let done = match plan {
+        let (fields, base_etag, write, change) = match plan {
             Plan::InSync { secret_unverified } => {
-                clear_records(status);
-                let why =
-                    " (Observe mode cannot compare the client secret: Amazon never returns it)";
-                Done::ready(format!(
-                    "{}{}",
-                    matches(),
-                    if secret_unverified { why } else { "" }
-                ))
+                return Ok(Executed::Done(self.in_sync(secret_unverified, status)));
             }
             Plan::EarlierWriteConfirmed => {
-                clear_records(status);
                 status.client_secret_hash = desired.secret_hash.clone();
-                Done::ready(matches()).with_note(Note::normal(
+                let note = Note::normal(
                     "Confirmed",
                     "UpdateAccountLinking",
                     format!(
                         "an update of {} sent before the operator restarted had reached Amazon; not sending it again",
                         self.location()
                     ),
-                ))
+                );
+                return Ok(Executed::Done(self.in_sync(false, status).with_note(note)));
             }
             Plan::ReportDrift { fields } => {
-                let what = format!(
-                    "Amazon's account linking of {} differs from the spec in {}",
-                    self.location(),
-                    fields.join(", ")
-                );
-                status.drift = fields;
-                let (outcome, retry) = policy::observed_drift(&what, "not changing it");
-                Done::new(outcome, retry)
+                return Ok(Executed::Done(self.report_drift(fields, status)));
             }
             Plan::RejectedUnchanged => {
                 let previous = ready_condition(&status.conditions)
                     .map(|c| c.message.clone())
                     .unwrap_or_else(|| "Amazon rejected this account linking as invalid".into());
-                Done::new(
-                    Outcome::stalled(Reason::InvalidSpec, previous),
-                    Retry::AwaitChange,
-                )
+                let outcome = Outcome::stalled(Reason::InvalidSpec, previous);
+                return Ok(Executed::Done(Done::new(outcome, Retry::AwaitChange)));
             }
-            Plan::Create(write) => {
-                let fields = vec!["spec.accountLinking".to_string()];
-                return self
-                    .write(
-                        ctx,
-                        creds,
-                        desired,
-                        (fields, None, write, Change::Created),
-                        status,
-                        checkpoint,
-                    )
-                    .await;
-            }
+            Plan::Create(write) => (
+                vec!["spec.accountLinking".to_string()],
+                None,
+                write,
+                Change::Created,
+            ),
             Plan::Update {
                 fields,
                 base_etag,
                 write,
                 change,
-            } => {
-                return self
-                    .write(
-                        ctx,
-                        creds,
-                        desired,
-                        (fields, base_etag, write, change),
-                        status,
-                        checkpoint,
-                    )
-                    .await;
-            }
+            } => (fields, base_etag, write, change),
         };
-        Ok(Executed::Done(done))
+        self.write(
+            ctx,
+            creds,
+            desired,
+            (fields, base_etag, write, change),
+            status,
+            checkpoint,
+        )
+        .await
+    }
+
+    /// Amazon matches: forget the records of earlier writes and drift.
+    fn in_sync(&self, secret_unverified: bool, status: &mut SkillAccountLinkingStatus) -> Done {
+        clear_records(status);
+        let why = if secret_unverified {
+            " (Observe mode cannot compare the client secret: Amazon never returns it)"
+        } else {
+            ""
+        };
+        Done::ready(format!(
+            "account linking of {} matches the spec{why}",
+            self.location()
+        ))
+    }
+
+    /// Observe mode: record and report the fields that differ.
+    fn report_drift(&self, fields: Vec<String>, status: &mut SkillAccountLinkingStatus) -> Done {
+        let what = format!(
+            "Amazon's account linking of {} differs from the spec in {}",
+            self.location(),
+            fields.join(", ")
+        );
+        status.drift = fields;
+        let (outcome, retry) = policy::observed_drift(&what, "not changing it");
+        Done::new(outcome, retry)
     }
 
     /// The PUT: records a pending write first when it carries the client secret, then sends it

@@ -2,6 +2,8 @@
 //! the health/metrics server together. The sandbox, the tests and the benchmark call
 //! [`run_with_client`] so they exercise exactly this code path.
 
+mod leader;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -190,69 +192,29 @@ pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunEr
     tracing::info!(%metrics_addr, "serving /metrics, /healthz and /readyz");
 
     let election = if args.leader_election {
-        let seconds = args.lease_duration.as_secs().max(2);
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
-            .with_namespace(&args.lease_namespace)
-            .with_identity(&identity)
-            .with_duration(seconds)
-            .with_grace((seconds / 3).max(1))
-            .build()
-            .await
-            .map_err(|e| {
-                RunError::Config(format!(
-                    "leader election: cannot use Lease {}/{}: {e}",
-                    args.lease_namespace, args.lease_name
-                ))
-            })?;
+        let election = leader::elect(client, &args, &identity).await?;
         health.set_role(Role::Standby);
-        Some(manager.watch().await)
+        Some(election)
     } else {
         None
     };
 
-    let lease_task = election.as_ref().map(|(_, task)| task.abort_handle());
+    let lease_task = election.as_ref().map(leader::Election::abort_handle);
     let grace = args.shutdown_grace;
     let task_health = health.clone();
     let task = tokio::spawn(async move {
         let lead = async {
             match election {
                 None => run_term(ctx, &args, task_health, stop_rx).await,
-                Some((mut leading, lease_task)) => {
-                    let mut stop_rx = stop_rx;
-                    loop {
-                        tokio::select! {
-                            changed = leading.wait_for(|is_leader| *is_leader) => {
-                                if changed.is_err() {
-                                    task_health.set_role(Role::Unhealthy);
-                                    break;
-                                }
-                            }
-                            _ = stop_rx.wait_for(|stop| *stop) => break,
-                        }
-                        tracing::info!(identity = %identity, "elected leader; starting controllers");
-                        task_health.set_role(Role::Leader);
-                        let (term_stop_tx, term_stop_rx) = tokio::sync::watch::channel(false);
-                        let term = run_term(ctx.clone(), &args, task_health.clone(), term_stop_rx);
-                        tokio::pin!(term);
-                        let shutting_down = tokio::select! {
-                            _ = &mut term => false,
-                            _ = leading.wait_for(|is_leader| !*is_leader) => {
-                                tracing::warn!("lost leadership; stopping controllers");
-                                false
-                            }
-                            _ = stop_rx.wait_for(|stop| *stop) => true,
-                        };
-                        let _ = term_stop_tx.send(true);
-                        let _ = tokio::time::timeout(grace, &mut term).await;
-                        task_health.set_synced(false);
-                        if shutting_down {
-                            break;
-                        }
-                        task_health.set_role(Role::Standby);
-                    }
-                    // Dropping the receiver makes the lease task release the Lease for a fast hand-over.
-                    drop(leading);
-                    let _ = tokio::time::timeout(LEASE_RELEASE_TIMEOUT, lease_task).await;
+                Some(election) => {
+                    let term = leader::Term {
+                        ctx,
+                        args: &args,
+                        health: task_health,
+                        identity: &identity,
+                        grace,
+                    };
+                    leader::lead_while_elected(election, term, stop_rx).await;
                 }
             }
         };
