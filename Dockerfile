@@ -12,7 +12,7 @@
 #   so that `alexa-skill-operator simulate ARGS`, which execs the `alexa-simulator` found beside
 #   it, works in a cluster: tests/e2e-kind.sh runs the simulator from this image. The operator's
 #   entrypoint and behaviour are unchanged. crates/kube-test-server is a dev-dependency only, so
-#   it is not compiled into a release build (tests/deploy.rs checks it is no normal dependency);
+#   it is not compiled into a release build (tests/deploy/ checks it is no normal dependency);
 #   its manifest is still copied because Cargo needs every workspace member's Cargo.toml to load
 #   the workspace.
 # - Runs as UID/GID 65532 (distroless "nonroot"), the UID the Deployment's securityContext
@@ -20,7 +20,7 @@
 #
 # Build: docker build -t alexa-skill-operator:0.1.0 .
 # (BuildKit, the default builder since Docker 23, is needed for the cargo registry cache mount.)
-# This project's CI has no Docker engine, so the image is not built there; tests/deploy.rs checks
+# This project's CI has no Docker engine, so the image is not built there; tests/deploy/ checks
 # this file's shape, and that the binary runs from an empty read-only directory with only /tmp
 # writable. tests/e2e-kind.sh builds and runs it for real.
 FROM rust:1.95.0-bookworm AS builder

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end check of deploy/ in a real Kubernetes cluster (kind), against the built-in Alexa
 # simulator running in the cluster. It cannot run in this project's CI: CI machines have no
-# Docker engine and no kind. tests/deploy.rs only checks that it parses (`bash -n`).
+# Docker engine and no kind. tests/deploy/ only checks that it parses (`bash -n`).
 #
 # Needs docker, kind and kubectl (1.27 or newer) on PATH. Run from anywhere:
 #   bash tests/e2e-kind.sh                 # creates kind cluster alexa-e2e, deletes it at the end

@@ -1,6 +1,6 @@
 -- Argo CD health check for alexa.operator.dev SkillAccountLinking and SkillEnablement.
 -- The same script serves both kinds (deploy/argocd/argocd-cm-patch.yaml embeds it twice;
--- tests/deploy.rs checks the copies match and runs this file on sample objects). It reads the
+-- tests/deploy/ checks the copies match and runs this file on sample objects). It reads the
 -- kstatus-style conditions the operator writes (Ready, Reconciling, Stalled), in this order:
 --   no status or no conditions yet                                 -> Progressing
 --   Ready=False with reason Paused (alexa.operator.dev/paused)      -> Suspended

@@ -147,10 +147,11 @@ mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 pub use error::Error;
@@ -216,7 +217,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn record(&self, r: RequestRecord) {
-        let mut log = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut log = self.requests.lock();
         if log.len() >= MAX_REQUEST_LOG {
             log.pop_front();
         }
@@ -225,7 +226,7 @@ impl Inner {
 
     /// If a pending fault matches this request and it is the Nth match, consume it.
     fn take_fault(&self, method: &Method, path: &str, query: Option<&str>) -> Option<u16> {
-        let mut faults = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut faults = self.faults.lock();
         if faults.is_empty() {
             return None;
         }
@@ -252,17 +253,11 @@ impl Inner {
     }
 
     pub(crate) fn bookmark_interval(&self) -> Duration {
-        *self
-            .bookmark_interval
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        *self.bookmark_interval.lock()
     }
 
     pub(crate) fn server_address(&self) -> String {
-        self.server_address
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.server_address.lock().clone()
     }
 }
 
@@ -319,11 +314,7 @@ impl TestServer {
     }
 
     fn seed(&self, obj: Value) {
-        let reg = self
-            .inner
-            .registry
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let reg = self.inner.registry.read();
         let Some(rt) = reg.by_api_version("v1", "namespaces") else {
             return;
         };
@@ -343,11 +334,7 @@ impl TestServer {
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default 5s; the real
     /// apiserver sends one about every minute).
     pub fn with_bookmark_interval(self, interval: Duration) -> Self {
-        *self
-            .inner
-            .bookmark_interval
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = interval.max(Duration::from_millis(10));
+        *self.inner.bookmark_interval.lock() = interval.max(Duration::from_millis(10));
         self
     }
 
@@ -356,11 +343,7 @@ impl TestServer {
     pub fn with_crds_from_dir(self, dir: impl AsRef<Path>) -> Result<Self, Error> {
         let docs = resources::load_dir(dir.as_ref())?;
         {
-            let mut reg = self
-                .inner
-                .registry
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut reg = self.inner.registry.write();
             for (_, d) in docs.iter().filter(|(_, d)| {
                 d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
             }) {
@@ -377,11 +360,7 @@ impl TestServer {
             path: "<value>".into(),
             message: e.to_string(),
         })?;
-        self.inner
-            .registry
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add_crd(&v)?;
+        self.inner.registry.write().add_crd(&v)?;
         Ok(self)
     }
 
@@ -400,32 +379,18 @@ impl TestServer {
     /// operator process.
     pub async fn listen(&self, addr: SocketAddr) -> Result<ListeningServer, Error> {
         let l = ListeningServer::start(self.router(), addr).await?;
-        *self
-            .inner
-            .server_address
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = l.addr.to_string();
+        *self.inner.server_address.lock() = l.addr.to_string();
         Ok(l)
     }
 
     /// Requests answered so far, in order (the last 100,000, so long benchmarks stay bounded).
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.inner
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect()
+        self.inner.requests.lock().iter().cloned().collect()
     }
 
     /// Forget the request log.
     pub fn clear_requests(&self) {
-        self.inner
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.inner.requests.lock().clear();
     }
 
     /// Fail the Nth matching request from now on (see [`Fault`]). Several faults may be pending.
@@ -433,18 +398,13 @@ impl TestServer {
         self.inner
             .faults
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .push(PendingFault { fault, seen: 0 });
     }
 
     /// Drop the watch history: watching from any resourceVersion issued so far answers an
     /// in-stream 410 ERROR, so clients must relist (as after etcd compaction).
     pub fn compact_history(&self) {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .compact();
+        self.inner.state.lock().compact();
     }
 
     /// End every open watch stream (clients re-watch from their last resourceVersion).
@@ -454,20 +414,12 @@ impl TestServer {
 
     /// The last resourceVersion issued.
     pub fn resource_version(&self) -> u64 {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .rv
+        self.inner.state.lock().rv
     }
 
     /// All stored objects (every resource, in (namespace, name) order per resource).
     pub fn dump(&self) -> Vec<Value> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .all()
+        self.inner.state.lock().all()
     }
 
     /// One stored object by apiVersion (`v1`, `alexa.operator.dev/v1alpha1`), plural, namespace
@@ -484,13 +436,8 @@ impl TestServer {
             .inner
             .registry
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
             .by_api_version(api_version, kind_plural)?;
-        let st = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let st = self.inner.state.lock();
         st.get(&rt.key, namespace.unwrap_or(""), name)
             .map(|o| events::view(&rt, o).into_owned())
     }

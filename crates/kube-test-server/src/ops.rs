@@ -4,9 +4,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use base64::Engine;
+use parking_lot::MutexGuard;
 use serde_json::{Map, Value, json};
 
 use crate::Inner;
@@ -59,10 +60,7 @@ pub(crate) fn now() -> String {
 }
 
 fn lock(inner: &Inner) -> MutexGuard<'_, State> {
-    inner
-        .state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    inner.state.lock()
 }
 
 fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {

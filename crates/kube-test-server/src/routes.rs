@@ -207,12 +207,7 @@ fn dispatch(
         v.map(|v| json_response(200, &v))
             .ok_or_else(|| ApiError::path_not_found(path))
     };
-    let reg = || {
-        inner
-            .registry
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
+    let reg = || inner.registry.read();
     match segs.as_slice() {
         ["version"] => discovery_get(Some(discovery::version()), verb),
         ["healthz" | "livez" | "readyz"] => {
@@ -268,7 +263,6 @@ fn resource(
     let rt = inner
         .registry
         .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(group, version, plural)
         .ok_or_else(not_found)?;
     if (rt.namespaced && name.is_some() && ns.is_none()) || (!rt.namespaced && ns.is_some()) {

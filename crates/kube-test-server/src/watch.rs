@@ -206,10 +206,7 @@ pub(crate) fn watch(
 
     // Snapshot + subscription under one lock.
     let (rx, start_rv, initial, replay, too_old) = {
-        let st = inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = inner.state.lock();
         let rx = st.subscribe();
         let start_rv = st.rv;
         let ns = filter.ns.as_deref();
