@@ -98,6 +98,9 @@ pub struct Metrics {
     pub time_to_first_ready: Family<KindLabels, Histogram, fn() -> Histogram>,
     /// Out-of-band changes on Amazon's side that were undone.
     pub drift_repairs: Family<KindLabels, Counter>,
+    /// Objects that stopped writing because Amazon accepted writes without its read-back
+    /// agreeing (reason NotConverging), counted when they enter that state.
+    pub not_converging: Family<KindLabels, Counter>,
     states: Mutex<ObjectStates>,
 }
 
@@ -145,6 +148,7 @@ impl Metrics {
             objects: Default::default(),
             time_to_first_ready: Family::new_with_constructor(ready_histogram as fn() -> Histogram),
             drift_repairs: Default::default(),
+            not_converging: Default::default(),
             states: Mutex::new(ObjectStates::default()),
         };
         let mut registry = Registry::with_prefix("alexa_operator");
@@ -155,7 +159,7 @@ impl Metrics {
 
     /// Registers a handle to every metric (the families share their series with `self`).
     fn register_all(&self, registry: &mut Registry) {
-        let all: [(&str, &str, &dyn RegisterClone); 12] = [
+        let all: [(&str, &str, &dyn RegisterClone); 13] = [
             (
                 "reconciles",
                 "Reconciles by kind and result",
@@ -215,6 +219,11 @@ impl Metrics {
                 "drift_repairs",
                 "Out-of-band changes on Amazon's side that were undone",
                 &self.drift_repairs,
+            ),
+            (
+                "not_converging",
+                "Objects that stopped writing because Amazon kept answering otherwise",
+                &self.not_converging,
             ),
         ];
         for (name, help, metric) in all {

@@ -54,7 +54,7 @@ pub use credentials::LwaCredentials;
 pub use errors::{AlexaError, ApiError, Setting, Violation};
 pub use models::{
     AccountLinkingInfo, AccountLinkingRequest, CustomerEnableRequest, CustomerEnablementStatus,
-    CustomerLinkRequest, Versioned,
+    CustomerLinkRequest, REQUEST_ONLY_FIELDS, Versioned,
 };
 pub use observer::{ApiObserver, Operation};
 pub use secrecy::{ExposeSecret, SecretString};

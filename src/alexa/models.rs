@@ -135,10 +135,11 @@ impl AccountLinkingInfo {
 impl AccountLinkingInfo {
     /// Names (as on the wire) of the fields where Amazon's state differs from `desired`, for
     /// drift detection and `status.drift`. Knows Amazon's ways so a steady state never looks
-    /// like drift: `clientSecret` is write-only (track it by hash instead); an empty desired
-    /// `redirectUrls` means "Amazon's defaults"; absent `skipOnEnablement` is `false` and absent
-    /// `voiceForwardAccountLinking` is `DISABLED` on both sides; lists compare as sets (Amazon
-    /// may reorder them).
+    /// like drift: the request-only fields (`clientSecret`, `skipOnEnablement`: Amazon's GET
+    /// does not return them, see [`REQUEST_ONLY_FIELDS`]) are never compared, whatever a server
+    /// echoes (the controller tracks what it applied instead); an empty desired `redirectUrls`
+    /// means "Amazon's defaults"; absent `voiceForwardAccountLinking` is `DISABLED` on both
+    /// sides; lists compare as sets (Amazon may reorder them).
     pub fn differences_from(&self, desired: &AccountLinkingRequest) -> Vec<&'static str> {
         let mut out = Vec::new();
         if self.type_ != desired.type_ {
@@ -192,9 +193,6 @@ impl AccountLinkingInfo {
         {
             out.push("authorizationUrlsByPlatform");
         }
-        if self.skip_on_enablement.unwrap_or(false) != desired.skip_on_enablement.unwrap_or(false) {
-            out.push("skipOnEnablement");
-        }
         let voice = |v: Option<VoiceForwardAccountLinking>| {
             v.unwrap_or(VoiceForwardAccountLinking::Disabled)
         };
@@ -205,6 +203,12 @@ impl AccountLinkingInfo {
         out
     }
 }
+
+/// Request properties the GET account linking response does not document (the seed's response
+/// table lists type, authorizationUrl, domains, clientId, scopes, accessTokenUrl,
+/// accessTokenScheme, defaultTokenExpirationInSeconds, redirectUrls, authorizationUrlsByPlatform
+/// and voiceForwardAccountLinking only): what was applied cannot be read back, only recorded.
+pub const REQUEST_ONLY_FIELDS: [&str; 2] = ["clientSecret", "skipOnEnablement"];
 
 /// Whether two string lists hold the same items, ignoring order and repeats.
 fn same_set(a: &[String], b: &[String]) -> bool {
@@ -891,7 +895,10 @@ mod tests {
         assert!(
             diff.contains(&"redirectUrls") && diff.contains(&"defaultTokenExpirationInSeconds")
         );
-        assert!(diff.contains(&"skipOnEnablement"));
+        assert!(
+            !diff.contains(&"skipOnEnablement"),
+            "request-only: tracked by the controller, never compared"
+        );
     }
 
     #[test]

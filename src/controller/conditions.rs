@@ -45,6 +45,8 @@ pub enum Reason {
     StageConflict,
     /// Amazon rejected the customer's authorization code; a new code is needed.
     AuthCodeInvalid,
+    /// Amazon accepted writes but kept answering something else; writing stopped after 3.
+    NotConverging,
     /// The paused annotation is set; the operator makes no calls to Amazon.
     Paused,
     /// Observe mode: Amazon's state differs from the spec and is only reported.
@@ -70,13 +72,14 @@ impl Reason {
             Reason::ApiUnavailable => "ApiUnavailable",
             Reason::StageConflict => "StageConflict",
             Reason::AuthCodeInvalid => "AuthCodeInvalid",
+            Reason::NotConverging => "NotConverging",
             Reason::Paused => "Paused",
             Reason::DriftDetected => "DriftDetected",
         }
     }
 
     /// Every reason, for documentation and metric pre-registration.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Synced,
         Reason::Creating,
         Reason::Updating,
@@ -92,6 +95,7 @@ impl Reason {
         Reason::ApiUnavailable,
         Reason::StageConflict,
         Reason::AuthCodeInvalid,
+        Reason::NotConverging,
         Reason::Paused,
         Reason::DriftDetected,
     ];

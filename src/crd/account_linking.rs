@@ -199,6 +199,23 @@ pub struct SkillAccountLinkingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_hash: Option<String>,
 
+    /// SHA-256 of the request-only fields other than the secret (`skipOnEnablement`) last
+    /// applied. Amazon's GET does not return them (see docs/AMAZON.md), so they are rewritten
+    /// only when the spec asks for something else than what this records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_only_hash: Option<String>,
+
+    /// SHA-256 identity of the request whose writes Amazon accepted but whose read-back still
+    /// differed, and how many such writes were sent (`unconvergedWrites`). After 3 the operator
+    /// stops writing (reason NotConverging) until the spec or a Secret changes, the
+    /// reconcile-requested-at annotation asks for one more attempt, or Amazon comes to agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconverged_request_hash: Option<String>,
+
+    /// Writes of `unconvergedRequestHash` that Amazon accepted without its read-back agreeing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconverged_writes: Option<u32>,
+
     /// SHA-256 identity (spec and client secret hash) of an update carrying the client secret
     /// that was sent but whose outcome is not recorded yet. If the operator stops before
     /// recording it, the next reconcile sees from Amazon's ETag that the update landed and does

@@ -472,7 +472,7 @@ async fn observe_mode_with_a_client_secret_is_ready_when_everything_readable_mat
         .wait_for::<SkillAccountLinking, _>("observed", "Ready", is_ready)
         .await;
     assert!(
-        message(&o).contains("cannot compare the client secret"),
+        message(&o).contains("cannot compare clientSecret"),
         "{}",
         message(&o)
     );

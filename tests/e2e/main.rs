@@ -7,5 +7,6 @@
 mod account_linking;
 mod configuration;
 mod enablement;
+mod fidelity;
 mod operations;
 mod support;

@@ -17,11 +17,13 @@ use super::conditions::{Outcome, Reason, ready_condition};
 use super::lifecycle::policy::{self, Change, Policy};
 use super::lifecycle::{Checkpoint, Doing, Done, Failure, KindContext, ManagedKind, Note, Retry};
 use super::secrets::{hash_tag, read_credentials, read_key};
-use crate::alexa::{AccountLinkingRequest, AlexaError, LwaCredentials};
+use crate::alexa::{
+    AccountLinkingInfo, AccountLinkingRequest, AlexaError, LwaCredentials, REQUEST_ONLY_FIELDS,
+};
 use crate::crd::account_linking::{
     AccountLinkingSpec, AccountLinkingType, SkillAccountLinking, SkillAccountLinkingStatus,
 };
-use crate::crd::common::{DeletionPolicy, ManagementPolicy};
+use crate::crd::common::{DeletionPolicy, ManagementPolicy, RECONCILE_REQUESTED_ANNOTATION};
 
 pub use self::plan::{drift, pending_write_landed};
 
@@ -113,6 +115,47 @@ pub fn request_hash(spec: &AccountLinkingSpec, secret_hash: Option<&str>) -> Str
     ))
 }
 
+/// Digest of the request-only fields other than the secret, as applied (`None`: the spec does
+/// not set `skipOnEnablement`, which a PUT without it sets to false).
+pub fn request_only_hash(skip_on_enablement: Option<bool>) -> String {
+    hash_tag(&format!(
+        "skipOnEnablement={}",
+        skip_on_enablement.unwrap_or(false)
+    ))
+}
+
+/// "field: spec X, Amazon Y" for each differing field, from both sides' JSON (the request-only
+/// fields, which include the client secret, are never shown: they are not compared).
+pub fn describe_differences(
+    info: &AccountLinkingInfo,
+    request: &AccountLinkingRequest,
+    fields: &[String],
+) -> String {
+    let amazon = serde_json::to_value(info).unwrap_or_default();
+    let spec = serde_json::to_value(request)
+        .map(|v| v["accountLinkingRequest"].clone())
+        .unwrap_or_default();
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "unset".to_string(),
+        other => other.to_string(),
+    };
+    fields
+        .iter()
+        .map(|field| {
+            let key = field.trim_start_matches("spec.accountLinking.");
+            if REQUEST_ONLY_FIELDS.contains(&key) || key.ends_with("Ref") {
+                return format!("{key}: not readable from Amazon");
+            }
+            format!(
+                "{key}: spec {}, Amazon {}",
+                show(&spec[key]),
+                show(&amazon[key])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The outcome of carrying out a plan: done, or Amazon refused the write because it changed
 /// since it was read (412), so observe and plan again.
 enum Executed {
@@ -132,10 +175,19 @@ impl SkillAccountLinking {
             None => None,
         };
         let secret_hash = client_secret.as_deref().map(hash_tag);
+        let mut unverifiable = Vec::new();
+        if secret_hash.is_some() {
+            unverifiable.push("clientSecret");
+        }
+        if spec.skip_on_enablement.is_some() {
+            unverifiable.push("skipOnEnablement");
+        }
         let desired = Desired {
             request_hash: request_hash(spec, secret_hash.as_deref()),
             request: AccountLinkingRequest::from_spec(spec, client_secret.map(Into::into)),
             secret_hash,
+            request_only_hash: request_only_hash(spec.skip_on_enablement),
+            unverifiable,
         };
         Ok((creds, desired))
     }
@@ -166,16 +218,27 @@ impl SkillAccountLinking {
         ctx: &KindContext<Self>,
         creds: &LwaCredentials,
         desired: &Desired,
-        plan: Plan,
+        (observed, plan): (&Observed, Plan),
         status: &mut SkillAccountLinkingStatus,
         checkpoint: &Checkpoint<'_, Self>,
     ) -> Result<Executed, Failure> {
         let (fields, base_etag, write, change) = match plan {
-            Plan::InSync { secret_unverified } => {
-                return Ok(Executed::Done(self.in_sync(secret_unverified, status)));
+            Plan::InSync { unverifiable } => {
+                return Ok(Executed::Done(self.in_sync(&unverifiable, status)));
+            }
+            Plan::NotConverging { fields } => {
+                let info = observed
+                    .current
+                    .as_ref()
+                    .map(|v| v.value.clone())
+                    .unwrap_or_default();
+                return Ok(Executed::Done(
+                    self.not_converging(&info, desired, &fields, status),
+                ));
             }
             Plan::EarlierWriteConfirmed => {
                 status.client_secret_hash = desired.secret_hash.clone();
+                status.request_only_hash = Some(desired.request_only_hash.clone());
                 let note = Note::normal(
                     "Confirmed",
                     "UpdateAccountLinking",
@@ -184,7 +247,7 @@ impl SkillAccountLinking {
                         self.location()
                     ),
                 );
-                return Ok(Executed::Done(self.in_sync(false, status).with_note(note)));
+                return Ok(Executed::Done(self.in_sync(&[], status).with_note(note)));
             }
             Plan::ReportDrift { fields } => {
                 return Ok(Executed::Done(self.report_drift(fields, status)));
@@ -221,17 +284,42 @@ impl SkillAccountLinking {
     }
 
     /// Amazon matches: forget the records of earlier writes and drift.
-    fn in_sync(&self, secret_unverified: bool, status: &mut SkillAccountLinkingStatus) -> Done {
+    fn in_sync(&self, unverifiable: &[&str], status: &mut SkillAccountLinkingStatus) -> Done {
         clear_records(status);
-        let why = if secret_unverified {
-            " (Observe mode cannot compare the client secret: Amazon never returns it)"
+        let why = if unverifiable.is_empty() {
+            String::new()
         } else {
-            ""
+            format!(
+                " (Observe mode cannot compare {}: Amazon never returns them)",
+                unverifiable.join(", ")
+            )
         };
         Done::ready(format!(
             "account linking of {} matches the spec{why}",
             self.location()
         ))
+    }
+
+    /// Amazon accepted writes and kept answering otherwise: stop writing, say what differs.
+    /// Resyncs go on reading, and clear this when Amazon comes to agree.
+    fn not_converging(
+        &self,
+        info: &AccountLinkingInfo,
+        desired: &Desired,
+        fields: &[String],
+        status: &mut SkillAccountLinkingStatus,
+    ) -> Done {
+        status.drift = fields.to_vec();
+        let message = format!(
+            "Amazon accepted {} writes of the account linking of {} but still answers differently ({}); stopped writing. Check the values Amazon normalises or ignores, then change the spec, or set the alexa.operator.dev/reconcile-requested-at annotation to try once more",
+            plan::MAX_UNCONVERGED_WRITES,
+            self.location(),
+            describe_differences(info, &desired.request, fields)
+        );
+        Done::new(
+            Outcome::stalled(Reason::NotConverging, message),
+            Retry::Resync,
+        )
     }
 
     /// Observe mode: record and report the fields that differ.
@@ -267,7 +355,10 @@ impl SkillAccountLinking {
         match sent {
             Ok(new_etag) => {
                 status.client_secret_hash = desired.secret_hash.clone();
-                clear_records(status);
+                status.request_only_hash = Some(desired.request_only_hash.clone());
+                PendingWrite::record(status, None);
+                status.drift.clear();
+                status.rejected_request_hash = None;
                 if let Some(tag) = new_etag {
                     status.etag = Some(tag);
                 }
@@ -381,17 +472,23 @@ impl SkillAccountLinking {
                 status.redirect_urls = v.value.redirect_urls.clone();
                 let remaining = drift(&v.value, &desired.request);
                 if remaining.is_empty() {
-                    Done::ready(format!(
+                    clear_unconverged(status);
+                    return Done::ready(format!(
                         "account linking of {} matches the spec",
                         self.location()
-                    ))
-                } else {
-                    updating(format!(
-                        "Amazon accepted the update of {} but still differs in {}",
-                        self.location(),
-                        remaining.join(", ")
-                    ))
+                    ));
                 }
+                let writes = count_unconverged(status, &desired.request_hash);
+                if writes >= plan::MAX_UNCONVERGED_WRITES {
+                    return self.not_converging(&v.value, desired, &remaining, status);
+                }
+                status.drift = remaining.clone();
+                updating(format!(
+                    "Amazon accepted the update of {} but still differs in {} (write {writes} of at most {})",
+                    self.location(),
+                    remaining.join(", "),
+                    plan::MAX_UNCONVERGED_WRITES
+                ))
             }
             Ok(None) | Err(_) => updating(format!(
                 "updated the account linking of {}; reading it back failed, retrying",
@@ -401,11 +498,53 @@ impl SkillAccountLinking {
     }
 }
 
-/// Forgets the pending write, the drift report and the rejected request: Amazon matches.
+/// Forgets the pending write, the drift report, the rejected request and writes that did not
+/// take: Amazon matches.
 fn clear_records(status: &mut SkillAccountLinkingStatus) {
     PendingWrite::record(status, None);
     status.drift.clear();
     status.rejected_request_hash = None;
+    clear_unconverged(status);
+}
+
+fn clear_unconverged(status: &mut SkillAccountLinkingStatus) {
+    status.unconverged_request_hash = None;
+    status.unconverged_writes = None;
+}
+
+/// Counts one more accepted write of `request_hash` whose read-back differed (a different
+/// request starts again at one) and returns the count.
+fn count_unconverged(status: &mut SkillAccountLinkingStatus, request_hash: &str) -> u32 {
+    let before = match status.unconverged_request_hash.as_deref() {
+        Some(hash) if hash == request_hash => status.unconverged_writes.unwrap_or(0),
+        _ => 0,
+    };
+    let writes = before.saturating_add(1);
+    status.unconverged_request_hash = Some(request_hash.to_owned());
+    status.unconverged_writes = Some(writes);
+    writes
+}
+
+/// The writes of the desired request that Amazon accepted without agreeing (0 for another request).
+fn unconverged_writes(status: &SkillAccountLinkingStatus, request_hash: &str) -> u32 {
+    match status.unconverged_request_hash.as_deref() {
+        Some(hash) if hash == request_hash => status.unconverged_writes.unwrap_or(0),
+        _ => 0,
+    }
+}
+
+impl SkillAccountLinking {
+    /// Whether the reconcile-requested-at annotation holds a value not acted on yet (one more
+    /// attempt after NotConverging).
+    fn retry_requested(&self, status: &SkillAccountLinkingStatus) -> bool {
+        let requested = self
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RECONCILE_REQUESTED_ANNOTATION));
+        requested.is_some()
+            && requested.map(String::as_str) != status.last_handled_reconcile_at.as_deref()
+    }
 }
 
 impl ManagedKind for SkillAccountLinking {
@@ -456,6 +595,12 @@ impl ManagedKind for SkillAccountLinking {
                 client_secret_hash: status.client_secret_hash.clone(),
                 pending: PendingWrite::of(status),
                 rejected_request_hash: status.rejected_request_hash.clone(),
+                request_only_hash: status
+                    .request_only_hash
+                    .clone()
+                    .unwrap_or_else(|| request_only_hash(None)),
+                unconverged_writes: unconverged_writes(status, &desired.request_hash),
+                retry_requested: self.retry_requested(status),
                 was_ready: policy::was_ready(
                     &status.conditions,
                     status.observed_generation,
@@ -464,7 +609,7 @@ impl ManagedKind for SkillAccountLinking {
             };
             let plan = plan::plan(&observed, &desired, &recorded, policy);
             match self
-                .execute(ctx, &creds, &desired, plan, status, checkpoint)
+                .execute(ctx, &creds, &desired, (&observed, plan), status, checkpoint)
                 .await?
             {
                 Executed::Done(done) => return Ok(done),

@@ -22,10 +22,18 @@ pub struct Desired {
     pub request_hash: String,
     /// Hash of the client secret, when the spec references one.
     pub secret_hash: Option<String>,
+    /// Digest of the other request-only fields ([`super::request_only_hash`]).
+    pub request_only_hash: String,
+    /// The request-only fields the spec sets: Amazon never returns them, so Observe mode cannot
+    /// compare them.
+    pub unverifiable: Vec<&'static str>,
 }
 
+/// Writes Amazon may accept without its read-back agreeing before the operator stops writing.
+pub const MAX_UNCONVERGED_WRITES: u32 = 3;
+
 /// What earlier reconciles recorded in status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     /// Hash of the client secret last applied (Amazon never returns it).
     pub client_secret_hash: Option<String>,
@@ -33,6 +41,13 @@ pub struct Recorded {
     pub pending: Option<PendingWrite>,
     /// The request Amazon last rejected as invalid.
     pub rejected_request_hash: Option<String>,
+    /// Digest of the non-secret request-only fields last applied (of their defaults when
+    /// nothing was recorded: a PUT without them sets the defaults).
+    pub request_only_hash: String,
+    /// Writes of the desired request Amazon accepted while its read-back kept differing.
+    pub unconverged_writes: u32,
+    /// The reconcile-requested-at annotation asks for a new attempt.
+    pub retry_requested: bool,
     /// Ready for the current generation before this reconcile.
     pub was_ready: bool,
 }
@@ -50,11 +65,11 @@ pub struct Write {
 /// What to do about one SkillAccountLinking, decided by [`plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Amazon matches the spec. `secret_unverified`: Observe mode could not compare the client
-    /// secret (Amazon never returns it).
+    /// Amazon matches the spec. `unverifiable`: request-only fields Observe mode could not
+    /// compare (Amazon never returns them).
     InSync {
-        /// Whether a client secret exists that could not be compared.
-        secret_unverified: bool,
+        /// Request-only fields set in the spec that could not be compared.
+        unverifiable: Vec<&'static str>,
     },
     /// A write recorded as pending before a restart reached Amazon: record the secret as
     /// applied, send nothing.
@@ -66,6 +81,12 @@ pub enum Plan {
     },
     /// Amazon rejected exactly this request before; wait for a spec or Secret change.
     RejectedUnchanged,
+    /// Amazon accepted [`MAX_UNCONVERGED_WRITES`] writes of this request and still differs in
+    /// `fields`: stop writing until something changes (resync reads go on).
+    NotConverging {
+        /// Spec field paths that still differ.
+        fields: Vec<String>,
+    },
     /// Nothing is configured on Amazon: create it.
     Create(Write),
     /// Amazon differs in `fields`: update it, conditional on `base_etag`.
@@ -111,19 +132,22 @@ pub fn pending_write_landed(
     }
 }
 
-/// Decides what to do. Amazon never returns the client secret, so it counts as different only
-/// when its hash differs from the one recorded as applied, and Observe mode (which never
-/// applied one) cannot tell.
+/// Decides what to do. Amazon never returns the request-only fields (the client secret,
+/// `skipOnEnablement`), so they count as different only when what the spec asks for differs
+/// from what status records as applied, and Observe mode (which never applied them) cannot tell.
 pub fn plan(observed: &Observed, desired: &Desired, recorded: &Recorded, policy: Policy) -> Plan {
     let etag = observed.current.as_ref().and_then(|v| v.etag.clone());
     let mut fields = match &observed.current {
         None => vec!["spec.accountLinking".to_string()],
         Some(v) => drift(&v.value, &desired.request),
     };
-    let secret_differs = desired.secret_hash.is_some()
-        && desired.secret_hash != recorded.client_secret_hash
-        && observed.current.is_some()
-        && policy.may_write;
+    let exists = observed.current.is_some() && policy.may_write;
+    if exists && desired.request_only_hash != recorded.request_only_hash {
+        fields.push("spec.accountLinking.skipOnEnablement".to_string());
+    }
+    let secret_differs = exists
+        && desired.secret_hash.is_some()
+        && desired.secret_hash != recorded.client_secret_hash;
     let mut confirmed = false;
     if secret_differs {
         if pending_write_landed(
@@ -142,7 +166,11 @@ pub fn plan(observed: &Observed, desired: &Desired, recorded: &Recorded, policy:
             Plan::EarlierWriteConfirmed
         } else {
             Plan::InSync {
-                secret_unverified: !policy.may_write && desired.secret_hash.is_some(),
+                unverifiable: if policy.may_write {
+                    Vec::new()
+                } else {
+                    desired.unverifiable.clone()
+                },
             }
         };
     }
@@ -151,6 +179,9 @@ pub fn plan(observed: &Observed, desired: &Desired, recorded: &Recorded, policy:
     }
     if recorded.rejected_request_hash.as_deref() == Some(desired.request_hash.as_str()) {
         return Plan::RejectedUnchanged;
+    }
+    if recorded.unconverged_writes >= MAX_UNCONVERGED_WRITES && !recorded.retry_requested {
+        return Plan::NotConverging { fields };
     }
     let pending = desired.secret_hash.as_ref().map(|_| PendingWrite {
         request_hash: desired.request_hash.clone(),
@@ -163,15 +194,13 @@ pub fn plan(observed: &Observed, desired: &Desired, recorded: &Recorded, policy:
     if observed.current.is_none() {
         return Plan::Create(write);
     }
+    let desired_unchanged = desired.secret_hash == recorded.client_secret_hash
+        && desired.request_only_hash == recorded.request_only_hash;
     Plan::Update {
         fields,
         base_etag: etag,
         write,
-        change: Change::of(
-            false,
-            recorded.was_ready,
-            desired.secret_hash == recorded.client_secret_hash,
-        ),
+        change: Change::of(false, recorded.was_ready, desired_unchanged),
     }
 }
 
@@ -190,11 +219,26 @@ mod tests {
     }
 
     fn desired(secret: Option<&str>) -> Desired {
-        let spec = spec();
+        desired_skip(secret, None)
+    }
+
+    /// The spec with a client secret and `skipOnEnablement` (request-only: never compared).
+    fn desired_skip(secret: Option<&str>, skip: Option<bool>) -> Desired {
+        let mut spec = spec();
+        spec.skip_on_enablement = skip;
+        let mut unverifiable = Vec::new();
+        if secret.is_some() {
+            unverifiable.push("clientSecret");
+        }
+        if skip.is_some() {
+            unverifiable.push("skipOnEnablement");
+        }
         Desired {
             request: AccountLinkingRequest::from_spec(&spec, secret.map(|s| s.to_owned().into())),
-            request_hash: format!("req-{}", secret.unwrap_or("none")),
+            request_hash: format!("req-{}-{skip:?}", secret.unwrap_or("none")),
             secret_hash: secret.map(|s| format!("hash-{s}")),
+            request_only_hash: format!("skip-{}", skip.unwrap_or(false)),
+            unverifiable,
         }
     }
 
@@ -219,14 +263,18 @@ mod tests {
     fn recorded(secret: Option<&str>, was_ready: bool) -> Recorded {
         Recorded {
             client_secret_hash: secret.map(|s| format!("hash-{s}")),
+            pending: None,
+            rejected_request_hash: None,
+            request_only_hash: "skip-false".into(),
+            unconverged_writes: 0,
+            retry_requested: false,
             was_ready,
-            ..Recorded::default()
         }
     }
 
     fn pending(secret: &str, base: Option<&str>) -> Option<PendingWrite> {
         Some(PendingWrite {
-            request_hash: format!("req-{secret}"),
+            request_hash: format!("req-{secret}-None"),
             base_etag: base.map(Into::into),
         })
     }
@@ -259,6 +307,16 @@ mod tests {
             rejected_request_hash: Some(hash.into()),
             ..r
         };
+        let skip_applied = |r: Recorded| Recorded {
+            request_only_hash: "skip-true".into(),
+            ..r
+        };
+        let unconverged = |r: Recorded, writes: u32, retry_requested: bool| Recorded {
+            unconverged_writes: writes,
+            retry_requested,
+            ..r
+        };
+        let skip_field = "spec.accountLinking.skipOnEnablement";
         // (what the row shows, observed, desired, recorded, policy, expected plan)
         let cases: Vec<(&str, Observed, Desired, Recorded, Policy, Plan)> = vec![
             (
@@ -268,7 +326,7 @@ mod tests {
                 recorded(Some("s1"), true),
                 manage,
                 Plan::InSync {
-                    secret_unverified: false,
+                    unverifiable: vec![],
                 },
             ),
             (
@@ -278,7 +336,7 @@ mod tests {
                 recorded(None, true),
                 manage,
                 Plan::InSync {
-                    secret_unverified: false,
+                    unverifiable: vec![],
                 },
             ),
             (
@@ -367,7 +425,7 @@ mod tests {
                 "rejected request unchanged: wait",
                 amazon("other", Some("e1")),
                 desired(Some("s1")),
-                rejected(recorded(Some("s1"), false), "req-s1"),
+                rejected(recorded(Some("s1"), false), "req-s1-None"),
                 manage,
                 Plan::RejectedUnchanged,
             ),
@@ -375,7 +433,7 @@ mod tests {
                 "rejected request, then the spec changed: write",
                 amazon("other", Some("e1")),
                 desired(Some("s2")),
-                rejected(recorded(Some("s1"), false), "req-s1"),
+                rejected(recorded(Some("s1"), false), "req-s1-None"),
                 manage,
                 update(
                     &[id_field, secret_field],
@@ -411,17 +469,118 @@ mod tests {
                 recorded(None, false),
                 observe,
                 Plan::InSync {
-                    secret_unverified: true,
+                    unverifiable: vec!["clientSecret"],
                 },
             ),
             (
                 "Observe never writes, even when rejected before",
                 amazon("other", None),
                 desired(None),
-                rejected(recorded(None, false), "req-none"),
+                rejected(recorded(None, false), "req-none-None"),
                 observe,
                 Plan::ReportDrift {
                     fields: vec![id_field.into()],
+                },
+            ),
+            (
+                "skipOnEnablement asked for, not applied yet: written once",
+                amazon("c", Some("e1")),
+                desired_skip(Some("s1"), Some(true)),
+                recorded(Some("s1"), true),
+                manage,
+                update(
+                    &[skip_field],
+                    "e1",
+                    Write {
+                        pending: Some(PendingWrite {
+                            request_hash: "req-s1-Some(true)".into(),
+                            base_etag: Some("e1".into()),
+                        }),
+                        save_first: true,
+                    },
+                    Updated,
+                ),
+            ),
+            (
+                "skipOnEnablement applied: in sync though GET never returns it",
+                amazon("c", Some("e2")),
+                desired_skip(Some("s1"), Some(true)),
+                skip_applied(recorded(Some("s1"), true)),
+                manage,
+                Plan::InSync {
+                    unverifiable: vec![],
+                },
+            ),
+            (
+                "skipOnEnablement: false and nothing recorded: the default, in sync",
+                amazon("c", Some("e1")),
+                desired_skip(None, Some(false)),
+                recorded(None, true),
+                manage,
+                Plan::InSync {
+                    unverifiable: vec![],
+                },
+            ),
+            (
+                "Observe names every request-only field it cannot compare",
+                amazon("c", Some("e1")),
+                desired_skip(Some("s1"), Some(true)),
+                recorded(None, false),
+                observe,
+                Plan::InSync {
+                    unverifiable: vec!["clientSecret", "skipOnEnablement"],
+                },
+            ),
+            (
+                "3 writes that did not take: stop writing",
+                amazon("other", Some("e4")),
+                desired(None),
+                unconverged(recorded(None, false), 3, false),
+                manage,
+                Plan::NotConverging {
+                    fields: vec![id_field.into()],
+                },
+            ),
+            (
+                "2 writes that did not take: one more",
+                amazon("other", Some("e3")),
+                desired(None),
+                unconverged(recorded(None, false), 2, false),
+                manage,
+                update(
+                    &[id_field],
+                    "e3",
+                    Write {
+                        pending: None,
+                        save_first: false,
+                    },
+                    Updated,
+                ),
+            ),
+            (
+                "stopped, then reconcile-requested-at: one more attempt",
+                amazon("other", Some("e4")),
+                desired(None),
+                unconverged(recorded(None, false), 3, true),
+                manage,
+                update(
+                    &[id_field],
+                    "e4",
+                    Write {
+                        pending: None,
+                        save_first: false,
+                    },
+                    Updated,
+                ),
+            ),
+            (
+                "stopped, then Amazon came to agree: in sync",
+                amazon("c", Some("e5")),
+                desired(None),
+                unconverged(recorded(None, false), 3, false),
+                manage,
+                Plan::InSync {
+                    unverifiable: vec![],
                 },
             ),
         ];

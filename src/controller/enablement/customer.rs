@@ -5,7 +5,7 @@
 
 use kube::ResourceExt;
 
-use super::plan::{CustomerPlan, LinkPlan, is_linked, plan_customer, plan_link};
+use super::plan::{CustomerPlan, LinkPlan, is_linked, other_stage, plan_customer, plan_link};
 use crate::alexa::{
     AlexaError, CustomerEnableRequest, CustomerEnablementStatus, CustomerLinkRequest,
     LwaCredentials,
@@ -43,21 +43,34 @@ impl SkillEnablement {
         let ns = self.namespace().unwrap_or_default();
         let creds = read_credentials(&ctx.kube, &ns, &customer.token_secret_ref.name).await?;
         let observed = self.observe_customer(ctx, &creds, status).await?;
-        match plan_customer(observed.as_ref(), Policy::of(self.spec.management_policy)) {
+        let policy = Policy::of(self.spec.management_policy);
+        match plan_customer(observed.as_ref(), self.spec.stage.as_str(), policy) {
             CustomerPlan::InSync => {
                 status.drift.clear();
                 Ok(Done::ready(self.linked_message()))
             }
-            CustomerPlan::ReportDrift => {
-                status.drift = vec!["spec.customer".to_string()];
-                let what = format!(
-                    "{} is not enabled and linked for the customer",
-                    self.location()
-                );
+            CustomerPlan::ReportDrift { wrong_stage } => {
+                status.drift = vec![match wrong_stage {
+                    Some(_) => "spec.stage".to_string(),
+                    None => "spec.customer".to_string(),
+                }];
+                let what = match wrong_stage {
+                    Some(other) => format!(
+                        "the skill {} is enabled for the customer on stage {other}, not {}",
+                        self.spec.skill_id, self.spec.stage
+                    ),
+                    None => format!(
+                        "{} is not enabled and linked for the customer",
+                        self.location()
+                    ),
+                };
                 let (outcome, retry) = policy::observed_drift(&what, "not changing it");
                 Ok(Done::new(outcome, retry))
             }
-            CustomerPlan::Link => self.link(ctx, &creds, customer, status).await,
+            CustomerPlan::Link { wrong_stage } => {
+                self.link(ctx, &creds, (customer, wrong_stage), status)
+                    .await
+            }
         }
     }
 
@@ -107,7 +120,7 @@ impl SkillEnablement {
         &self,
         ctx: &KindContext<Self>,
         creds: &LwaCredentials,
-        customer: &CustomerEnablement,
+        (customer, wrong_stage): (&CustomerEnablement, Option<String>),
         status: &mut SkillEnablementStatus,
     ) -> Result<Done, Failure> {
         let ns = self.namespace().unwrap_or_default();
@@ -117,12 +130,18 @@ impl SkillEnablement {
         let code_hash = hash_tag(&code);
         let where_ = format!("Secret {ns}/{} key {:?}", code_ref.name, code_ref.key);
         if plan_link(status.auth_code_hash.as_deref(), &code_hash) == LinkPlan::CodeAlreadySent {
-            let message = format!(
-                "the authorization code in {where_} was already sent to Amazon and codes are single-use; put a new code in that Secret to link again"
-            );
+            let message = match &wrong_stage {
+                Some(other) => format!(
+                    "the skill is enabled for the customer on stage {other}, not {}; enabling it on {} needs a new authorization code: the one in {where_} was already sent and codes are single-use",
+                    self.spec.stage, self.spec.stage
+                ),
+                None => format!(
+                    "the authorization code in {where_} was already sent to Amazon and codes are single-use; put a new code in that Secret to link again"
+                ),
+            };
             // Keep Amazon's rejection when that is why the code was spent.
             let message = ready_condition(&status.conditions)
-                .filter(|c| c.reason == Reason::AuthCodeInvalid.as_str())
+                .filter(|c| c.reason == Reason::AuthCodeInvalid.as_str() && wrong_stage.is_none())
                 .map(|c| c.message.clone())
                 .unwrap_or(message);
             return Err(Failure::new(
@@ -169,7 +188,7 @@ impl SkillEnablement {
                 status.auth_code_hash = Some(code_hash);
                 record_customer(status, endpoint, &s);
                 status.drift.clear();
-                let done = if is_linked(&s) {
+                let done = if is_linked(&s) && other_stage(&s, self.spec.stage.as_str()).is_none() {
                     Done::ready(self.linked_message())
                 } else {
                     let message = format!(

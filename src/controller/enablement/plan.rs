@@ -51,15 +51,22 @@ pub fn plan_owner(observed: &OwnerObserved, was_ready: bool, policy: Policy) -> 
     }
 }
 
-/// What to do about a customer-mode SkillEnablement.
+/// What to do about a customer-mode SkillEnablement. `wrong_stage`: Amazon has the skill
+/// enabled and linked for the customer, but on another stage than the spec's (its name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CustomerPlan {
-    /// Enabled for the customer with the accounts linked.
+    /// Enabled for the customer on the spec's stage with the accounts linked.
     InSync,
-    /// Observe mode: not enabled and linked; report it.
-    ReportDrift,
+    /// Observe mode: not enabled and linked on the spec's stage; report it.
+    ReportDrift {
+        /// The stage Amazon has instead, if that is the difference.
+        wrong_stage: Option<String>,
+    },
     /// Enable and link with the customer's authorization code (see [`plan_link`]).
-    Link,
+    Link {
+        /// The stage Amazon has instead, if that is the difference.
+        wrong_stage: Option<String>,
+    },
 }
 
 /// Whether the customer's enablement counts as done: enabled and linked.
@@ -67,12 +74,27 @@ pub fn is_linked(s: &CustomerEnablementStatus) -> bool {
     s.is_enabled() && s.is_linked()
 }
 
-/// Decides customer mode from Amazon's answer (`None`: not enabled for the customer).
-pub fn plan_customer(observed: Option<&CustomerEnablementStatus>, policy: Policy) -> CustomerPlan {
+/// The stage Amazon reports when it is not `stage` (compared without case; an answer without
+/// `skill.stage` is taken to be the spec's stage, see docs/AMAZON.md).
+pub fn other_stage(s: &CustomerEnablementStatus, stage: &str) -> Option<String> {
+    s.stage
+        .as_deref()
+        .filter(|got| !got.eq_ignore_ascii_case(stage))
+        .map(str::to_owned)
+}
+
+/// Decides customer mode from Amazon's answer (`None`: not enabled for the customer) and the
+/// spec's stage.
+pub fn plan_customer(
+    observed: Option<&CustomerEnablementStatus>,
+    stage: &str,
+    policy: Policy,
+) -> CustomerPlan {
+    let wrong_stage = observed.and_then(|s| other_stage(s, stage));
     match observed {
-        Some(s) if is_linked(s) => CustomerPlan::InSync,
-        _ if !policy.may_write => CustomerPlan::ReportDrift,
-        _ => CustomerPlan::Link,
+        Some(s) if is_linked(s) && wrong_stage.is_none() => CustomerPlan::InSync,
+        _ if !policy.may_write => CustomerPlan::ReportDrift { wrong_stage },
+        _ => CustomerPlan::Link { wrong_stage },
     }
 }
 
@@ -145,6 +167,7 @@ mod tests {
         CustomerEnablementStatus {
             status: Some(if enabled { "ENABLED" } else { "DISABLED" }.into()),
             account_link_status: link.map(Into::into),
+            stage: Some("development".into()),
             ..Default::default()
         }
     }
@@ -155,21 +178,38 @@ mod tests {
         let linked = status(true, Some("LINKED"));
         let unlinked = status(true, Some("NOT_LINKED"));
         let disabled = status(false, None);
-        // (observed, policy, expected)
+        let live = CustomerEnablementStatus {
+            stage: Some("LIVE".into()),
+            ..linked.clone()
+        };
+        let no_stage = CustomerEnablementStatus {
+            stage: None,
+            ..linked.clone()
+        };
+        let link = |wrong: Option<&str>| CustomerPlan::Link {
+            wrong_stage: wrong.map(Into::into),
+        };
+        let report = |wrong: Option<&str>| CustomerPlan::ReportDrift {
+            wrong_stage: wrong.map(Into::into),
+        };
+        // (observed, spec's stage, policy, expected)
         let cases = [
-            (Some(&linked), manage, CustomerPlan::InSync),
-            (Some(&linked), observe, CustomerPlan::InSync),
-            (Some(&unlinked), manage, CustomerPlan::Link),
-            (Some(&disabled), manage, CustomerPlan::Link),
-            (None, manage, CustomerPlan::Link),
-            (Some(&unlinked), observe, CustomerPlan::ReportDrift),
-            (None, observe, CustomerPlan::ReportDrift),
+            (Some(&linked), "development", manage, CustomerPlan::InSync),
+            (Some(&linked), "DEVELOPMENT", observe, CustomerPlan::InSync),
+            (Some(&no_stage), "live", manage, CustomerPlan::InSync),
+            (Some(&unlinked), "development", manage, link(None)),
+            (Some(&disabled), "development", manage, link(None)),
+            (None, "development", manage, link(None)),
+            (Some(&unlinked), "development", observe, report(None)),
+            (None, "development", observe, report(None)),
+            (Some(&linked), "live", manage, link(Some("development"))),
+            (Some(&live), "development", observe, report(Some("LIVE"))),
         ];
-        for (observed, policy, want) in cases {
+        for (observed, stage, policy, want) in cases {
             assert_eq!(
-                plan_customer(observed, policy),
+                plan_customer(observed, stage, policy),
                 want,
-                "{observed:?} {policy:?}"
+                "{observed:?} {stage} {policy:?}"
             );
         }
     }

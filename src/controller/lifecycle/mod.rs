@@ -634,6 +634,14 @@ async fn report<K: ManagedKind>(
             message = %done.outcome.message,
             "condition changed"
         );
+        if done.outcome.reason == Reason::NotConverging {
+            ctx.metrics
+                .not_converging
+                .get_or_create(&crate::metrics::KindLabels {
+                    kind: K::KIND.to_string(),
+                })
+                .inc();
+        }
         publish(ctx, obj, &note).await;
     }
     let uid = obj.uid().unwrap_or_default();
