@@ -10,6 +10,7 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::Stage;
 use crate::requests::FaultKind;
 
 /// One rule a request broke, as SMAPI reports it in `violations`.
@@ -54,6 +55,20 @@ impl Violation {
             ),
         )
     }
+}
+
+/// 404 for a skill id no developer account has.
+pub(crate) fn skill_not_found(skill_id: &str) -> Reply {
+    Reply::error(404, "NOT_FOUND", format!("Skill {skill_id} not found."))
+}
+
+/// 404 for a stage the skill does not have (a development-only skill asked about live).
+pub(crate) fn no_such_stage(skill_id: &str, stage: Stage) -> Reply {
+    Reply::error(
+        404,
+        "NOT_FOUND",
+        format!("Skill {skill_id} has no {stage} stage."),
+    )
 }
 
 /// Parses a request body as JSON, or answers 400 `INVALID_REQUEST_BODY` as SMAPI does.

@@ -8,7 +8,7 @@ use crate::Region;
 use crate::Stage;
 use crate::auth::Caller;
 use crate::lwa::TokenRequest;
-use crate::reply::{Reply, Violation};
+use crate::reply::{self, Reply, Violation};
 use crate::requests::Operation;
 use crate::server::Shared;
 use crate::state::Store;
@@ -174,11 +174,7 @@ fn smapi_target(
         return Err(Reply::violations(violations));
     };
     let Some(skill) = store.skills.get(skill_id) else {
-        return Err(Reply::error(
-            404,
-            "NOT_FOUND",
-            format!("Skill {skill_id} not found."),
-        ));
+        return Err(reply::skill_not_found(skill_id));
     };
     if skill.vendor_id != vendor_id {
         return Err(forbidden(
@@ -186,11 +182,7 @@ fn smapi_target(
         ));
     }
     if skill.stage(stage).is_none() {
-        return Err(Reply::error(
-            404,
-            "NOT_FOUND",
-            format!("Skill {skill_id} has no {stage} stage."),
-        ));
+        return Err(reply::no_such_stage(skill_id, stage));
     }
     Ok(stage)
 }

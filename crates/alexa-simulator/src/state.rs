@@ -330,6 +330,23 @@ pub struct CustomerEnablementRecord {
 }
 
 impl CustomerEnablementRecord {
+    /// An enablement with the account linked, as a successful enable request leaves it.
+    pub(crate) fn linked(
+        skill_id: &str,
+        stage: Stage,
+        user_id: String,
+        redirect_uri: Option<String>,
+    ) -> CustomerEnablementRecord {
+        CustomerEnablementRecord {
+            skill_id: skill_id.to_string(),
+            stage: stage.as_str().to_string(),
+            user_id,
+            account_link_status: "LINKED".to_string(),
+            status: "ENABLED".to_string(),
+            redirect_uri,
+        }
+    }
+
     /// The status body Amazon returns for this enablement.
     pub fn status_body(&self) -> Value {
         serde_json::json!({
@@ -461,14 +478,12 @@ impl Store {
                 }
                 enablements.insert(
                     enablement.skill_id.clone(),
-                    CustomerEnablementRecord {
-                        skill_id: enablement.skill_id.clone(),
-                        stage: enablement.stage.as_str().to_string(),
-                        user_id: user_id.clone(),
-                        account_link_status: "LINKED".to_string(),
-                        status: "ENABLED".to_string(),
-                        redirect_uri: None,
-                    },
+                    CustomerEnablementRecord::linked(
+                        &enablement.skill_id,
+                        enablement.stage,
+                        user_id.clone(),
+                        None,
+                    ),
                 );
             }
             store.customers.insert(
