@@ -5,27 +5,60 @@ use serde_json::{Map, Value};
 
 use crate::GetShape;
 use crate::Stage;
-use crate::reply::{Reply, Violation};
+use crate::reply::{self, Reply, Violation};
 use crate::requests::FaultKind;
 use crate::state::Store;
 
-/// Fields Amazon knows; anything else in a PUT is ignored, as Amazon does.
-const KNOWN_FIELDS: [&str; 14] = [
-    "type",
-    "authorizationUrl",
-    "domains",
-    "clientId",
-    "scopes",
-    "accessTokenUrl",
-    "clientSecret",
-    "accessTokenScheme",
-    "defaultTokenExpirationInSeconds",
-    "redirectUrls",
-    "authorizationUrlsByPlatform",
-    "skipOnEnablement",
-    "voiceForwardAccountLinking",
-    "reciprocalAccessTokenUrl",
+/// What the schema accepts in one field. An absent or null field passes every rule; which
+/// fields must be present is [`REQUIRED_FOR_AUTH_CODE`]'s business.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// One of the listed strings (`INVALID_ENUM_VALUE`).
+    OneOf(&'static [&'static str]),
+    /// A string (`INVALID_DATA_TYPE`).
+    Text,
+    /// An array of strings (`INVALID_DATA_TYPE`) with at most [`MAX_ITEMS`] items
+    /// (`MAX_ITEMS_EXCEEDED`).
+    TextList,
+    /// A non-negative whole number of seconds (`INVALID_DATA_TYPE`).
+    Seconds,
+    /// A boolean, or the strings "true" and "false" (`INVALID_DATA_TYPE`).
+    Flag,
+    /// An array of `{platformType, platformAuthorizationUrl}` objects, both required.
+    PlatformUrls,
+}
+
+/// Every field Amazon knows, with its rule, in the order violations are reported. Fields not
+/// listed are dropped from a PUT, as Amazon does.
+const SCHEMA: [(&str, Rule); 14] = [
+    ("type", Rule::OneOf(&["AUTH_CODE", "IMPLICIT"])),
+    (
+        "accessTokenScheme",
+        Rule::OneOf(&["HTTP_BASIC", "REQUEST_BODY_CREDENTIALS"]),
+    ),
+    (
+        "voiceForwardAccountLinking",
+        Rule::OneOf(&["ENABLED", "DISABLED"]),
+    ),
+    ("authorizationUrl", Rule::Text),
+    ("clientId", Rule::Text),
+    ("accessTokenUrl", Rule::Text),
+    ("clientSecret", Rule::Text),
+    ("reciprocalAccessTokenUrl", Rule::Text),
+    ("domains", Rule::TextList),
+    ("scopes", Rule::TextList),
+    ("redirectUrls", Rule::TextList),
+    ("defaultTokenExpirationInSeconds", Rule::Seconds),
+    ("skipOnEnablement", Rule::Flag),
+    ("authorizationUrlsByPlatform", Rule::PlatformUrls),
 ];
+
+/// Fields an AUTH_CODE (authorization code grant) configuration cannot do without: Alexa
+/// must be able to redeem the code.
+const REQUIRED_FOR_AUTH_CODE: [&str; 2] = ["accessTokenUrl", "accessTokenScheme"];
+
+/// Platforms an `authorizationUrlsByPlatform` entry may name.
+const PLATFORMS: [&str; 2] = ["iOS", "Android"];
 
 const MAX_ITEMS: usize = 15;
 
@@ -36,64 +69,97 @@ fn prop(name: &str) -> String {
     format!("accountLinkingRequest.{name}")
 }
 
-fn check_enum(
-    config: &Map<String, Value>,
-    name: &str,
-    allowed: &[&str],
-    violations: &mut Vec<Violation>,
-) {
-    match config.get(name) {
-        None | Some(Value::Null) => {}
-        Some(Value::String(value)) if allowed.contains(&value.as_str()) => {}
-        Some(other) => violations.push(Violation::new(
-            "INVALID_ENUM_VALUE",
-            format!(
-                "Property '{}' has value {other}; valid values are {}.",
-                prop(name),
-                allowed.join(", ")
-            ),
-        )),
-    }
-}
-
-fn check_string(config: &Map<String, Value>, name: &str, violations: &mut Vec<Violation>) {
-    match config.get(name) {
-        None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(_) => violations.push(Violation::new(
-            "INVALID_DATA_TYPE",
-            format!("Property '{}' must be a string.", prop(name)),
-        )),
-    }
-}
-
-fn check_string_list(config: &Map<String, Value>, name: &str, violations: &mut Vec<Violation>) {
-    match config.get(name) {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            if items.iter().any(|item| !item.is_string()) {
-                violations.push(Violation::new(
-                    "INVALID_DATA_TYPE",
-                    format!("Property '{}' must be an array of strings.", prop(name)),
-                ));
-            }
-            if items.len() > MAX_ITEMS {
-                violations.push(Violation::new(
-                    "MAX_ITEMS_EXCEEDED",
-                    format!(
-                        "Property '{}' has {} items; at most {MAX_ITEMS} are allowed.",
-                        prop(name),
-                        items.len()
-                    ),
-                ));
-            }
+impl Rule {
+    /// The violations of a present, non-null value at `path`.
+    fn check(self, path: &str, value: &Value) -> Vec<Violation> {
+        match self {
+            Rule::OneOf(allowed) => one_of(path, value, allowed).into_iter().collect(),
+            Rule::Text => text(path, value).into_iter().collect(),
+            Rule::TextList => text_list(path, value),
+            Rule::Seconds => seconds(path, value).into_iter().collect(),
+            Rule::Flag => flag(path, value).into_iter().collect(),
+            Rule::PlatformUrls => platform_urls(path, value),
         }
-        Some(_) => violations.push(Violation::new(
-            "INVALID_DATA_TYPE",
-            format!("Property '{}' must be an array of strings.", prop(name)),
-        )),
     }
 }
 
+fn one_of(path: &str, value: &Value, allowed: &[&str]) -> Option<Violation> {
+    match value {
+        Value::String(value) if allowed.contains(&value.as_str()) => None,
+        other => Some(Violation::not_one_of(path, other, allowed)),
+    }
+}
+
+fn text(path: &str, value: &Value) -> Option<Violation> {
+    (!value.is_string()).then(|| Violation::wrong_type(path, "a string"))
+}
+
+fn text_list(path: &str, value: &Value) -> Vec<Violation> {
+    let Value::Array(items) = value else {
+        return vec![Violation::wrong_type(path, "an array of strings")];
+    };
+    let mut violations = Vec::new();
+    if items.iter().any(|item| !item.is_string()) {
+        violations.push(Violation::wrong_type(path, "an array of strings"));
+    }
+    if items.len() > MAX_ITEMS {
+        violations.push(Violation::new(
+            "MAX_ITEMS_EXCEEDED",
+            format!(
+                "Property '{path}' has {} items; at most {MAX_ITEMS} are allowed.",
+                items.len()
+            ),
+        ));
+    }
+    violations
+}
+
+fn seconds(path: &str, value: &Value) -> Option<Violation> {
+    let whole = matches!(value, Value::Number(n) if n.as_u64().is_some());
+    (!whole).then(|| Violation::wrong_type(path, "a non-negative integer"))
+}
+
+fn flag(path: &str, value: &Value) -> Option<Violation> {
+    let boolean = match value {
+        Value::Bool(_) => true,
+        Value::String(s) => s == "true" || s == "false",
+        _ => false,
+    };
+    (!boolean).then(|| Violation::wrong_type(path, "a boolean"))
+}
+
+fn platform_urls(path: &str, value: &Value) -> Vec<Violation> {
+    let Value::Array(items) = value else {
+        return vec![Violation::wrong_type(path, "an array")];
+    };
+    items
+        .iter()
+        .enumerate()
+        .flat_map(|(i, item)| platform_url(&format!("{path}[{i}]"), item))
+        .collect()
+}
+
+/// One `authorizationUrlsByPlatform` entry: a known platform and a non-empty URL.
+fn platform_url(path: &str, item: &Value) -> Vec<Violation> {
+    let Value::Object(entry) = item else {
+        return vec![Violation::wrong_type(path, "an object")];
+    };
+    let mut violations = Vec::new();
+    let platform = format!("{path}.platformType");
+    match entry.get("platformType") {
+        None | Some(Value::Null) => violations.push(Violation::missing(&platform)),
+        Some(value) => violations.extend(one_of(&platform, value, &PLATFORMS)),
+    }
+    match entry.get("platformAuthorizationUrl") {
+        Some(Value::String(url)) if !url.is_empty() => {}
+        _ => violations.push(Violation::missing(&format!(
+            "{path}.platformAuthorizationUrl"
+        ))),
+    }
+    violations
+}
+
+/// Whether a field carries a value (an empty string counts as absent).
 fn present(config: &Map<String, Value>, name: &str) -> bool {
     match config.get(name) {
         None | Some(Value::Null) => false,
@@ -102,124 +168,48 @@ fn present(config: &Map<String, Value>, name: &str) -> bool {
     }
 }
 
+/// The [`REQUIRED_FOR_AUTH_CODE`] fields an AUTH_CODE configuration lacks.
+fn auth_code_requirements(config: &Map<String, Value>) -> Vec<Violation> {
+    if config.get("type").and_then(Value::as_str) != Some("AUTH_CODE") {
+        return Vec::new();
+    }
+    REQUIRED_FOR_AUTH_CODE
+        .iter()
+        .filter(|name| !present(config, name))
+        .map(|name| {
+            Violation::new(
+                "MISSING_REQUIRED_PROPERTY",
+                format!(
+                    "Property '{}' is required when type is AUTH_CODE.",
+                    prop(name)
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Checks an accountLinkingRequest object against the seed's rules and keeps only the fields
 /// Amazon knows. Violations are reported all at once, as SMAPI does.
 pub(crate) fn validate(value: &Value) -> Result<Map<String, Value>, Vec<Violation>> {
     let Value::Object(input) = value else {
-        return Err(vec![Violation::new(
-            "INVALID_DATA_TYPE",
-            "Property 'accountLinkingRequest' must be an object.",
+        return Err(vec![Violation::wrong_type(
+            "accountLinkingRequest",
+            "an object",
         )]);
     };
     let config: Map<String, Value> = input
         .iter()
-        .filter(|(key, _)| KNOWN_FIELDS.contains(&key.as_str()))
+        .filter(|(key, _)| SCHEMA.iter().any(|(name, _)| name == key))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    let mut violations = Vec::new();
-    check_enum(&config, "type", &["AUTH_CODE", "IMPLICIT"], &mut violations);
-    check_enum(
-        &config,
-        "accessTokenScheme",
-        &["HTTP_BASIC", "REQUEST_BODY_CREDENTIALS"],
-        &mut violations,
-    );
-    check_enum(
-        &config,
-        "voiceForwardAccountLinking",
-        &["ENABLED", "DISABLED"],
-        &mut violations,
-    );
-    for name in [
-        "authorizationUrl",
-        "clientId",
-        "accessTokenUrl",
-        "clientSecret",
-        "reciprocalAccessTokenUrl",
-    ] {
-        check_string(&config, name, &mut violations);
-    }
-    for name in ["domains", "scopes", "redirectUrls"] {
-        check_string_list(&config, name, &mut violations);
-    }
-    match config.get("defaultTokenExpirationInSeconds") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.as_u64().is_some() => {}
-        Some(_) => violations.push(Violation::new(
-            "INVALID_DATA_TYPE",
-            format!(
-                "Property '{}' must be a non-negative integer.",
-                prop("defaultTokenExpirationInSeconds")
-            ),
-        )),
-    }
-    match config.get("skipOnEnablement") {
-        None | Some(Value::Null) | Some(Value::Bool(_)) => {}
-        Some(Value::String(s)) if s == "true" || s == "false" => {}
-        Some(_) => violations.push(Violation::new(
-            "INVALID_DATA_TYPE",
-            format!("Property '{}' must be a boolean.", prop("skipOnEnablement")),
-        )),
-    }
-    match config.get("authorizationUrlsByPlatform") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                let name = format!("authorizationUrlsByPlatform[{i}]");
-                let Value::Object(entry) = item else {
-                    violations.push(Violation::new(
-                        "INVALID_DATA_TYPE",
-                        format!("Property '{}' must be an object.", prop(&name)),
-                    ));
-                    continue;
-                };
-                match entry.get("platformType") {
-                    Some(Value::String(p)) if p == "iOS" || p == "Android" => {}
-                    None | Some(Value::Null) => violations.push(Violation::new(
-                        "MISSING_REQUIRED_PROPERTY",
-                        format!("Property '{}.platformType' is required.", prop(&name)),
-                    )),
-                    Some(other) => violations.push(Violation::new(
-                        "INVALID_ENUM_VALUE",
-                        format!(
-                            "Property '{}.platformType' has value {other}; valid values are iOS, Android.",
-                            prop(&name)
-                        ),
-                    )),
-                }
-                match entry.get("platformAuthorizationUrl") {
-                    Some(Value::String(url)) if !url.is_empty() => {}
-                    _ => violations.push(Violation::new(
-                        "MISSING_REQUIRED_PROPERTY",
-                        format!(
-                            "Property '{}.platformAuthorizationUrl' is required.",
-                            prop(&name)
-                        ),
-                    )),
-                }
-            }
-        }
-        Some(_) => violations.push(Violation::new(
-            "INVALID_DATA_TYPE",
-            format!(
-                "Property '{}' must be an array.",
-                prop("authorizationUrlsByPlatform")
-            ),
-        )),
-    }
-    if config.get("type").and_then(Value::as_str) == Some("AUTH_CODE") {
-        for name in ["accessTokenUrl", "accessTokenScheme"] {
-            if !present(&config, name) {
-                violations.push(Violation::new(
-                    "MISSING_REQUIRED_PROPERTY",
-                    format!(
-                        "Property '{}' is required when type is AUTH_CODE.",
-                        prop(name)
-                    ),
-                ));
-            }
-        }
-    }
+    let mut violations: Vec<Violation> = SCHEMA
+        .iter()
+        .flat_map(|(name, rule)| match config.get(*name) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(value) => rule.check(&prop(name), value),
+        })
+        .collect();
+    violations.extend(auth_code_requirements(&config));
     if violations.is_empty() {
         Ok(config)
     } else {
@@ -302,14 +292,9 @@ pub(crate) fn put(
     if_match: Option<&str>,
     body: &[u8],
 ) -> Reply {
-    let parsed: Value = match serde_json::from_slice(body) {
+    let parsed = match reply::json_body(body) {
         Ok(value) => value,
-        Err(err) => {
-            return Reply::violations(vec![Violation::new(
-                "INVALID_REQUEST_BODY",
-                format!("The request body is not valid JSON: {err}."),
-            )]);
-        }
+        Err(reply) => return reply,
     };
     // The seed's form is {"accountLinkingRequest": {...}}; a bare object is tolerated.
     let request = match &parsed {
@@ -379,18 +364,273 @@ pub(crate) fn delete(store: &mut Store, skill_id: &str, stage: Stage) -> Reply {
 mod tests {
     use super::{redirect_urls, render, validate};
     use crate::GetShape;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// A complete AUTH_CODE configuration with `change` merged in.
+    fn auth_code(change: Value) -> Value {
+        let mut body = json!({
+            "type": "AUTH_CODE",
+            "authorizationUrl": "https://auth.example.com/authorize",
+            "accessTokenUrl": "https://auth.example.com/token",
+            "accessTokenScheme": "HTTP_BASIC",
+            "clientId": "alexa",
+            "clientSecret": "secret",
+        });
+        if let (Some(body), Value::Object(change)) = (body.as_object_mut(), change) {
+            body.extend(change);
+        }
+        body
+    }
+
+    const AL: &str = "accountLinkingRequest";
+
+    /// What `validate` reports: a code and a message per violation, none when valid.
+    type Reported = Vec<(&'static str, String)>;
 
     #[test]
-    fn auth_code_requires_token_url_and_scheme() {
-        let violations = validate(&json!({"type": "AUTH_CODE"})).unwrap_err();
-        assert_eq!(violations.len(), 2);
-        assert!(
-            violations
-                .iter()
-                .all(|v| v.code == "MISSING_REQUIRED_PROPERTY")
-        );
-        assert!(validate(&json!({"type": "IMPLICIT"})).is_ok());
+    fn each_schema_rule_reports_amazons_violation() {
+        let sixteen: Vec<String> = (0..16).map(|i| format!("https://r{i}.example")).collect();
+        let cases: Vec<(&str, Value, Reported)> = vec![
+            (
+                "implicit needs nothing else",
+                json!({"type": "IMPLICIT"}),
+                vec![],
+            ),
+            ("complete auth code", auth_code(json!({})), vec![]),
+            (
+                "null fields count as absent",
+                auth_code(json!({"scopes": null, "skipOnEnablement": null})),
+                vec![],
+            ),
+            (
+                "unknown fields are ignored, whatever their type",
+                json!({"type": "IMPLICIT", "foo": 1}),
+                vec![],
+            ),
+            (
+                "auth code without token URL and scheme",
+                json!({"type": "AUTH_CODE"}),
+                vec![
+                    (
+                        "MISSING_REQUIRED_PROPERTY",
+                        format!(
+                            "Property '{AL}.accessTokenUrl' is required when type is AUTH_CODE."
+                        ),
+                    ),
+                    (
+                        "MISSING_REQUIRED_PROPERTY",
+                        format!(
+                            "Property '{AL}.accessTokenScheme' is required when type is AUTH_CODE."
+                        ),
+                    ),
+                ],
+            ),
+            (
+                "an empty token URL is absent",
+                auth_code(json!({"accessTokenUrl": ""})),
+                vec![(
+                    "MISSING_REQUIRED_PROPERTY",
+                    format!("Property '{AL}.accessTokenUrl' is required when type is AUTH_CODE."),
+                )],
+            ),
+            (
+                "unknown grant type",
+                json!({"type": "OAUTH"}),
+                vec![(
+                    "INVALID_ENUM_VALUE",
+                    format!(
+                        "Property '{AL}.type' has value \"OAUTH\"; valid values are AUTH_CODE, IMPLICIT."
+                    ),
+                )],
+            ),
+            (
+                "token scheme of the wrong type",
+                json!({"type": "IMPLICIT", "accessTokenScheme": 1}),
+                vec![(
+                    "INVALID_ENUM_VALUE",
+                    format!(
+                        "Property '{AL}.accessTokenScheme' has value 1; valid values are HTTP_BASIC, REQUEST_BODY_CREDENTIALS."
+                    ),
+                )],
+            ),
+            (
+                "enum values are case-sensitive",
+                auth_code(json!({"voiceForwardAccountLinking": "enabled"})),
+                vec![(
+                    "INVALID_ENUM_VALUE",
+                    format!(
+                        "Property '{AL}.voiceForwardAccountLinking' has value \"enabled\"; valid values are ENABLED, DISABLED."
+                    ),
+                )],
+            ),
+            (
+                "client id must be a string",
+                auth_code(json!({"clientId": 42})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!("Property '{AL}.clientId' must be a string."),
+                )],
+            ),
+            (
+                "scopes must be a list",
+                auth_code(json!({"scopes": "profile"})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!("Property '{AL}.scopes' must be an array of strings."),
+                )],
+            ),
+            (
+                "domains must hold strings",
+                auth_code(json!({"domains": [1]})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!("Property '{AL}.domains' must be an array of strings."),
+                )],
+            ),
+            (
+                "at most 15 redirect URLs",
+                auth_code(json!({"redirectUrls": sixteen})),
+                vec![(
+                    "MAX_ITEMS_EXCEEDED",
+                    format!("Property '{AL}.redirectUrls' has 16 items; at most 15 are allowed."),
+                )],
+            ),
+            (
+                "a long list of non-strings breaks both list rules",
+                auth_code(json!({"scopes": vec![0; 16]})),
+                vec![
+                    (
+                        "INVALID_DATA_TYPE",
+                        format!("Property '{AL}.scopes' must be an array of strings."),
+                    ),
+                    (
+                        "MAX_ITEMS_EXCEEDED",
+                        format!("Property '{AL}.scopes' has 16 items; at most 15 are allowed."),
+                    ),
+                ],
+            ),
+            (
+                "token expiry in whole seconds",
+                auth_code(json!({"defaultTokenExpirationInSeconds": 3600})),
+                vec![],
+            ),
+            (
+                "negative token expiry",
+                auth_code(json!({"defaultTokenExpirationInSeconds": -1})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!(
+                        "Property '{AL}.defaultTokenExpirationInSeconds' must be a non-negative integer."
+                    ),
+                )],
+            ),
+            (
+                "fractional token expiry",
+                auth_code(json!({"defaultTokenExpirationInSeconds": 1.5})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!(
+                        "Property '{AL}.defaultTokenExpirationInSeconds' must be a non-negative integer."
+                    ),
+                )],
+            ),
+            (
+                "skipOnEnablement as the string true",
+                auth_code(json!({"skipOnEnablement": "true"})),
+                vec![],
+            ),
+            (
+                "skipOnEnablement as another string",
+                auth_code(json!({"skipOnEnablement": "yes"})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!("Property '{AL}.skipOnEnablement' must be a boolean."),
+                )],
+            ),
+            (
+                "platform URLs must be a list",
+                auth_code(json!({"authorizationUrlsByPlatform": {}})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!("Property '{AL}.authorizationUrlsByPlatform' must be an array."),
+                )],
+            ),
+            (
+                "platform URL entries must be objects",
+                auth_code(json!({"authorizationUrlsByPlatform": ["https://a"]})),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!("Property '{AL}.authorizationUrlsByPlatform[0]' must be an object."),
+                )],
+            ),
+            (
+                "platform URL entry needs both fields",
+                auth_code(json!({"authorizationUrlsByPlatform": [
+                    {"platformType": "iOS", "platformAuthorizationUrl": "https://a"},
+                    {},
+                ]})),
+                vec![
+                    (
+                        "MISSING_REQUIRED_PROPERTY",
+                        format!(
+                            "Property '{AL}.authorizationUrlsByPlatform[1].platformType' is required."
+                        ),
+                    ),
+                    (
+                        "MISSING_REQUIRED_PROPERTY",
+                        format!(
+                            "Property '{AL}.authorizationUrlsByPlatform[1].platformAuthorizationUrl' is required."
+                        ),
+                    ),
+                ],
+            ),
+            (
+                "unknown platform",
+                auth_code(json!({"authorizationUrlsByPlatform": [
+                    {"platformType": "Windows", "platformAuthorizationUrl": "https://a"},
+                ]})),
+                vec![(
+                    "INVALID_ENUM_VALUE",
+                    format!(
+                        "Property '{AL}.authorizationUrlsByPlatform[0].platformType' has value \"Windows\"; valid values are iOS, Android."
+                    ),
+                )],
+            ),
+            (
+                "not an object",
+                json!(["AUTH_CODE"]),
+                vec![(
+                    "INVALID_DATA_TYPE",
+                    format!("Property '{AL}' must be an object."),
+                )],
+            ),
+            (
+                "all violations at once, in schema order",
+                json!({"clientSecret": false, "type": "CODE"}),
+                vec![
+                    (
+                        "INVALID_ENUM_VALUE",
+                        format!(
+                            "Property '{AL}.type' has value \"CODE\"; valid values are AUTH_CODE, IMPLICIT."
+                        ),
+                    ),
+                    (
+                        "INVALID_DATA_TYPE",
+                        format!("Property '{AL}.clientSecret' must be a string."),
+                    ),
+                ],
+            ),
+        ];
+        for (case, body, expected) in cases {
+            let found: Reported = match validate(&body) {
+                Ok(_) => Vec::new(),
+                Err(violations) => violations
+                    .into_iter()
+                    .map(|v| (v.code, v.message))
+                    .collect(),
+            };
+            assert_eq!(found, expected, "{case}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Answers as handlers build them, turned into HTTP responses in one place so every error body
 //! has Amazon's `{"message","code"}` shape.
 
+use std::fmt::Display;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
@@ -8,6 +10,7 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::Stage;
 use crate::requests::FaultKind;
 
 /// One rule a request broke, as SMAPI reports it in `violations`.
@@ -24,6 +27,58 @@ impl Violation {
             message: message.into(),
         }
     }
+
+    /// `MISSING_REQUIRED_PROPERTY`: a property the request must carry is absent, null or empty.
+    pub(crate) fn missing(path: &str) -> Violation {
+        Violation::new(
+            "MISSING_REQUIRED_PROPERTY",
+            format!("Property '{path}' is required."),
+        )
+    }
+
+    /// `INVALID_DATA_TYPE`: a property has the wrong JSON type; `expected` reads "a string".
+    pub(crate) fn wrong_type(path: &str, expected: &str) -> Violation {
+        Violation::new(
+            "INVALID_DATA_TYPE",
+            format!("Property '{path}' must be {expected}."),
+        )
+    }
+
+    /// `INVALID_ENUM_VALUE`: a property holds a value outside its enumeration; `shown` is the
+    /// value as the message quotes it.
+    pub(crate) fn not_one_of(path: &str, shown: impl Display, allowed: &[&str]) -> Violation {
+        Violation::new(
+            "INVALID_ENUM_VALUE",
+            format!(
+                "Property '{path}' has value {shown}; valid values are {}.",
+                allowed.join(", ")
+            ),
+        )
+    }
+}
+
+/// 404 for a skill id no developer account has.
+pub(crate) fn skill_not_found(skill_id: &str) -> Reply {
+    Reply::error(404, "NOT_FOUND", format!("Skill {skill_id} not found."))
+}
+
+/// 404 for a stage the skill does not have (a development-only skill asked about live).
+pub(crate) fn no_such_stage(skill_id: &str, stage: Stage) -> Reply {
+    Reply::error(
+        404,
+        "NOT_FOUND",
+        format!("Skill {skill_id} has no {stage} stage."),
+    )
+}
+
+/// Parses a request body as JSON, or answers 400 `INVALID_REQUEST_BODY` as SMAPI does.
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, Reply> {
+    serde_json::from_slice(body).map_err(|err| {
+        Reply::violations(vec![Violation::new(
+            "INVALID_REQUEST_BODY",
+            format!("The request body is not valid JSON: {err}."),
+        )])
+    })
 }
 
 /// A handler's answer before it becomes an HTTP response.

@@ -8,7 +8,7 @@ use crate::Region;
 use crate::Stage;
 use crate::auth::Caller;
 use crate::lwa::TokenRequest;
-use crate::reply::{Reply, Violation};
+use crate::reply::{self, Reply, Violation};
 use crate::requests::Operation;
 use crate::server::Shared;
 use crate::state::Store;
@@ -39,6 +39,31 @@ impl Route {
         )
     }
 
+    /// The route table: what each method does on this route's path. A method not listed
+    /// answers 405.
+    fn operations(&self) -> &'static [(&'static str, Operation)] {
+        match self {
+            Route::AccountLinking { .. } => &[
+                ("GET", Operation::GetAccountLinking),
+                ("PUT", Operation::UpdateAccountLinking),
+                ("DELETE", Operation::DeleteAccountLinking),
+            ],
+            Route::StageEnablement { .. } => &[
+                ("PUT", Operation::EnableStage),
+                ("GET", Operation::GetStageEnablement),
+                ("DELETE", Operation::DisableStage),
+            ],
+            Route::Discovery => &[("GET", Operation::DiscoverEndpoints)],
+            Route::CustomerEnablement { .. } => &[
+                ("POST", Operation::CustomerEnable),
+                ("GET", Operation::CustomerStatus),
+                ("DELETE", Operation::CustomerDisable),
+            ],
+            Route::Token => &[("POST", Operation::Token)],
+            Route::Admin | Route::MethodNotAllowed | Route::NotFound => &[],
+        }
+    }
+
     pub(crate) fn skill_id(&self) -> Option<&str> {
         match self {
             Route::AccountLinking { skill_id, .. }
@@ -64,18 +89,11 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-/// Classifies a request. Unknown paths are `Unknown`/`NotFound`; known paths with the wrong
-/// method are `Unknown`/`MethodNotAllowed`.
-pub(crate) fn classify(method: &Method, path: &str) -> (Operation, Route) {
-    if path == "/__sim" || path.starts_with("/__sim/") {
-        return (Operation::Admin, Route::Admin);
-    }
+/// The API path a request names (percent-decoded, case-sensitive like Amazon's, except the
+/// LWA token path), or `NotFound`.
+fn route_of(path: &str) -> Route {
     if path.eq_ignore_ascii_case("/auth/o2/token") {
-        return if method == Method::POST {
-            (Operation::Token, Route::Token)
-        } else {
-            (Operation::Unknown, Route::MethodNotAllowed)
-        };
+        return Route::Token;
     }
     let segments: Vec<String> = path
         .strip_prefix('/')
@@ -84,7 +102,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> (Operation, Route) {
         .map(decode)
         .collect();
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let (op, route) = match parts.as_slice() {
+    match parts.as_slice() {
         [
             "v1",
             "skills",
@@ -92,48 +110,40 @@ pub(crate) fn classify(method: &Method, path: &str) -> (Operation, Route) {
             "stages",
             stage,
             "accountLinkingClient",
-        ] => {
-            let route = Route::AccountLinking {
-                skill_id: (*skill).to_string(),
-                stage: (*stage).to_string(),
-            };
-            match *method {
-                Method::GET => (Operation::GetAccountLinking, route),
-                Method::PUT => (Operation::UpdateAccountLinking, route),
-                Method::DELETE => (Operation::DeleteAccountLinking, route),
-                _ => (Operation::Unknown, Route::MethodNotAllowed),
-            }
-        }
-        ["v1", "skills", skill, "stages", stage, "enablement"] => {
-            let route = Route::StageEnablement {
-                skill_id: (*skill).to_string(),
-                stage: (*stage).to_string(),
-            };
-            match *method {
-                Method::PUT => (Operation::EnableStage, route),
-                Method::GET => (Operation::GetStageEnablement, route),
-                Method::DELETE => (Operation::DisableStage, route),
-                _ => (Operation::Unknown, Route::MethodNotAllowed),
-            }
-        }
-        ["v1", "alexaApiEndpoint"] => match *method {
-            Method::GET => (Operation::DiscoverEndpoints, Route::Discovery),
-            _ => (Operation::Unknown, Route::MethodNotAllowed),
+        ] => Route::AccountLinking {
+            skill_id: (*skill).to_string(),
+            stage: (*stage).to_string(),
         },
-        ["v1", "users", "~current", "skills", skill, "enablement"] => {
-            let route = Route::CustomerEnablement {
-                skill_id: (*skill).to_string(),
-            };
-            match *method {
-                Method::POST => (Operation::CustomerEnable, route),
-                Method::GET => (Operation::CustomerStatus, route),
-                Method::DELETE => (Operation::CustomerDisable, route),
-                _ => (Operation::Unknown, Route::MethodNotAllowed),
-            }
-        }
-        _ => (Operation::Unknown, Route::NotFound),
-    };
-    (op, route)
+        ["v1", "skills", skill, "stages", stage, "enablement"] => Route::StageEnablement {
+            skill_id: (*skill).to_string(),
+            stage: (*stage).to_string(),
+        },
+        ["v1", "alexaApiEndpoint"] => Route::Discovery,
+        ["v1", "users", "~current", "skills", skill, "enablement"] => Route::CustomerEnablement {
+            skill_id: (*skill).to_string(),
+        },
+        _ => Route::NotFound,
+    }
+}
+
+/// Classifies a request. Unknown paths are `Unknown`/`NotFound`; known paths with the wrong
+/// method are `Unknown`/`MethodNotAllowed`.
+pub(crate) fn classify(method: &Method, path: &str) -> (Operation, Route) {
+    if path == "/__sim" || path.starts_with("/__sim/") {
+        return (Operation::Admin, Route::Admin);
+    }
+    let route = route_of(path);
+    if route == Route::NotFound {
+        return (Operation::Unknown, Route::NotFound);
+    }
+    let allowed = route
+        .operations()
+        .iter()
+        .find(|(m, _)| *m == method.as_str());
+    match allowed {
+        Some((_, op)) => (*op, route),
+        None => (Operation::Unknown, Route::MethodNotAllowed),
+    }
 }
 
 fn forbidden(message: &str) -> Reply {
@@ -174,11 +184,7 @@ fn smapi_target(
         return Err(Reply::violations(violations));
     };
     let Some(skill) = store.skills.get(skill_id) else {
-        return Err(Reply::error(
-            404,
-            "NOT_FOUND",
-            format!("Skill {skill_id} not found."),
-        ));
+        return Err(reply::skill_not_found(skill_id));
     };
     if skill.vendor_id != vendor_id {
         return Err(forbidden(
@@ -186,11 +192,7 @@ fn smapi_target(
         ));
     }
     if skill.stage(stage).is_none() {
-        return Err(Reply::error(
-            404,
-            "NOT_FOUND",
-            format!("Skill {skill_id} has no {stage} stage."),
-        ));
+        return Err(reply::no_such_stage(skill_id, stage));
     }
     Ok(stage)
 }
@@ -213,96 +215,134 @@ pub(crate) fn dispatch(
     caller: Option<Result<Caller, Reply>>,
     token_request: Option<Result<TokenRequest, Reply>>,
 ) -> Reply {
-    let ApiRequest {
-        region,
-        op,
-        route,
-        headers,
-        body,
-    } = request;
-    match route {
-        Route::NotFound | Route::Admin => {
-            return Reply::error(404, "NOT_FOUND", "No such resource.");
-        }
-        Route::MethodNotAllowed => {
-            return Reply::error(405, "METHOD_NOT_ALLOWED", "Method not allowed here.");
-        }
-        Route::Token => {
-            let request = match token_request {
-                Some(Ok(request)) => request,
-                Some(Err(reply)) => return reply,
-                None => return Reply::oauth_error(400, "invalid_request", "Missing body."),
-            };
-            let lifetime = shared.settings.lock().token_lifetime;
-            let mut store = shared.store.lock();
-            return lwa::token(&mut store, &shared.tokens, lifetime, &request);
-        }
-        _ => {}
-    }
-    let caller = match caller {
-        Some(Ok(caller)) => caller,
-        Some(Err(reply)) => return reply,
-        None => return Reply::error(401, "MISSING_ACCESS_TOKEN", "Missing access token."),
-    };
-    match route {
+    let answer = match request.route {
+        Route::NotFound | Route::Admin => Err(not_found()),
+        Route::MethodNotAllowed => Err(method_not_allowed()),
+        Route::Token => token(shared, token_request),
         Route::AccountLinking { skill_id, stage } | Route::StageEnablement { skill_id, stage } => {
-            let Caller::Vendor { vendor_id, .. } = &caller else {
-                return forbidden(
-                    "Customer access tokens cannot be used for Skill Management API operations.",
-                );
-            };
-            let shape = shared.settings.lock().get_shape;
-            let stale_etag = shared.faults.stale_etag();
-            let mut store = shared.store.lock();
-            let stage = match smapi_target(&store, vendor_id, skill_id, stage) {
-                Ok(stage) => stage,
-                Err(reply) => return reply,
-            };
-            match op {
-                Operation::GetAccountLinking => {
-                    account_linking::get(&store, shape, skill_id, stage)
-                }
-                Operation::UpdateAccountLinking => {
-                    let if_match = headers.get(IF_MATCH).and_then(|v| v.to_str().ok());
-                    account_linking::put(&mut store, stale_etag, skill_id, stage, if_match, body)
-                }
-                Operation::DeleteAccountLinking => {
-                    account_linking::delete(&mut store, skill_id, stage)
-                }
-                Operation::EnableStage => enablement::enable(&mut store, skill_id, stage),
-                Operation::GetStageEnablement => enablement::status(&store, skill_id, stage),
-                Operation::DisableStage => enablement::disable(&mut store, skill_id, stage),
-                _ => Reply::error(405, "METHOD_NOT_ALLOWED", "Method not allowed here."),
-            }
+            authenticated(caller).and_then(|caller| {
+                skill_management(shared, &request, vendor_of(&caller)?, skill_id, stage)
+            })
         }
-        Route::Discovery | Route::CustomerEnablement { .. } => {
-            let Caller::Customer { name } = &caller else {
-                return forbidden(
-                    "Developer access tokens cannot be used for customer operations; use the customer's own token.",
-                );
-            };
-            let mode = shared.faults.discovery();
-            let wrong_region_status = shared.settings.lock().wrong_region_status;
-            let mut store = shared.store.lock();
-            let Route::CustomerEnablement { skill_id } = route else {
-                return customer::discover(&store, name, mode);
-            };
-            let home = store.customers.get(name.as_str()).map(|c| c.region);
-            if let Some(home) = home.filter(|home| *home != region) {
-                return wrong_region(wrong_region_status, home, region);
-            }
-            if let Some(violation) = skill_id_violation(skill_id) {
-                return Reply::violations(vec![violation]);
-            }
-            match op {
-                Operation::CustomerEnable => customer::enable(&mut store, name, skill_id, body),
-                Operation::CustomerStatus => customer::status(&store, name, skill_id),
-                Operation::CustomerDisable => customer::disable(&mut store, name, skill_id),
-                _ => Reply::error(405, "METHOD_NOT_ALLOWED", "Method not allowed here."),
-            }
+        Route::Discovery => {
+            authenticated(caller).and_then(|caller| discovery(shared, customer_of(&caller)?))
         }
-        _ => Reply::error(404, "NOT_FOUND", "No such resource."),
+        Route::CustomerEnablement { skill_id } => authenticated(caller).and_then(|caller| {
+            customer_enablement(shared, &request, customer_of(&caller)?, skill_id)
+        }),
+    };
+    answer.unwrap_or_else(|reply| reply)
+}
+
+fn not_found() -> Reply {
+    Reply::error(404, "NOT_FOUND", "No such resource.")
+}
+
+fn method_not_allowed() -> Reply {
+    Reply::error(405, "METHOD_NOT_ALLOWED", "Method not allowed here.")
+}
+
+/// The caller of a token-protected route: 401 without a token, the authentication's own
+/// answer when it failed.
+fn authenticated(caller: Option<Result<Caller, Reply>>) -> Result<Caller, Reply> {
+    caller.unwrap_or_else(|| {
+        Err(Reply::error(
+            401,
+            "MISSING_ACCESS_TOKEN",
+            "Missing access token.",
+        ))
+    })
+}
+
+/// SMAPI takes only developer tokens.
+fn vendor_of(caller: &Caller) -> Result<&str, Reply> {
+    match caller {
+        Caller::Vendor { vendor_id, .. } => Ok(vendor_id),
+        Caller::Customer { .. } => Err(forbidden(
+            "Customer access tokens cannot be used for Skill Management API operations.",
+        )),
     }
+}
+
+/// The customer APIs take only the customer's own token.
+fn customer_of(caller: &Caller) -> Result<&str, Reply> {
+    match caller {
+        Caller::Customer { name } => Ok(name),
+        Caller::Vendor { .. } => Err(forbidden(
+            "Developer access tokens cannot be used for customer operations; use the customer's own token.",
+        )),
+    }
+}
+
+/// `POST /auth/o2/token`.
+fn token(
+    shared: &Shared,
+    token_request: Option<Result<TokenRequest, Reply>>,
+) -> Result<Reply, Reply> {
+    let request = token_request
+        .unwrap_or_else(|| Err(Reply::oauth_error(400, "invalid_request", "Missing body.")))?;
+    let lifetime = shared.settings.lock().token_lifetime;
+    let mut store = shared.store.lock();
+    Ok(lwa::token(&mut store, &shared.tokens, lifetime, &request))
+}
+
+/// Account linking and stage enablement, on a skill stage the developer owns.
+fn skill_management(
+    shared: &Shared,
+    request: &ApiRequest<'_>,
+    vendor_id: &str,
+    skill_id: &str,
+    stage: &str,
+) -> Result<Reply, Reply> {
+    let shape = shared.settings.lock().get_shape;
+    let stale_etag = shared.faults.stale_etag();
+    let mut store = shared.store.lock();
+    let stage = smapi_target(&store, vendor_id, skill_id, stage)?;
+    let store = &mut *store;
+    Ok(match request.op {
+        Operation::GetAccountLinking => account_linking::get(store, shape, skill_id, stage),
+        Operation::UpdateAccountLinking => {
+            let if_match = request.headers.get(IF_MATCH).and_then(|v| v.to_str().ok());
+            account_linking::put(store, stale_etag, skill_id, stage, if_match, request.body)
+        }
+        Operation::DeleteAccountLinking => account_linking::delete(store, skill_id, stage),
+        Operation::EnableStage => enablement::enable(store, skill_id, stage),
+        Operation::GetStageEnablement => enablement::status(store, skill_id, stage),
+        Operation::DisableStage => enablement::disable(store, skill_id, stage),
+        _ => method_not_allowed(),
+    })
+}
+
+/// `GET /v1/alexaApiEndpoint`: any region's host answers it.
+fn discovery(shared: &Shared, customer: &str) -> Result<Reply, Reply> {
+    let mode = shared.faults.discovery();
+    let store = shared.store.lock();
+    Ok(customer::discover(&store, customer, mode))
+}
+
+/// A customer's enablement of a skill, on the customer's own region's host.
+fn customer_enablement(
+    shared: &Shared,
+    request: &ApiRequest<'_>,
+    customer: &str,
+    skill_id: &str,
+) -> Result<Reply, Reply> {
+    let wrong_region_status = shared.settings.lock().wrong_region_status;
+    let mut store = shared.store.lock();
+    let home = store.customers.get(customer).map(|c| c.region);
+    if let Some(home) = home.filter(|home| *home != request.region) {
+        return Err(wrong_region(wrong_region_status, home, request.region));
+    }
+    if let Some(violation) = skill_id_violation(skill_id) {
+        return Err(Reply::violations(vec![violation]));
+    }
+    let store = &mut *store;
+    Ok(match request.op {
+        Operation::CustomerEnable => customer::enable(store, customer, skill_id, request.body),
+        Operation::CustomerStatus => customer::status(store, customer, skill_id),
+        Operation::CustomerDisable => customer::disable(store, customer, skill_id),
+        _ => method_not_allowed(),
+    })
 }
 
 /// A customer call sent to another region's host: Amazon does not know the user there.
@@ -323,6 +363,96 @@ mod tests {
     use super::{Route, classify};
     use crate::requests::Operation;
     use hyper::Method;
+
+    #[test]
+    fn each_path_and_method_maps_to_its_operation() {
+        let linking = || Route::AccountLinking {
+            skill_id: "s".to_string(),
+            stage: "live".to_string(),
+        };
+        let cases = [
+            (
+                Method::GET,
+                "/v1/skills/s/stages/live/accountLinkingClient",
+                Operation::GetAccountLinking,
+                linking(),
+            ),
+            (
+                Method::PUT,
+                "/v1/skills/s/stages/live/accountLinkingClient",
+                Operation::UpdateAccountLinking,
+                linking(),
+            ),
+            (
+                Method::DELETE,
+                "/v1/skills/s/stages/live/accountLinkingClient",
+                Operation::DeleteAccountLinking,
+                linking(),
+            ),
+            (
+                Method::POST,
+                "/v1/skills/s/stages/live/accountLinkingClient",
+                Operation::Unknown,
+                Route::MethodNotAllowed,
+            ),
+            (
+                Method::PUT,
+                "/v1/skills/s/stages/live/enablement",
+                Operation::EnableStage,
+                Route::StageEnablement {
+                    skill_id: "s".to_string(),
+                    stage: "live".to_string(),
+                },
+            ),
+            (
+                Method::GET,
+                "/v1/alexaApiEndpoint",
+                Operation::DiscoverEndpoints,
+                Route::Discovery,
+            ),
+            (
+                Method::POST,
+                "/v1/alexaApiEndpoint",
+                Operation::Unknown,
+                Route::MethodNotAllowed,
+            ),
+            (
+                Method::DELETE,
+                "/v1/users/~current/skills/s/enablement",
+                Operation::CustomerDisable,
+                Route::CustomerEnablement {
+                    skill_id: "s".to_string(),
+                },
+            ),
+            (
+                Method::GET,
+                "/auth/o2/token",
+                Operation::Unknown,
+                Route::MethodNotAllowed,
+            ),
+            (
+                Method::GET,
+                "/__sim/requests",
+                Operation::Admin,
+                Route::Admin,
+            ),
+            (
+                Method::GET,
+                "/v1/skills/s/stages/live",
+                Operation::Unknown,
+                Route::NotFound,
+            ),
+            (
+                Method::GET,
+                "/v1/skills/s/stages/live/accountLinkingClient/",
+                Operation::Unknown,
+                Route::NotFound,
+            ),
+        ];
+        for (method, path, op, route) in cases {
+            assert_eq!(classify(&method, path), (op, route), "{method} {path}");
+        }
+    }
 
     #[test]
     fn classification_decodes_and_ignores_case_only_for_lwa() {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::IF_MATCH;
+use hyper::http::request::Parts;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -26,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::auth::TokenStore;
 use crate::faults::{FaultConfig, Faults, Injected};
 use crate::reply::Reply;
-use crate::requests::{FaultKind, RequestLog, RequestRecord, redact};
+use crate::requests::{FaultKind, Operation, RequestLog, RequestRecord, redact};
 use crate::routes::{self, Route};
 use crate::state::{SimState, Store};
 use crate::{GetShape, Region, SimConfig, Simulator, SimulatorError, admin, auth, lwa, tls};
@@ -110,67 +111,114 @@ fn local_addr(listener: &TcpListener, requested: SocketAddr) -> Result<SocketAdd
         })
 }
 
-pub(crate) async fn start(config: SimConfig) -> Result<Simulator, SimulatorError> {
+impl Shared {
+    fn new(config: &SimConfig, store: Store) -> Shared {
+        Shared {
+            started: Instant::now(),
+            settings: Mutex::new(Settings {
+                get_shape: config.get_shape,
+                token_lifetime: config.token_lifetime,
+                wrong_region_status: config.wrong_region_status,
+            }),
+            store: Mutex::new(store),
+            tokens: TokenStore::new(),
+            log: RequestLog::new(config.log_capacity),
+            faults: Faults::new(config.faults.clone()),
+            urls: OnceLock::new(),
+            initial_state: config.state.clone(),
+            initial_faults: config.faults.clone(),
+            max_body_bytes: config.max_body_bytes,
+            active_connections: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// The bound sockets: one plain-HTTP listener per region, and the optional HTTPS one.
+struct Listeners {
+    regions: [(TcpListener, Region); 3],
+    tls: Option<(TcpListener, TlsAcceptor)>,
+    bound: [SocketAddr; 3],
+    tls_addr: Option<SocketAddr>,
+}
+
+impl Listeners {
+    /// Binds every listener the configuration asks for; port 0 becomes the port the system
+    /// picked.
+    async fn bind(config: &SimConfig) -> Result<Listeners, SimulatorError> {
+        let acceptor = match &config.tls {
+            Some(tls_config) => Some(TlsAcceptor::from(tls::server_config(
+                &tls_config.cert_pem,
+                &tls_config.key_pem,
+            )?)),
+            None => None,
+        };
+        let main = bind(config.listen).await?;
+        let eu = bind(config.eu_listen).await?;
+        let fe = bind(config.fe_listen).await?;
+        let tls = match (&config.tls, acceptor) {
+            (Some(tls_config), Some(acceptor)) => Some((bind(tls_config.listen).await?, acceptor)),
+            _ => None,
+        };
+        let bound = [
+            local_addr(&main, config.listen)?,
+            local_addr(&eu, config.eu_listen)?,
+            local_addr(&fe, config.fe_listen)?,
+        ];
+        let tls_addr = match (&tls, &config.tls) {
+            (Some((listener, _)), Some(tls_config)) => {
+                Some(local_addr(listener, tls_config.listen)?)
+            }
+            _ => None,
+        };
+        Ok(Listeners {
+            regions: [(main, Region::Na), (eu, Region::Eu), (fe, Region::Fe)],
+            tls,
+            bound,
+            tls_addr,
+        })
+    }
+
+    fn urls(&self) -> Urls {
+        Urls {
+            main: format!("http://{}", self.bound[0]),
+            regions: self.bound.map(|addr| format!("http://{addr}")),
+            tls: self.tls_addr.map(|addr| format!("https://{addr}")),
+        }
+    }
+}
+
+/// Refuses settings that cannot work, and listeners off the loopback interface unless
+/// remote access was asked for.
+fn check_config(config: &SimConfig) -> Result<(), SimulatorError> {
     config
         .faults
         .validate()
         .map_err(SimulatorError::InvalidSetting)?;
-    let mut addrs = vec![config.listen, config.eu_listen, config.fe_listen];
-    if let Some(tls) = &config.tls {
-        addrs.push(tls.listen);
+    let tls = config.tls.as_ref().map(|tls| tls.listen);
+    for addr in [config.listen, config.eu_listen, config.fe_listen]
+        .into_iter()
+        .chain(tls)
+    {
+        check_loopback(addr, config.allow_remote)?;
     }
-    for addr in &addrs {
-        check_loopback(*addr, config.allow_remote)?;
-    }
+    Ok(())
+}
+
+pub(crate) async fn start(config: SimConfig) -> Result<Simulator, SimulatorError> {
+    check_config(&config)?;
     let store = Store::from_state(&config.state).map_err(SimulatorError::InvalidState)?;
-    let acceptor = match &config.tls {
-        Some(tls_config) => Some(TlsAcceptor::from(tls::server_config(
-            &tls_config.cert_pem,
-            &tls_config.key_pem,
-        )?)),
-        None => None,
-    };
-    let main = bind(config.listen).await?;
-    let eu = bind(config.eu_listen).await?;
-    let fe = bind(config.fe_listen).await?;
-    let tls_listener = match &config.tls {
-        Some(tls_config) => Some(bind(tls_config.listen).await?),
-        None => None,
-    };
-    let bound = [
-        local_addr(&main, config.listen)?,
-        local_addr(&eu, config.eu_listen)?,
-        local_addr(&fe, config.fe_listen)?,
-    ];
-    let tls_addr = match (&tls_listener, &config.tls) {
-        (Some(listener), Some(tls_config)) => Some(local_addr(listener, tls_config.listen)?),
-        _ => None,
-    };
-    let shared = Arc::new(Shared {
-        started: Instant::now(),
-        settings: Mutex::new(Settings {
-            get_shape: config.get_shape,
-            token_lifetime: config.token_lifetime,
-            wrong_region_status: config.wrong_region_status,
-        }),
-        store: Mutex::new(store),
-        tokens: TokenStore::new(),
-        log: RequestLog::new(config.log_capacity),
-        faults: Faults::new(config.faults.clone()),
-        urls: OnceLock::new(),
-        initial_state: config.state.clone(),
-        initial_faults: config.faults.clone(),
-        max_body_bytes: config.max_body_bytes,
-        active_connections: AtomicUsize::new(0),
-    });
-    let _ = shared.urls.set(Urls {
-        main: format!("http://{}", bound[0]),
-        regions: bound.map(|addr| format!("http://{addr}")),
-        tls: tls_addr.map(|addr| format!("https://{addr}")),
-    });
+    let listeners = Listeners::bind(&config).await?;
+    let shared = Arc::new(Shared::new(&config, store));
+    let _ = shared.urls.set(listeners.urls());
+    let Listeners {
+        regions,
+        tls,
+        bound,
+        tls_addr,
+    } = listeners;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    for (listener, region) in [(main, Region::Na), (eu, Region::Eu), (fe, Region::Fe)] {
+    for (listener, region) in regions {
         tasks.push(tokio::spawn(accept_loop(
             listener,
             shared.clone(),
@@ -179,12 +227,12 @@ pub(crate) async fn start(config: SimConfig) -> Result<Simulator, SimulatorError
             shutdown_rx.clone(),
         )));
     }
-    if let Some(listener) = tls_listener {
+    if let Some((listener, acceptor)) = tls {
         tasks.push(tokio::spawn(accept_loop(
             listener,
             shared.clone(),
             Region::Na,
-            acceptor,
+            Some(acceptor),
             shutdown_rx.clone(),
         )));
     }
@@ -332,25 +380,29 @@ fn injected_reply(injected: Injected) -> Reply {
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    region: Region,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DroppedConnection> {
-    let at = Instant::now();
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_string();
-    let (op, route) = routes::classify(&parts.method, &path);
-    let body = match Limited::new(body, shared.max_body_bytes).collect().await {
+/// The body, or `None` when it is larger than the configured limit (or the client broke off).
+async fn read_body(body: Incoming, limit: usize) -> Option<Bytes> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Some(collected.to_bytes()),
         Err(_) => None,
-    };
-    let mut record = RequestRecord {
+    }
+}
+
+/// The log entry for a request as it arrived; status, client, body and fault come later.
+fn arrival_record(
+    shared: &Shared,
+    at: Instant,
+    parts: &Parts,
+    op: Operation,
+    route: &Route,
+    region: Region,
+) -> RequestRecord {
+    RequestRecord {
         seq: shared.log.next_seq(),
         at,
         elapsed_since_start: at.duration_since(shared.started),
         method: parts.method.to_string(),
-        path,
+        path: parts.uri.path().to_string(),
         operation: op,
         status: 0,
         client: None,
@@ -364,31 +416,69 @@ async fn handle(
         skill_id: route.skill_id().map(str::to_string),
         stage: route.stage().map(str::to_string),
         fault: None,
-    };
+    }
+}
+
+/// Logs the request with the status it got and turns the answer into the HTTP response.
+fn logged(shared: &Shared, mut record: RequestRecord, reply: Reply) -> Response<Full<Bytes>> {
+    record.status = reply.status;
+    shared.log.push(record);
+    reply.into_response()
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    region: Region,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, DroppedConnection> {
+    let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    let (op, route) = routes::classify(&parts.method, parts.uri.path());
+    let body = read_body(body, shared.max_body_bytes).await;
+    let mut record = arrival_record(&shared, at, &parts, op, &route, region);
     let Some(body) = body else {
         let reply = Reply::error(413, "PAYLOAD_TOO_LARGE", "The request body is too large.");
-        record.status = reply.status;
-        shared.log.push(record);
-        return Ok(reply.into_response());
+        return Ok(logged(&shared, record, reply));
     };
     if route == Route::Admin {
         record.body = logged_body(None, &body);
         let reply = admin::handle(&shared, &parts.method, &parts.uri, &body);
-        record.status = reply.status;
-        shared.log.push(record);
-        return Ok(reply.into_response());
+        return Ok(logged(&shared, record, reply));
     }
-    let token_request = (route == Route::Token).then(|| lwa::parse(&parts.headers, &body));
-    let caller = route
-        .needs_token()
-        .then(|| auth::authenticate(&shared.tokens, &parts.headers));
-    let client = match (&token_request, &caller) {
+    serve_api(&shared, region, &parts, &route, &body, record).await
+}
+
+/// Who the log names as the client: the LWA client id of a token request, or the caller a
+/// token-protected request authenticated as.
+fn client_name(
+    token_request: Option<&Result<lwa::TokenRequest, Reply>>,
+    caller: Option<&Result<auth::Caller, Reply>>,
+) -> Option<String> {
+    match (token_request, caller) {
         (Some(Ok(request)), _) => request.client_id(),
         (_, Some(Ok(caller))) => Some(caller.log_name()),
         _ => None,
-    };
+    }
+}
+
+/// An Amazon API request: authenticate, log what it carried, apply latency and injected
+/// faults, then dispatch. A dropped connection is logged with status 0.
+async fn serve_api(
+    shared: &Shared,
+    region: Region,
+    parts: &Parts,
+    route: &Route,
+    body: &Bytes,
+    mut record: RequestRecord,
+) -> Result<Response<Full<Bytes>>, DroppedConnection> {
+    let op = record.operation;
+    let token_request = (*route == Route::Token).then(|| lwa::parse(&parts.headers, body));
+    let caller = route
+        .needs_token()
+        .then(|| auth::authenticate(&shared.tokens, &parts.headers));
+    let client = client_name(token_request.as_ref(), caller.as_ref());
     record.client = client.clone();
-    record.body = logged_body(token_request.as_ref().and_then(|r| r.as_ref().ok()), &body);
+    record.body = logged_body(token_request.as_ref().and_then(|r| r.as_ref().ok()), body);
     if record.stage.is_none() {
         record.stage = record
             .body
@@ -408,28 +498,24 @@ async fn handle(
             return Err(DroppedConnection);
         }
         Some(injected) => injected_reply(injected),
-        None => routes::dispatch(
-            &shared,
-            routes::ApiRequest {
+        None => {
+            let request = routes::ApiRequest {
                 region,
                 op,
-                route: &route,
+                route,
                 headers: &parts.headers,
-                body: &body,
-            },
-            caller,
-            token_request,
-        ),
+                body,
+            };
+            routes::dispatch(shared, request, caller, token_request)
+        }
     };
-    record.status = reply.status;
     record.fault = reply.fault;
     tracing::debug!(
         method = %record.method,
         path = %record.path,
-        status = record.status,
+        status = reply.status,
         client = record.client.as_deref().unwrap_or("-"),
         "request"
     );
-    shared.log.push(record);
-    Ok(reply.into_response())
+    Ok(logged(shared, record, reply))
 }

@@ -330,6 +330,23 @@ pub struct CustomerEnablementRecord {
 }
 
 impl CustomerEnablementRecord {
+    /// An enablement with the account linked, as a successful enable request leaves it.
+    pub(crate) fn linked(
+        skill_id: &str,
+        stage: Stage,
+        user_id: String,
+        redirect_uri: Option<String>,
+    ) -> CustomerEnablementRecord {
+        CustomerEnablementRecord {
+            skill_id: skill_id.to_string(),
+            stage: stage.as_str().to_string(),
+            user_id,
+            account_link_status: "LINKED".to_string(),
+            status: "ENABLED".to_string(),
+            redirect_uri,
+        }
+    }
+
     /// The status body Amazon returns for this enablement.
     pub fn status_body(&self) -> Value {
         serde_json::json!({
@@ -391,7 +408,6 @@ pub(crate) struct Customer {
     pub(crate) enablements: HashMap<String, CustomerEnablementRecord>,
 }
 
-/// Parses a path or state stage name.
 /// Indexed run-time state. Every method is O(1) in the number of skills.
 pub(crate) struct Store {
     default_vendor: String,
@@ -409,12 +425,31 @@ impl Store {
     /// Builds the indexes, rejecting duplicates, dangling references and invalid account
     /// linking so a bad state file fails at start rather than mid-test.
     pub(crate) fn from_state(state: &SimState) -> Result<Store, String> {
-        let mut store = Store {
-            default_vendor: state
-                .vendors
-                .first()
-                .map(|v| v.id.clone())
-                .unwrap_or_else(|| sandbox::VENDOR_ID.to_string()),
+        let default_vendor = state
+            .vendors
+            .first()
+            .map(|v| v.id.clone())
+            .unwrap_or_else(|| sandbox::VENDOR_ID.to_string());
+        let mut store = Store::empty(default_vendor);
+        for client in &state.lwa_clients {
+            store.load_client(client)?;
+        }
+        let mut vendor_ids = HashSet::new();
+        for vendor in &state.vendors {
+            if vendor.id.is_empty() || !vendor_ids.insert(vendor.id.clone()) {
+                return Err(format!("empty or duplicate vendor id {:?}", vendor.id));
+            }
+            store.load_vendor(vendor)?;
+        }
+        for customer in &state.customers {
+            store.load_customer(customer)?;
+        }
+        Ok(store)
+    }
+
+    fn empty(default_vendor: String) -> Store {
+        Store {
+            default_vendor,
             skills: HashMap::new(),
             clients: HashMap::new(),
             refresh_tokens: HashMap::new(),
@@ -423,75 +458,76 @@ impl Store {
             partner_codes: HashMap::new(),
             etag_nonce: rand::random(),
             etag_counter: 0,
-        };
-        for client in &state.lwa_clients {
-            if store
-                .clients
-                .insert(client.client_id.clone(), client.client_secret.clone())
+        }
+    }
+
+    fn load_client(&mut self, client: &LwaClientState) -> Result<(), String> {
+        if self
+            .clients
+            .insert(client.client_id.clone(), client.client_secret.clone())
+            .is_some()
+        {
+            return Err(format!("duplicate LWA client {}", client.client_id));
+        }
+        Ok(())
+    }
+
+    fn load_vendor(&mut self, vendor: &VendorState) -> Result<(), String> {
+        for skill in &vendor.skills {
+            self.load_skill(&vendor.id, skill)?;
+        }
+        let subject = Subject::Vendor(vendor.id.clone());
+        self.load_grants(&subject, &vendor.refresh_tokens, &vendor.lwa_auth_codes)
+    }
+
+    /// A customer with the enablements of known skills, its grants and its single-use
+    /// partner codes (each code belongs to one customer).
+    fn load_customer(&mut self, customer: &CustomerState) -> Result<(), String> {
+        if customer.name.is_empty() || self.customers.contains_key(&customer.name) {
+            return Err(format!("empty or duplicate customer {:?}", customer.name));
+        }
+        let user_id = customer
+            .user_id
+            .clone()
+            .unwrap_or_else(|| format!("amzn1.ask.account.{}", customer.name.to_ascii_uppercase()));
+        let mut enablements = HashMap::new();
+        for enablement in &customer.enablements {
+            if !self.skills.contains_key(&enablement.skill_id) {
+                return Err(format!(
+                    "customer {} has an enablement of unknown skill {}",
+                    customer.name, enablement.skill_id
+                ));
+            }
+            enablements.insert(
+                enablement.skill_id.clone(),
+                CustomerEnablementRecord::linked(
+                    &enablement.skill_id,
+                    enablement.stage,
+                    user_id.clone(),
+                    None,
+                ),
+            );
+        }
+        self.customers.insert(
+            customer.name.clone(),
+            Customer {
+                user_id,
+                region: customer.region,
+                enablements,
+            },
+        );
+        let subject = Subject::Customer(customer.name.clone());
+        self.load_grants(&subject, &customer.refresh_tokens, &customer.lwa_auth_codes)?;
+        for code in &customer.partner_auth_codes {
+            if self
+                .partner_codes
+                .insert(code.clone(), customer.name.clone())
                 .is_some()
             {
-                return Err(format!("duplicate LWA client {}", client.client_id));
+                return Err(format!("duplicate partner auth code for {}", customer.name));
             }
         }
-        let mut vendor_ids = HashSet::new();
-        for vendor in &state.vendors {
-            if vendor.id.is_empty() || !vendor_ids.insert(vendor.id.clone()) {
-                return Err(format!("empty or duplicate vendor id {:?}", vendor.id));
-            }
-            for skill in &vendor.skills {
-                store.load_skill(&vendor.id, skill)?;
-            }
-            let subject = Subject::Vendor(vendor.id.clone());
-            store.load_grants(&subject, &vendor.refresh_tokens, &vendor.lwa_auth_codes)?;
-        }
-        for customer in &state.customers {
-            if customer.name.is_empty() || store.customers.contains_key(&customer.name) {
-                return Err(format!("empty or duplicate customer {:?}", customer.name));
-            }
-            let user_id = customer.user_id.clone().unwrap_or_else(|| {
-                format!("amzn1.ask.account.{}", customer.name.to_ascii_uppercase())
-            });
-            let mut enablements = HashMap::new();
-            for enablement in &customer.enablements {
-                if !store.skills.contains_key(&enablement.skill_id) {
-                    return Err(format!(
-                        "customer {} has an enablement of unknown skill {}",
-                        customer.name, enablement.skill_id
-                    ));
-                }
-                enablements.insert(
-                    enablement.skill_id.clone(),
-                    CustomerEnablementRecord {
-                        skill_id: enablement.skill_id.clone(),
-                        stage: enablement.stage.as_str().to_string(),
-                        user_id: user_id.clone(),
-                        account_link_status: "LINKED".to_string(),
-                        status: "ENABLED".to_string(),
-                        redirect_uri: None,
-                    },
-                );
-            }
-            store.customers.insert(
-                customer.name.clone(),
-                Customer {
-                    user_id,
-                    region: customer.region,
-                    enablements,
-                },
-            );
-            let subject = Subject::Customer(customer.name.clone());
-            store.load_grants(&subject, &customer.refresh_tokens, &customer.lwa_auth_codes)?;
-            for code in &customer.partner_auth_codes {
-                if store
-                    .partner_codes
-                    .insert(code.clone(), customer.name.clone())
-                    .is_some()
-                {
-                    return Err(format!("duplicate partner auth code for {}", customer.name));
-                }
-            }
-        }
-        Ok(store)
+        Ok(())
     }
 
     fn load_skill(&mut self, vendor_id: &str, skill: &SkillState) -> Result<(), String> {
@@ -705,7 +741,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::{SimState, Store};
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::{EnablementState, SimState, SkillState, Store, sandbox};
+    use crate::Stage;
 
     #[test]
     fn sandbox_state_round_trips_through_yaml_and_loads() {
@@ -719,9 +760,103 @@ mod tests {
     }
 
     #[test]
-    fn dangling_client_reference_is_rejected() {
+    fn each_state_file_rule_names_what_is_wrong() {
+        type Change = fn(&mut SimState);
+        let skill = |id: &str| SkillState {
+            id: id.to_string(),
+            stages: vec![Stage::Development],
+            enabled_stage: None,
+            account_linking: BTreeMap::new(),
+        };
+        let cases: [(&str, Change, Option<&str>); 10] = [
+            ("the sandbox", |_| {}, None),
+            (
+                "a dangling client reference",
+                |state| state.lwa_clients.clear(),
+                Some("a refresh token refers to unknown LWA client sandbox-client-id"),
+            ),
+            (
+                "a duplicate client",
+                |state| state.lwa_clients.push(state.lwa_clients[0].clone()),
+                Some("duplicate LWA client sandbox-client-id"),
+            ),
+            (
+                "a duplicate vendor",
+                |state| state.vendors[1].id = sandbox::VENDOR_ID.to_string(),
+                Some("empty or duplicate vendor id \"M2SANDBOXVENDOR\""),
+            ),
+            (
+                "a skill two vendors own",
+                |state| {
+                    let skill = state.vendors[0].skills[0].clone();
+                    state.vendors[1].skills.push(skill);
+                },
+                Some(
+                    "skill id \"amzn1.ask.skill.00000000-0000-0000-0000-000000000001\" is empty, too long or duplicate",
+                ),
+            ),
+            (
+                "account linking on a stage the skill lacks",
+                |state| {
+                    let linking = state.vendors[0].skills[1].account_linking.clone();
+                    let mut skill = state.vendors[0].skills[2].clone();
+                    skill.account_linking =
+                        linking.into_values().map(|v| (Stage::Live, v)).collect();
+                    state.vendors[0].skills[2] = skill;
+                },
+                Some(
+                    "skill amzn1.ask.skill.00000000-0000-0000-0000-000000000003 has account linking for stage live it does not have",
+                ),
+            ),
+            (
+                "invalid account linking",
+                |state| {
+                    let skill = &mut state.vendors[0].skills[0];
+                    skill
+                        .account_linking
+                        .insert(Stage::Live, json!({"type": "AUTH_CODE"}));
+                },
+                Some(
+                    "account linking of skill amzn1.ask.skill.00000000-0000-0000-0000-000000000001 stage live: Property 'accountLinkingRequest.accessTokenUrl' is required when type is AUTH_CODE.; Property 'accountLinkingRequest.accessTokenScheme' is required when type is AUTH_CODE.",
+                ),
+            ),
+            (
+                "a duplicate customer",
+                |state| state.customers.push(state.customers[0].clone()),
+                Some("empty or duplicate customer \"na-customer\""),
+            ),
+            (
+                "an enablement of an unknown skill",
+                |state| {
+                    state.customers[0].enablements.push(EnablementState {
+                        skill_id: "amzn1.ask.skill.unknown".to_string(),
+                        stage: Stage::Live,
+                    })
+                },
+                Some(
+                    "customer na-customer has an enablement of unknown skill amzn1.ask.skill.unknown",
+                ),
+            ),
+            (
+                "a partner code two customers hold",
+                |state| {
+                    let code = state.customers[0].partner_auth_codes[0].clone();
+                    state.customers[1].partner_auth_codes.push(code);
+                },
+                Some("duplicate partner auth code for eu-customer"),
+            ),
+        ];
+        for (case, change, expected) in cases {
+            let mut state = SimState::sandbox();
+            change(&mut state);
+            assert_eq!(
+                Store::from_state(&state).err().as_deref(),
+                expected,
+                "{case}"
+            );
+        }
         let mut state = SimState::sandbox();
-        state.lwa_clients.clear();
-        assert!(Store::from_state(&state).is_err());
+        state.vendors[0].skills.push(skill("amzn1.ask.skill.extra"));
+        assert_eq!(Store::from_state(&state).map(|s| s.skill_count()), Ok(5));
     }
 }
