@@ -57,7 +57,8 @@ pub struct SkillAccountLinkingSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AccountLinkingType {
-    /// Authorization code grant (recommended; needs a token URL and client secret).
+    /// Authorization code grant (needs accessTokenUrl and accessTokenScheme; this operator also
+    /// requires clientSecretRef, see docs/AMAZON.md).
     AuthCode,
     /// Implicit grant.
     Implicit,
@@ -140,7 +141,9 @@ pub struct AccountLinkingSpec {
     pub access_token_url: Option<String>,
 
     /// Secret key holding the client secret Alexa uses at your token endpoint. Required for
-    /// AUTH_CODE. The secret is never stored in the object or its status.
+    /// AUTH_CODE by this operator (Amazon's pages do not require it; see docs/AMAZON.md). Amazon
+    /// never returns it, so only its SHA-256 is recorded, in status.clientSecretHash; the secret is
+    /// never stored in the object or its status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
 
@@ -149,23 +152,29 @@ pub struct AccountLinkingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_scheme: Option<AccessTokenScheme>,
 
-    /// Token lifetime Alexa assumes when your token response has no expires_in (AUTH_CODE only).
+    /// Access token lifetime in seconds (AUTH_CODE only). Per Amazon's schema page it overrides the
+    /// expires_in of your token response; optional here although Amazon's management page lists it
+    /// as required for AUTH_CODE (see docs/AMAZON.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub default_token_expiration_in_seconds: Option<i32>,
 
-    /// Redirect URLs to use instead of Amazon's defaults. Leave empty to use Amazon's; the ones
-    /// in effect are shown in status.redirectUrls.
+    /// Redirect URLs to send to Amazon (at most 15). Amazon's pages disagree on whether they can be
+    /// set (see docs/AMAZON.md): leave empty to use Amazon's fixed ones. The ones in effect are
+    /// shown in status.redirectUrls; if Amazon ignores these, the object ends in NotConverging.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 15))]
     pub redirect_urls: Vec<String>,
 
-    /// Platform-specific authorization URLs for app-to-app account linking.
+    /// Platform-specific authorization URLs for app-to-app account linking (at most 2, one per
+    /// platform: this operator's cap, see docs/AMAZON.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 2))]
     pub authorization_urls_by_platform: Vec<PlatformAuthorizationUrl>,
 
-    /// Let users enable the skill without linking first.
+    /// Let users enable the skill without linking first. Amazon's GET does not return it, so the
+    /// operator records what it applied (status.requestOnlyHash) instead of comparing it; unset is
+    /// not sent (see docs/AMAZON.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_on_enablement: Option<bool>,
 

@@ -78,7 +78,8 @@ pub struct CustomerEnablement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AccountLinkRequestType {
-    /// Authorization code from your authorization server (the only type Amazon supports).
+    /// Authorization code from your authorization server (the only value Amazon's example shows;
+    /// its list of valid values is lost, see docs/AMAZON.md).
     AuthCode,
 }
 
@@ -86,7 +87,7 @@ pub enum AccountLinkRequestType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountLinkRequest {
-    /// Grant type; only AUTH_CODE exists.
+    /// Grant type; AUTH_CODE is the only value this operator accepts (see docs/AMAZON.md).
     #[serde(rename = "type")]
     pub type_: AccountLinkRequestType,
 
@@ -98,7 +99,9 @@ pub struct AccountLinkRequest {
     /// Codes are single-use: after a rejection the operator waits for this Secret to change.
     pub auth_code_secret_ref: SecretKeyRef,
 
-    /// Secret key holding the PKCE code verifier, when your authorization server uses PKCE.
+    /// Secret key holding the PKCE code verifier, when your authorization server uses PKCE. Sent as
+    /// accountLinkRequest.codeVerifier: Amazon's page lost the property's name (see
+    /// docs/AMAZON.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_verifier_secret_ref: Option<SecretKeyRef>,
 }
