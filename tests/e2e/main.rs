@@ -6,5 +6,6 @@
 
 mod account_linking;
 mod enablement;
+mod kstatus;
 mod operations;
 mod support;
