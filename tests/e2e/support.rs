@@ -645,7 +645,7 @@ impl Harness {
         }
     }
 
-    /// Events recorded for an object (reasons and notes), oldest first.
+    /// Events recorded for an object (reasons and notes), oldest first on a real cluster.
     pub async fn events_for(&self, name: &str) -> Vec<(String, String)> {
         let text = |o: &Value, k: &str| o[k].as_str().unwrap_or("").to_string();
         if let Some(kube) = &self.kube {
@@ -656,7 +656,7 @@ impl Harness {
                 .map(|o| (text(&o, "reason"), text(&o, "note")))
                 .collect();
         }
-        // A real apiserver lists in key (name) order, not creation order: sort by time.
+        // Lists come in name order: sort by time for the order they were recorded in.
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let params = ListParams::default().fields(&format!("regarding.name={name}"));
         let mut events = api.list(&params).await.expect("list events").items;
