@@ -214,5 +214,18 @@ else
   failed=$((failed + e2e_failed))
   skipped="$(grep -c "skipped on the real apiserver" "$e2e_log")"
   echo "e2e on the real apiserver: $e2e_passed passed ($skipped of them skipped: test-server hooks), $e2e_failed failed in $((SECONDS - e2e_started)) s"
+  # Each test deletes its namespace (the namespace controller then empties it): none may be
+  # left behind, e.g. held Terminating by a finalizer.
+  left=""
+  for _ in $(seq 1 120); do
+    left="$(k get namespaces -o name | grep '^namespace/e2e-')"
+    [[ -z "$left" ]] && break
+    sleep 0.5
+  done
+  if [[ -z "$left" ]]; then
+    pass "every e2e test namespace was deleted"
+  else
+    fail "e2e test namespaces left behind: $(echo $left)"
+  fi
 fi
 finish
