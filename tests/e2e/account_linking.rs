@@ -13,7 +13,8 @@ use kube_test_server::Fault;
 use serde_json::json;
 
 use crate::support::{
-    Harness, NS, SKILL, auth_code_linking, is_ready, message, reason, sal, settle, stalled,
+    Harness, SKILL, auth_code_linking, is_ready, message, reason, sal, settle, skip_on_real_server,
+    stalled,
 };
 
 async fn ready_harness() -> Harness {
@@ -63,12 +64,7 @@ async fn create_becomes_ready_with_redirect_urls_and_the_secret_on_amazon() {
     assert_eq!(h.count(Operation::UpdateAccountLinking), 1);
     assert_eq!(h.count(Operation::GetAccountLinking), 2);
     // The client secret reaches Amazon but never the object, its status or events.
-    let visible: Vec<_> = h
-        .kube
-        .dump()
-        .into_iter()
-        .filter(|o| o["kind"] != "Secret")
-        .collect();
+    let visible = h.visible_objects().await;
     assert!(
         !serde_json::to_string(&visible)
             .unwrap()
@@ -336,7 +332,11 @@ async fn missing_secret_stalls_then_recovers_when_created() {
             reason(o) == "SecretNotFound"
         })
         .await;
-    assert!(message(&obj).contains("skills/lwa"), "{}", message(&obj));
+    assert!(
+        message(&obj).contains(&format!("{}/lwa", h.ns)),
+        "{}",
+        message(&obj)
+    );
     assert_eq!(
         h.sim.requests().len(),
         0,
@@ -523,15 +523,14 @@ async fn deletion_waits_for_amazon_and_says_how_to_let_go() {
     let h = ready_harness().await;
     h.delete_secret("lwa").await;
     h.delete::<SkillAccountLinking>("weather").await;
+    // The Secret's deletion alone already reads SecretNotFound: wait for the status written
+    // after the object's deletion was seen.
     let obj = h
-        // An ordinary reconcile may report the missing Secret before the deletion's does
-        // (which adds the hint): wait for the deletion's.
         .wait_for::<SkillAccountLinking, _>("weather", "blocked deletion", |o| {
-            reason(o) == "SecretNotFound"
-                && o.metadata.deletion_timestamp.is_some()
-                && message(o).contains("deletionPolicy")
+            o.metadata.deletion_timestamp.is_some() && message(o).contains("deletionPolicy")
         })
         .await;
+    assert_eq!(reason(&obj), "SecretNotFound");
     assert!(
         message(&obj).contains("deletionPolicy: Orphan"),
         "{}",
@@ -574,11 +573,14 @@ async fn transient_failures_while_deleting_read_as_deleting_and_retry() {
 
 #[tokio::test]
 async fn a_secret_update_that_landed_before_the_status_write_failed_is_not_sent_again() {
+    if skip_on_real_server("fault injection into the Kubernetes API") {
+        return;
+    }
     let h = ready_harness().await;
     h.sim.clear_requests();
     // The write that records the new secret (the second status write of the rotation; the
     // first records the update as pending) fails, as if the operator died right after the PUT.
-    h.kube.inject_fault(Fault {
+    h.test_server().inject_fault(Fault {
         method: Some(http::Method::PATCH),
         path_contains: Some("skillaccountlinkings/weather/status".into()),
         nth: 2,
@@ -631,7 +633,7 @@ async fn a_pending_update_that_never_reached_amazon_is_sent_after_a_restart() {
         Some(&hash_tag("second-secret")),
     ));
     status.pending_base_etag = etag;
-    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), NS);
+    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), &h.ns);
     api.patch_status(
         "weather",
         &PatchParams::apply(FIELD_MANAGER).force(),

@@ -8,5 +8,6 @@ mod account_linking;
 mod configuration;
 mod enablement;
 mod fidelity;
+mod kstatus;
 mod operations;
 mod support;

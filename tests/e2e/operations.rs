@@ -11,7 +11,9 @@ use clap::Parser;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, NS, SKILL, auth_code_linking, is_ready, owner, sal, settle};
+use crate::support::{
+    Harness, SKILL, auth_code_linking, is_ready, owner, sal, settle, skip_on_real_server,
+};
 
 fn implicit(name: &str) -> Value {
     sal(
@@ -123,17 +125,14 @@ async fn metrics_and_health_endpoints_report_a_reconcile() {
 }
 
 async fn elected(h: &Harness) -> Running {
-    let cli = Cli::parse_from(h.run_args(&[
-        "--leader-election",
-        "--lease-duration",
-        "3s",
-        "--lease-namespace",
-        "default",
-    ]));
+    let lease = h.lease_args();
+    let mut flags = vec!["--leader-election", "--lease-duration", "3s"];
+    flags.extend(lease.iter().map(String::as_str));
+    let cli = Cli::parse_from(h.run_args(&flags));
     let Command::Run(args) = cli.command else {
         unreachable!()
     };
-    operator::start(*args, h.client.clone())
+    operator::start(*args, h.operator_client())
         .await
         .expect("start")
 }
@@ -148,17 +147,6 @@ async fn wait_role(op: &Running, role: Role) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn lease_holder(h: &Harness) -> Option<String> {
-    h.kube
-        .get_object(
-            "coordination.k8s.io/v1",
-            "leases",
-            Some("default"),
-            "alexa-skill-operator",
-        )
-        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
 }
 
 #[tokio::test]
@@ -213,19 +201,22 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
         .await;
 
     // Graceful shutdown releases the Lease for a fast hand-over.
-    assert!(lease_holder(&h).is_some());
+    assert!(h.lease_holder().await.is_some());
     second.shutdown().await;
-    assert_eq!(lease_holder(&h), None, "Lease released on shutdown");
+    assert_eq!(h.lease_holder().await, None, "Lease released on shutdown");
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn namespaced_mode_ignores_other_namespaces() {
-    let h = Harness::start_with(&["--watch-namespace", "skills"]).await;
+    let mut h = Harness::servers(SimConfig::default()).await;
+    let ns = h.ns.clone();
+    h.start_operator(&["--watch-namespace", &ns]).await;
     h.owner_credentials().await;
-    let other: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), "elsewhere");
+    let elsewhere = h.other_namespace("elsewhere").await;
+    let other: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), &elsewhere);
     let mut obj = implicit("outside");
-    obj["metadata"]["namespace"] = json!("elsewhere");
+    obj["metadata"]["namespace"] = json!(elsewhere);
     other
         .patch("outside", &PatchParams::apply("e2e"), &Patch::Apply(&obj))
         .await
@@ -251,7 +242,7 @@ async fn namespaced_mode_ignores_other_namespaces() {
 #[tokio::test]
 async fn gitops_server_side_apply_can_drop_optional_references() {
     let h = Harness::servers(SimConfig::default()).await;
-    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), NS);
+    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), &h.ns);
     let apply = |obj: Value| {
         let api = api.clone();
         async move {
@@ -269,15 +260,7 @@ async fn gitops_server_side_apply_can_drop_optional_references() {
     }
     let obj = apply(obj).await.expect("the reference can be dropped");
     assert!(obj.spec.account_linking.client_secret_ref.is_none());
-    let raw = h
-        .kube
-        .get_object(
-            "alexa.operator.dev/v1alpha1",
-            "skillaccountlinkings",
-            Some(NS),
-            "weather",
-        )
-        .unwrap();
+    let raw = h.raw("skillaccountlinkings", "weather").await.unwrap();
     assert!(
         raw["spec"]["accountLinking"]
             .get("clientSecretRef")
@@ -287,7 +270,7 @@ async fn gitops_server_side_apply_can_drop_optional_references() {
     );
 
     // A SkillEnablement switching from customer mode to owner mode.
-    let sen: Api<SkillEnablement> = Api::namespaced(h.client.clone(), NS);
+    let sen: Api<SkillEnablement> = Api::namespaced(h.client.clone(), &h.ns);
     let mut obj = json!({
         "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "SkillEnablement",
         "metadata": {"name": "dev"},
@@ -320,15 +303,7 @@ async fn gitops_server_side_apply_can_drop_optional_references() {
     sen.patch("dev", &PatchParams::apply("flux"), &Patch::Apply(&obj))
         .await
         .expect("switching to owner mode passes the exactly-one-mode rule");
-    let raw = h
-        .kube
-        .get_object(
-            "alexa.operator.dev/v1alpha1",
-            "skillenablements",
-            Some(NS),
-            "dev",
-        )
-        .unwrap();
+    let raw = h.raw("skillenablements", "dev").await.unwrap();
     assert!(raw["spec"].get("customer").is_none(), "{}", raw["spec"]);
     h.shutdown().await;
 }
@@ -394,6 +369,11 @@ fn resource_of(path: &str) -> Option<(String, String)> {
 
 #[tokio::test]
 async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
+    // On the real server the operator runs as its ServiceAccount under deploy/'s RBAC for the
+    // whole suite, which checks the same thing for real.
+    if skip_on_real_server("the test server's request log") {
+        return;
+    }
     let mut h = Harness::servers(SimConfig::default()).await;
     h.owner_credentials().await;
     h.secret("oauth", &[("client-secret", "s")]).await;
@@ -405,18 +385,14 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
         .unwrap();
     // From here on the test itself only reads the store directly and deletes the two objects,
     // so the request log holds the operator's requests (and those deletes).
-    h.kube.clear_requests();
-    h.start_operator(&[
-        "--leader-election",
-        "--lease-duration",
-        "3s",
-        "--lease-namespace",
-        NS,
-    ])
-    .await;
+    h.test_server().clear_requests();
+    let lease = h.lease_args();
+    let mut flags = vec!["--leader-election", "--lease-duration", "3s"];
+    flags.extend(lease.iter().map(String::as_str));
+    h.start_operator(&flags).await;
     let stored = |plural: &str, name: &str| {
-        h.kube
-            .get_object("alexa.operator.dev/v1alpha1", plural, Some(NS), name)
+        h.test_server()
+            .get_object("alexa.operator.dev/v1alpha1", plural, Some(&h.ns), name)
     };
     let ready = |o: &Value| {
         o["status"]["conditions"].as_array().is_some_and(|c| {
@@ -443,7 +419,7 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
         "deploy/base/leader-election-rbac.yaml",
     ]);
     let mut used = std::collections::BTreeSet::new();
-    for r in h.kube.requests() {
+    for r in h.test_server().requests() {
         if matches!(r.verb.as_str(), "discovery" | "health") {
             continue;
         }
