@@ -18,10 +18,7 @@ use crate::support::{
 };
 
 async fn ready_harness() -> Harness {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "first-secret")])
-        .await;
+    let h = Harness::with_owner(&[], Some("first-secret")).await;
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
         .await
         .expect("apply");
@@ -109,9 +106,7 @@ async fn spec_change_sends_one_put_with_the_current_etag() {
 
 #[tokio::test]
 async fn steady_state_resync_costs_one_get_and_no_put() {
-    let h = Harness::start_with(&["--resync-period", "1s"]).await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "s")]).await;
+    let h = Harness::with_owner(&["--resync-period", "1s"], Some("s")).await;
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
         .await
         .unwrap();
@@ -134,9 +129,7 @@ async fn steady_state_resync_costs_one_get_and_no_put() {
 
 #[tokio::test]
 async fn out_of_band_change_is_repaired_and_reported() {
-    let h = Harness::start_with(&["--resync-period", "1s"]).await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "s")]).await;
+    let h = Harness::with_owner(&["--resync-period", "1s"], Some("s")).await;
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
         .await
         .unwrap();
@@ -217,9 +210,7 @@ async fn rotated_client_secret_is_reapplied_without_waiting_for_resync() {
 
 #[tokio::test]
 async fn invalid_request_stalls_with_amazons_message_and_is_not_retried_until_the_spec_changes() {
-    let h = Harness::start_with(&["--resync-period", "1s"]).await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "s")]).await;
+    let h = Harness::with_owner(&["--resync-period", "1s"], Some("s")).await;
     h.sim.faults().script(
         Operation::UpdateAccountLinking,
         vec![ScriptedResponse::json(400, json!({"message": "authorizationUrl must use HTTPS", "violations": [{"code": "INVALID_URL", "message": "authorizationUrl must use HTTPS"}]}))],
@@ -255,9 +246,7 @@ async fn invalid_request_stalls_with_amazons_message_and_is_not_retried_until_th
 
 #[tokio::test]
 async fn throttling_honours_retry_after_then_converges() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "s")]).await;
+    let h = Harness::with_owner(&[], Some("s")).await;
     let throttled = ScriptedResponse::json(
         429,
         json!({"message": "Too many requests", "code": "TOO_MANY_REQUESTS"}),
@@ -305,9 +294,7 @@ async fn throttling_honours_retry_after_then_converges() {
 
 #[tokio::test]
 async fn server_error_storm_converges() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "s")]).await;
+    let h = Harness::with_owner(&[], Some("s")).await;
     h.sim.faults().set_error_rate(0.5);
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
         .await
@@ -422,8 +409,7 @@ async fn paused_objects_make_no_calls_and_force_reconcile_is_acknowledged() {
 
 #[tokio::test]
 async fn observe_mode_reports_drift_without_writing() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
+    let h = Harness::with_owner(&[], None).await;
     h.sim.set_account_linking(
         SKILL,
         "development",
@@ -457,10 +443,7 @@ async fn observe_mode_reports_drift_without_writing() {
 
 #[tokio::test]
 async fn observe_mode_with_a_client_secret_is_ready_when_everything_readable_matches() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "console-secret")])
-        .await;
+    let h = Harness::with_owner(&[], Some("console-secret")).await;
     let mut on_amazon = auth_code_linking();
     on_amazon.as_object_mut().unwrap().remove("clientSecretRef");
     on_amazon["clientSecret"] = json!("console-secret");

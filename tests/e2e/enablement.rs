@@ -70,8 +70,7 @@ async fn customer_secrets(h: &Harness, region: Region, code: &str) {
 
 #[tokio::test]
 async fn owner_mode_enables_the_stage_and_repairs_an_out_of_band_disable() {
-    let h = Harness::start_with(&["--resync-period", "1s"]).await;
-    h.owner_credentials().await;
+    let h = Harness::with_owner(&["--resync-period", "1s"], None).await;
     h.apply::<SkillEnablement>(owner("dev", "development"))
         .await
         .unwrap();
@@ -96,8 +95,7 @@ async fn owner_mode_enables_the_stage_and_repairs_an_out_of_band_disable() {
 
 #[tokio::test]
 async fn stage_conflict_is_reported_on_the_newer_object_and_clears_when_the_older_goes() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
+    let h = Harness::with_owner(&[], None).await;
     h.apply::<SkillEnablement>(owner("first-dev", "development"))
         .await
         .unwrap();
@@ -154,8 +152,7 @@ async fn stage_conflict_is_reported_on_the_newer_object_and_clears_when_the_olde
 
 #[tokio::test]
 async fn owner_delete_disables_and_orphan_keeps_the_stage() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
+    let h = Harness::with_owner(&[], None).await;
     h.apply::<SkillEnablement>(owner("dev", "development"))
         .await
         .unwrap();
@@ -410,8 +407,7 @@ async fn schema_rejects_both_modes_or_neither() {
 
 #[tokio::test]
 async fn an_object_paused_from_creation_makes_no_calls_and_still_shows_its_mode() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
+    let h = Harness::with_owner(&[], None).await;
     let mut obj = owner("paused", "development");
     obj["metadata"]["annotations"] = json!({"alexa.operator.dev/paused": "true"});
     h.apply::<SkillEnablement>(obj).await.unwrap();
@@ -431,8 +427,7 @@ async fn an_object_paused_from_creation_makes_no_calls_and_still_shows_its_mode(
 
 #[tokio::test]
 async fn observe_mode_reports_a_disabled_stage_without_enabling_it() {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
+    let h = Harness::with_owner(&[], None).await;
     let mut obj = owner("watched", "development");
     obj["spec"]["managementPolicy"] = json!("Observe");
     h.apply::<SkillEnablement>(obj).await.unwrap();

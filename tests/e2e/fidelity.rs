@@ -8,11 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{Harness, SKILL, auth_code_linking, is_ready, message, reason, sal, settle};
 
 async fn harness() -> Harness {
-    let h = Harness::start().await;
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "first-secret")])
-        .await;
-    h
+    Harness::with_owner(&[], Some("first-secret")).await
 }
 
 /// Amazon's GET answer as the seed documents it: the readable fields only (no clientSecret,

@@ -313,6 +313,18 @@ impl Harness {
         h
     }
 
+    /// The usual prelude: servers and operator (with extra `run` flags), the skill owner's
+    /// credentials as Secret `lwa`, and, when given, a client secret as Secret `oauth` (key
+    /// `client-secret`, what [`auth_code_linking`] references).
+    pub async fn with_owner(extra: &[&str], client_secret: Option<&str>) -> Harness {
+        let h = Self::start_with(extra).await;
+        h.owner_credentials().await;
+        if let Some(secret) = client_secret {
+            h.secret("oauth", &[("client-secret", secret)]).await;
+        }
+        h
+    }
+
     /// Only the servers; call `start_operator` later.
     pub async fn servers(config: SimConfig) -> Harness {
         alexa_skill_operator::alexa::install_crypto_provider();
