@@ -45,7 +45,15 @@ async fn account_linking_round_trip() {
     assert_eq!(info.scopes, vec!["profile".to_string()]);
     assert_eq!(info.access_token_scheme, Some(AccessTokenScheme::HttpBasic));
     assert_eq!(info.default_token_expiration_in_seconds, Some(3600));
-    assert_eq!(info.skip_on_enablement, Some(true));
+    assert_eq!(
+        info.skip_on_enablement, None,
+        "request-only: the seed's GET does not return it"
+    );
+    assert_eq!(
+        sim.account_linking(SKILL, "development").unwrap()["skipOnEnablement"],
+        true,
+        "the PUT carried it"
+    );
     assert_eq!(info.authorization_urls_by_platform.len(), 1);
     assert!(
         !info.redirect_urls.is_empty(),

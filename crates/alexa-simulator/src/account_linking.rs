@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::GetShape;
 use crate::Stage;
+use crate::faults::{Divergences, PutAnswer};
 use crate::reply::{self, Reply, Violation};
 use crate::requests::FaultKind;
 use crate::state::Store;
@@ -231,11 +232,62 @@ pub(crate) fn redirect_urls(grant_type: &str, vendor_id: &str) -> Vec<String> {
         .collect()
 }
 
-/// GET body: the stored configuration without `clientSecret`, with the Alexa redirect URLs
-/// unless the user set their own, and `voiceForwardAccountLinking` defaulted to DISABLED.
-pub(crate) fn render(config: &Map<String, Value>, vendor_id: &str, shape: GetShape) -> Value {
+/// Fields the management page documents only on the PUT: its GET response table lists neither.
+const REQUEST_ONLY: [&str; 2] = ["clientSecret", "skipOnEnablement"];
+
+/// Lists [`Divergences::reverse_lists`] returns reversed.
+const REORDERED_LISTS: [&str; 3] = ["domains", "scopes", "redirectUrls"];
+
+/// URLs [`Divergences::normalize_urls`] rewrites.
+const NORMALIZED_URLS: [&str; 2] = ["authorizationUrl", "accessTokenUrl"];
+
+/// A URL as a normalising server might store it: scheme and host lower-cased, and a `/` ending
+/// the path. `HTTPS://Auth.Example.com/authorize?x=1` → `https://auth.example.com/authorize/?x=1`.
+fn normalize_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (host, rest) = rest.split_at(host_end);
+    let path_end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (path, tail) = rest.split_at(path_end);
+    let slash = if path.ends_with('/') { "" } else { "/" };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{}://", scheme.to_ascii_lowercase())
+    };
+    format!("{scheme}{}{path}{slash}{tail}", host.to_ascii_lowercase())
+}
+
+/// What a PUT's validated configuration becomes in the store under `divergences`: dropped
+/// fields removed, normalised URLs rewritten. Seed-literal (no divergences): unchanged.
+fn stored(mut config: Map<String, Value>, divergences: &Divergences) -> Map<String, Value> {
+    for name in &divergences.drop_fields {
+        config.remove(name);
+    }
+    if divergences.normalize_urls {
+        for name in NORMALIZED_URLS {
+            if let Some(Value::String(url)) = config.get_mut(name) {
+                *url = normalize_url(url);
+            }
+        }
+    }
+    config
+}
+
+/// GET body: the stored configuration without the request-only fields, with the Alexa redirect
+/// URLs unless the user set their own, and `voiceForwardAccountLinking` defaulted to DISABLED.
+pub(crate) fn render(
+    config: &Map<String, Value>,
+    vendor_id: &str,
+    shape: GetShape,
+    divergences: &Divergences,
+) -> Value {
     let mut body = config.clone();
-    body.remove("clientSecret");
+    for name in REQUEST_ONLY {
+        if !(name == "skipOnEnablement" && divergences.echo_skip_on_enablement) {
+            body.remove(name);
+        }
+    }
     let user_set = body
         .get("redirectUrls")
         .and_then(Value::as_array)
@@ -252,6 +304,13 @@ pub(crate) fn render(config: &Map<String, Value>, vendor_id: &str, shape: GetSha
     }
     body.entry("voiceForwardAccountLinking")
         .or_insert_with(|| Value::String("DISABLED".to_string()));
+    if divergences.reverse_lists {
+        for name in REORDERED_LISTS {
+            if let Some(Value::Array(items)) = body.get_mut(name) {
+                items.reverse();
+            }
+        }
+    }
     match shape {
         GetShape::Flat => Value::Object(body),
         GetShape::Wrapped => serde_json::json!({"accountLinkingResponse": body}),
@@ -266,13 +325,21 @@ fn not_configured(skill_id: &str, stage: Stage) -> Reply {
     )
 }
 
-pub(crate) fn get(store: &Store, shape: GetShape, skill_id: &str, stage: Stage) -> Reply {
+pub(crate) fn get(
+    store: &Store,
+    shape: GetShape,
+    divergences: &Divergences,
+    skill_id: &str,
+    stage: Stage,
+) -> Reply {
     let Some(skill) = store.skills.get(skill_id) else {
         return not_configured(skill_id, stage);
     };
     match skill.stage(stage).and_then(|s| s.account_linking.as_ref()) {
-        Some(linking) => Reply::json(200, render(&linking.config, &skill.vendor_id, shape))
-            .with_header("ETag", linking.etag.clone()),
+        Some(linking) => {
+            let body = render(&linking.config, &skill.vendor_id, shape, divergences);
+            Reply::json(200, body).with_header("ETag", linking.etag.clone())
+        }
         None => not_configured(skill_id, stage),
     }
 }
@@ -284,9 +351,16 @@ fn normalize_etag(tag: &str) -> &str {
     tag.trim_matches('"')
 }
 
+/// How one PUT is answered and stored: the switches of [`crate::FaultConfig`] it obeys.
+pub(crate) struct PutBehaviour {
+    pub(crate) stale_etag_fault: bool,
+    pub(crate) answer: PutAnswer,
+    pub(crate) divergences: Divergences,
+}
+
 pub(crate) fn put(
     store: &mut Store,
-    stale_etag_fault: bool,
+    behaviour: &PutBehaviour,
     skill_id: &str,
     stage: Stage,
     if_match: Option<&str>,
@@ -306,7 +380,7 @@ pub(crate) fn put(
         Err(violations) => return Reply::violations(violations),
     };
     let if_match = if_match.map(str::trim).filter(|tag| !tag.is_empty());
-    if stale_etag_fault && if_match.is_some() {
+    if behaviour.stale_etag_fault && if_match.is_some() {
         return precondition_failed().with_fault(FaultKind::StaleEtag);
     }
     let current = store
@@ -332,10 +406,14 @@ pub(crate) fn put(
     {
         Some(slot) => {
             slot.account_linking = Some(crate::state::Linking {
-                config,
+                config: stored(config, &behaviour.divergences),
                 etag: etag.clone(),
             });
-            Reply::empty(204).with_header("ETag", etag)
+            let status = match behaviour.answer {
+                PutAnswer::NoContent => 204,
+                PutAnswer::OkWithEtag => 200,
+            };
+            Reply::empty(status).with_header("ETag", etag)
         }
         None => not_configured(skill_id, stage),
     }
@@ -362,8 +440,9 @@ pub(crate) fn delete(store: &mut Store, skill_id: &str, stage: Stage) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::{redirect_urls, render, validate};
+    use super::{normalize_url, redirect_urls, render, stored, validate};
     use crate::GetShape;
+    use crate::faults::Divergences;
     use serde_json::{Value, json};
 
     /// A complete AUTH_CODE configuration with `change` merged in.
@@ -637,7 +716,7 @@ mod tests {
     fn render_hides_secret_and_adds_redirects() {
         let config =
             validate(&json!({"type": "IMPLICIT", "clientSecret": "s", "unknown": 1})).unwrap();
-        let body = render(&config, "V1", GetShape::Flat);
+        let body = render(&config, "V1", GetShape::Flat, &Divergences::default());
         assert!(body.get("clientSecret").is_none());
         assert!(body.get("unknown").is_none());
         assert_eq!(body["redirectUrls"], json!(redirect_urls("IMPLICIT", "V1")));
@@ -645,5 +724,57 @@ mod tests {
             redirect_urls("AUTH_CODE", "V1")[0],
             "https://pitangui.amazon.com/api/skill/link/V1"
         );
+    }
+
+    #[test]
+    fn normalize_url_lowercases_scheme_and_host_and_ends_the_path_with_a_slash() {
+        for (url, expected) in [
+            (
+                "https://auth.example.com/authorize",
+                "https://auth.example.com/authorize/",
+            ),
+            (
+                "HTTPS://Auth.Example.COM/Authorize?x=Y",
+                "https://auth.example.com/Authorize/?x=Y",
+            ),
+            ("https://auth.example.com/", "https://auth.example.com/"),
+            ("https://auth.example.com", "https://auth.example.com/"),
+        ] {
+            assert_eq!(normalize_url(url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn divergences_change_what_is_stored_and_shown() {
+        let config = validate(&auth_code(json!({
+            "skipOnEnablement": true,
+            "domains": ["a.example", "b.example"],
+            "defaultTokenExpirationInSeconds": 3600,
+        })))
+        .unwrap();
+        let literal = render(&config, "V1", GetShape::Flat, &Divergences::default());
+        assert!(literal.get("skipOnEnablement").is_none(), "request-only");
+        assert_eq!(literal["domains"], json!(["a.example", "b.example"]));
+        let divergences = Divergences {
+            echo_skip_on_enablement: true,
+            reverse_lists: true,
+            normalize_urls: true,
+            drop_fields: vec!["defaultTokenExpirationInSeconds".to_string()],
+        };
+        let shown = render(
+            &stored(config, &divergences),
+            "V1",
+            GetShape::Flat,
+            &divergences,
+        );
+        assert_eq!(shown["skipOnEnablement"], true);
+        assert_eq!(shown["domains"], json!(["b.example", "a.example"]));
+        assert_eq!(
+            shown["authorizationUrl"],
+            "https://auth.example.com/authorize/"
+        );
+        assert_eq!(shown["accessTokenUrl"], "https://auth.example.com/token/");
+        assert!(shown.get("defaultTokenExpirationInSeconds").is_none());
+        assert!(shown.get("clientSecret").is_none());
     }
 }

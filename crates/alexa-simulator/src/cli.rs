@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::faults::{DiscoveryMode, FaultConfig, RateLimit};
+use crate::faults::{DiscoveryMode, Divergences, FaultConfig, PutAnswer, RateLimit};
 use crate::{GetShape, Region, SimConfig, SimState, Simulator, SimulatorError, TlsConfig};
 
 /// Flags of the `alexa-simulator` binary (also reached as `alexa-skill-operator simulate`, which
@@ -89,6 +89,29 @@ pub struct SimulateArgs {
     /// Apply rate limit, error rate, latency and drops to the LWA token endpoint too.
     #[arg(long)]
     pub fault_lwa: bool,
+
+    /// Answer to a successful account-linking PUT: 204 No Content, or 200 OK with the ETag and
+    /// no body (the seed documents both).
+    #[arg(long, value_enum, default_value_t = PutAnswer::NoContent)]
+    pub put_answer: PutAnswer,
+
+    /// Divergence from the seeds: GET echoes the request-only skipOnEnablement.
+    #[arg(long)]
+    pub echo_skip_on_enablement: bool,
+
+    /// Divergence from the seeds: GET returns domains, scopes and redirectUrls reversed.
+    #[arg(long)]
+    pub reverse_lists: bool,
+
+    /// Divergence from the seeds: PUT stores authorizationUrl and accessTokenUrl with scheme and
+    /// host lower-cased and a trailing slash.
+    #[arg(long)]
+    pub normalize_urls: bool,
+
+    /// Divergence from the seeds: PUT accepts but does not store this field (repeatable, e.g.
+    /// defaultTokenExpirationInSeconds).
+    #[arg(long = "drop-field")]
+    pub drop_fields: Vec<String>,
 
     /// Status of a customer call sent to the wrong region's listener (401 or 404).
     #[arg(long, default_value_t = 401)]
@@ -185,6 +208,13 @@ pub(crate) fn config_from_args(args: &SimulateArgs) -> Result<SimConfig, Simulat
         stale_etag: args.stale_etag,
         discovery: args.discovery,
         include_lwa: args.fault_lwa,
+        put_answer: args.put_answer,
+        divergences: Divergences {
+            echo_skip_on_enablement: args.echo_skip_on_enablement,
+            reverse_lists: args.reverse_lists,
+            normalize_urls: args.normalize_urls,
+            drop_fields: args.drop_fields.clone(),
+        },
     };
     faults.validate().map_err(SimulatorError::InvalidSetting)?;
     Ok(SimConfig {

@@ -42,6 +42,39 @@ pub enum DiscoveryMode {
     Multiple,
 }
 
+/// How a successful account-linking PUT is answered. The management page gives both: its text
+/// says "A successful response returns HTTP 204 No Content", its status table "200 OK: Account
+/// linking information updated successfully. The response header contains an ETag".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum PutAnswer {
+    /// 204 No Content, no body (the new ETag is sent as a header too).
+    #[default]
+    #[serde(alias = "noContent", alias = "204")]
+    NoContent,
+    /// 200 OK with the new ETag header and no body.
+    #[serde(alias = "okWithEtag", alias = "200")]
+    OkWithEtag,
+}
+
+/// Ways a real account-linking API may differ from the seed pages, all off by default: the
+/// default simulator is seed-literal. Part of [`FaultConfig`], so they are switched like faults.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Divergences {
+    /// GET also returns the stored `skipOnEnablement`, which the seed documents only on the PUT
+    /// (the simulator's behaviour before it followed the seeds).
+    pub echo_skip_on_enablement: bool,
+    /// GET returns `domains`, `scopes` and `redirectUrls` in reverse order (cosmetic).
+    pub reverse_lists: bool,
+    /// A PUT stores `authorizationUrl` and `accessTokenUrl` normalised: scheme and host
+    /// lower-cased and a trailing `/` added, as some servers do (not cosmetic: the GET differs).
+    pub normalize_urls: bool,
+    /// Fields a PUT accepts (2xx) but does not store, so the GET never shows them, e.g.
+    /// `["defaultTokenExpirationInSeconds"]`; `["redirectUrls"]` plays the schema page's
+    /// reading that redirect URLs are fixed and cannot be set.
+    pub drop_fields: Vec<String>,
+}
+
 /// One canned answer for [`Faults::script`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScriptedResponse {
@@ -103,6 +136,10 @@ pub struct FaultConfig {
     /// endpoint. Off by default: LWA is a separate Amazon service, and a SMAPI outage test should
     /// not first fail at the token refresh. Scripts always apply.
     pub include_lwa: bool,
+    /// How a successful account-linking PUT is answered.
+    pub put_answer: PutAnswer,
+    /// Divergences from the seed pages (all off by default).
+    pub divergences: Divergences,
 }
 
 impl FaultConfig {
@@ -261,6 +298,24 @@ impl Faults {
 
     pub(crate) fn stale_etag(&self) -> bool {
         self.inner.lock().config.stale_etag
+    }
+
+    /// How a successful account-linking PUT is answered.
+    pub fn set_put_answer(&self, answer: PutAnswer) {
+        self.inner.lock().config.put_answer = answer;
+    }
+
+    /// Replaces the divergences from the seed pages.
+    pub fn set_divergences(&self, divergences: Divergences) {
+        self.inner.lock().config.divergences = divergences;
+    }
+
+    pub(crate) fn put_answer(&self) -> PutAnswer {
+        self.inner.lock().config.put_answer
+    }
+
+    pub(crate) fn divergences(&self) -> Divergences {
+        self.inner.lock().config.divergences.clone()
     }
 
     pub(crate) fn discovery(&self) -> DiscoveryMode {

@@ -38,7 +38,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use cli::{SimulateArgs, serve_cli};
-pub use faults::{DiscoveryMode, FaultConfig, Faults, RateLimit, ScriptedResponse};
+pub use faults::{
+    DiscoveryMode, Divergences, FaultConfig, Faults, PutAnswer, RateLimit, ScriptedResponse,
+};
 pub use requests::{FaultKind, Operation, RequestRecord};
 pub use stage::Stage;
 pub use state::{

@@ -295,15 +295,21 @@ fn skill_management(
     stage: &str,
 ) -> Result<Reply, Reply> {
     let shape = shared.settings.lock().get_shape;
-    let stale_etag = shared.faults.stale_etag();
+    let behaviour = account_linking::PutBehaviour {
+        stale_etag_fault: shared.faults.stale_etag(),
+        answer: shared.faults.put_answer(),
+        divergences: shared.faults.divergences(),
+    };
     let mut store = shared.store.lock();
     let stage = smapi_target(&store, vendor_id, skill_id, stage)?;
     let store = &mut *store;
     Ok(match request.op {
-        Operation::GetAccountLinking => account_linking::get(store, shape, skill_id, stage),
+        Operation::GetAccountLinking => {
+            account_linking::get(store, shape, &behaviour.divergences, skill_id, stage)
+        }
         Operation::UpdateAccountLinking => {
             let if_match = request.headers.get(IF_MATCH).and_then(|v| v.to_str().ok());
-            account_linking::put(store, stale_etag, skill_id, stage, if_match, request.body)
+            account_linking::put(store, &behaviour, skill_id, stage, if_match, request.body)
         }
         Operation::DeleteAccountLinking => account_linking::delete(store, skill_id, stage),
         Operation::EnableStage => enablement::enable(store, skill_id, stage),

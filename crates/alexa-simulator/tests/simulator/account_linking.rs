@@ -1,6 +1,8 @@
 //! SMAPI account linking: PUT, GET and DELETE with ETags, body shapes, validation.
 
-use alexa_simulator::{GetShape, Operation, SimConfig, sandbox};
+use alexa_simulator::{
+    Divergences, FaultConfig, GetShape, Operation, PutAnswer, SimConfig, Simulator, sandbox,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -269,4 +271,126 @@ async fn account_linking_paths_are_checked_before_the_body() {
         .header("Content-Type", "application/json")
         .body("{not json");
     assert_eq!(status_of(malformed).await, 400);
+}
+
+/// PUTs `body` on the sandbox skill's development stage, then GETs it: the PUT's status, its
+/// ETag header (if any), its body text and the GET's body.
+async fn put_then_get(sim: &Simulator, body: &Value) -> (u16, Option<String>, String, Value) {
+    let token = dev_token(sim).await;
+    let put = put_linking(sim, &token, SKILL, "development", body, None).await;
+    let status = put.status().as_u16();
+    let etag = put
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = put.text().await.unwrap();
+    let url = linking_url(&sim.url(), SKILL, "development");
+    let (got, shown) = call(http().get(&url).bearer_auth(&token)).await;
+    assert_eq!(got, 200);
+    (status, etag, text, shown)
+}
+
+fn with_faults(faults: FaultConfig) -> SimConfig {
+    SimConfig {
+        faults,
+        ..SimConfig::default()
+    }
+}
+
+fn with_divergences(divergences: Divergences) -> SimConfig {
+    with_faults(FaultConfig {
+        divergences,
+        ..FaultConfig::default()
+    })
+}
+
+#[tokio::test]
+async fn seed_literal_get_omits_skip_on_enablement_unless_echo_is_switched_on() {
+    let sim = start().await;
+    let mut config = auth_code_config();
+    config["skipOnEnablement"] = json!(true);
+    let (status, _, _, shown) = put_then_get(&sim, &config).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        sim.account_linking(SKILL, "development").unwrap()["skipOnEnablement"],
+        true,
+        "stored"
+    );
+    assert!(shown.get("skipOnEnablement").is_none(), "{shown}");
+    assert!(shown.get("clientSecret").is_none(), "{shown}");
+
+    // Switched on through the admin API, like any fault.
+    let admin = format!("{}/__sim/faults", sim.url());
+    let body = json!({"divergences": {"echoSkipOnEnablement": true}});
+    assert_eq!(status_of(http().put(&admin).json(&body)).await, 200);
+    let (_, _, _, shown) = put_then_get(&sim, &config).await;
+    assert_eq!(shown["skipOnEnablement"], true);
+    assert!(shown.get("clientSecret").is_none(), "never echoed");
+}
+
+#[tokio::test]
+async fn put_answers_204_by_default_or_200_with_the_etag_and_no_body() {
+    let sim = start().await;
+    let (status, _, text, _) = put_then_get(&sim, &auth_code_config()).await;
+    assert_eq!((status, text.as_str()), (204, ""));
+
+    let sim = start_with(with_faults(FaultConfig {
+        put_answer: PutAnswer::OkWithEtag,
+        ..FaultConfig::default()
+    }))
+    .await;
+    let (status, etag, text, _) = put_then_get(&sim, &auth_code_config()).await;
+    assert_eq!((status, text.as_str()), (200, ""));
+    assert_eq!(etag, sim.etag(SKILL, "development"));
+    assert!(etag.is_some());
+}
+
+#[tokio::test]
+async fn reversed_lists_come_back_in_the_other_order() {
+    let sim = start_with(with_divergences(Divergences {
+        reverse_lists: true,
+        ..Divergences::default()
+    }))
+    .await;
+    let mut config = auth_code_config();
+    config["scopes"] = json!(["profile", "email"]);
+    config["domains"] = json!(["a.example.com", "b.example.com"]);
+    let (_, _, _, shown) = put_then_get(&sim, &config).await;
+    assert_eq!(shown["scopes"], json!(["email", "profile"]));
+    assert_eq!(shown["domains"], json!(["b.example.com", "a.example.com"]));
+}
+
+#[tokio::test]
+async fn normalised_urls_are_stored_lower_cased_with_a_trailing_slash() {
+    let sim = start_with(with_divergences(Divergences {
+        normalize_urls: true,
+        ..Divergences::default()
+    }))
+    .await;
+    let mut config = auth_code_config();
+    config["authorizationUrl"] = json!("HTTPS://Auth.Example.com/authorize");
+    let (status, _, _, shown) = put_then_get(&sim, &config).await;
+    assert_eq!(status, 204, "accepted");
+    assert_eq!(
+        shown["authorizationUrl"],
+        "https://auth.example.com/authorize/"
+    );
+    assert_eq!(shown["accessTokenUrl"], "https://auth.example.com/token/");
+    assert_eq!(shown["clientId"], "alexa-skill", "other fields untouched");
+}
+
+#[tokio::test]
+async fn a_dropped_field_is_accepted_but_never_stored() {
+    let sim = start_with(with_divergences(Divergences {
+        drop_fields: vec!["defaultTokenExpirationInSeconds".to_string()],
+        ..Divergences::default()
+    }))
+    .await;
+    let (status, _, _, shown) = put_then_get(&sim, &auth_code_config()).await;
+    assert_eq!(status, 204, "accepted");
+    assert!(
+        shown.get("defaultTokenExpirationInSeconds").is_none(),
+        "{shown}"
+    );
+    assert_eq!(shown["scopes"], json!(["profile"]));
 }
