@@ -446,3 +446,45 @@ async fn observe_mode_reports_a_disabled_stage_without_enabling_it() {
     assert_eq!(h.count(Operation::DisableStage), 0, "nor on delete");
     h.shutdown().await;
 }
+
+/// Amazon reports the skill enabled and linked for the customer, but on the development stage
+/// while the spec asks for live: not in sync (issue 14). Observe mode says so and sends nothing.
+#[tokio::test]
+async fn a_customer_enabled_on_the_other_stage_is_not_ready() {
+    let h = Harness::start().await;
+    customer_secrets(&h, Region::Na, &sandbox::partner_code(Region::Na, 1)).await;
+    let other_stage = ScriptedResponse::json(
+        200,
+        json!({
+            "skill": {"id": SKILL, "stage": "development"},
+            "user": {"id": "amzn1.ask.account.customer"},
+            "accountLink": {"status": "LINKED"},
+            "status": "ENABLED"
+        }),
+    );
+    h.sim
+        .faults()
+        .script(Operation::CustomerStatus, vec![other_stage; 20]);
+    let mut obj = customer("na-customer", "na-lwa", "na-code");
+    obj["spec"]["managementPolicy"] = json!("Observe");
+    h.apply::<SkillEnablement>(obj).await.unwrap();
+    let o = h
+        .wait_for::<SkillEnablement, _>("na-customer", "DriftDetected", |o| {
+            reason(o) == "DriftDetected"
+        })
+        .await;
+    assert!(!is_ready(&o));
+    assert!(
+        message(&o).contains("on stage development, not live"),
+        "{}",
+        message(&o)
+    );
+    assert_eq!(o.status.unwrap().drift, vec!["spec.stage".to_string()]);
+    settle().await;
+    assert_eq!(
+        h.count(Operation::CustomerEnable),
+        0,
+        "Observe never sends the code"
+    );
+    h.shutdown().await;
+}
