@@ -13,11 +13,8 @@ use crate::support::{
 /// A harness whose simulator answers with `faults` (seed-literal otherwise), with the owner's
 /// credentials and the OAuth client secret in place.
 async fn harness(faults: FaultConfig) -> Harness {
-    let h = Harness::start().await;
+    let h = Harness::with_owner(&[], Some("first-secret")).await;
     h.sim.faults().set_config(faults);
-    h.owner_credentials().await;
-    h.secret("oauth", &[("client-secret", "first-secret")])
-        .await;
     h
 }
 
@@ -28,19 +25,10 @@ fn diverging(divergences: Divergences) -> FaultConfig {
     }
 }
 
-/// Forces one reconcile now (what a resync does) through the reconcile-requested-at annotation.
-async fn nudge(h: &Harness, value: &str) {
-    h.merge_patch::<SkillAccountLinking>(
-        "weather",
-        json!({"metadata": {"annotations": {"alexa.operator.dev/reconcile-requested-at": value}}}),
-    )
-    .await;
-}
-
 /// One forced resync: waits for its GET, then long enough for any write it would make.
 async fn resync(h: &Harness, value: &str) {
     let gets = h.count(Operation::GetAccountLinking);
-    nudge(h, value).await;
+    h.request_reconcile("weather", value).await;
     h.wait_until("the resync's GET", || {
         h.count(Operation::GetAccountLinking) > gets
     })

@@ -25,15 +25,6 @@ fn seed_literal_get(client_id: &str, etag: &str) -> ScriptedResponse {
     ScriptedResponse::json(200, body).with_header("ETag", etag)
 }
 
-/// Forces one reconcile now (what a resync does) through the reconcile-requested-at annotation.
-async fn nudge(h: &Harness, value: &str) {
-    h.merge_patch::<SkillAccountLinking>(
-        "weather",
-        json!({"metadata": {"annotations": {"alexa.operator.dev/reconcile-requested-at": value}}}),
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn skip_on_enablement_converges_with_one_put_and_resyncs_stay_quiet() {
     let h = harness().await;
@@ -55,7 +46,7 @@ async fn skip_on_enablement_converges_with_one_put_and_resyncs_stay_quiet() {
             Operation::GetAccountLinking,
             vec![seed_literal_get("alexa-skill", etag)],
         );
-        nudge(&h, &format!("resync-{i}")).await;
+        h.request_reconcile("weather", &format!("resync-{i}")).await;
         h.wait_until("the resync's GET", || {
             h.count(Operation::GetAccountLinking) == 3 + i
         })
@@ -139,7 +130,7 @@ async fn a_write_amazon_ignores_stops_after_three_puts_as_not_converging() {
     assert!(crate::support::stalled(&obj));
     h.wait_event("weather", "NotConverging", |_| true).await;
     // A resync reads again but does not write.
-    nudge(&h, "look-again").await;
+    h.request_reconcile("weather", "look-again").await;
     h.wait_until("the resync's GET", || {
         h.count(Operation::GetAccountLinking) >= 7
     })

@@ -325,6 +325,16 @@ impl Harness {
         h
     }
 
+    /// Forces one reconcile of SkillAccountLinking `name` now (what a resync does) by setting
+    /// the reconcile-requested-at annotation to `value` (a new value each time).
+    pub async fn request_reconcile(&self, name: &str, value: &str) {
+        self.merge_patch::<alexa_skill_operator::crd::SkillAccountLinking>(
+            name,
+            json!({"metadata": {"annotations": {"alexa.operator.dev/reconcile-requested-at": value}}}),
+        )
+        .await;
+    }
+
     /// Only the servers; call `start_operator` later.
     pub async fn servers(config: SimConfig) -> Harness {
         alexa_skill_operator::alexa::install_crypto_provider();

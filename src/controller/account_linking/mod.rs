@@ -15,7 +15,9 @@ use kube::ResourceExt;
 use self::plan::{Desired, Observed, Plan, Recorded, Write};
 use super::conditions::{Outcome, Reason, ready_condition};
 use super::lifecycle::policy::{self, Change, Policy};
-use super::lifecycle::{Checkpoint, Doing, Done, Failure, KindContext, ManagedKind, Note, Retry};
+use super::lifecycle::{
+    Checkpoint, Doing, Done, Failure, KindContext, ManagedKind, Note, Retry, requested_at,
+};
 use super::secrets::{hash_tag, read_credentials, read_key};
 use crate::alexa::{
     AccountLinkingInfo, AccountLinkingRequest, AlexaError, LwaCredentials, REQUEST_ONLY_FIELDS,
@@ -23,7 +25,7 @@ use crate::alexa::{
 use crate::crd::account_linking::{
     AccountLinkingSpec, AccountLinkingType, SkillAccountLinking, SkillAccountLinkingStatus,
 };
-use crate::crd::common::{DeletionPolicy, ManagementPolicy, RECONCILE_REQUESTED_ANNOTATION};
+use crate::crd::common::{DeletionPolicy, ManagementPolicy};
 
 pub use self::plan::{drift, pending_write_landed};
 
@@ -515,11 +517,7 @@ fn clear_unconverged(status: &mut SkillAccountLinkingStatus) {
 /// Counts one more accepted write of `request_hash` whose read-back differed (a different
 /// request starts again at one) and returns the count.
 fn count_unconverged(status: &mut SkillAccountLinkingStatus, request_hash: &str) -> u32 {
-    let before = match status.unconverged_request_hash.as_deref() {
-        Some(hash) if hash == request_hash => status.unconverged_writes.unwrap_or(0),
-        _ => 0,
-    };
-    let writes = before.saturating_add(1);
+    let writes = unconverged_writes(status, request_hash).saturating_add(1);
     status.unconverged_request_hash = Some(request_hash.to_owned());
     status.unconverged_writes = Some(writes);
     writes
@@ -537,13 +535,8 @@ impl SkillAccountLinking {
     /// Whether the reconcile-requested-at annotation holds a value not acted on yet (one more
     /// attempt after NotConverging).
     fn retry_requested(&self, status: &SkillAccountLinkingStatus) -> bool {
-        let requested = self
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(RECONCILE_REQUESTED_ANNOTATION));
-        requested.is_some()
-            && requested.map(String::as_str) != status.last_handled_reconcile_at.as_deref()
+        let requested = requested_at(self);
+        requested.is_some() && requested.as_deref() != status.last_handled_reconcile_at.as_deref()
     }
 }
 

@@ -396,7 +396,8 @@ pub fn is_paused<K: Resource>(obj: &K) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-fn requested_at<K: Resource>(obj: &K) -> Option<String> {
+/// The value of the reconcile-requested-at annotation, if set.
+pub fn requested_at<K: Resource>(obj: &K) -> Option<String> {
     obj.meta()
         .annotations
         .as_ref()
@@ -612,12 +613,7 @@ async fn report<K: ManagedKind>(
 ) {
     for note in &done.notes {
         if note.reason == DRIFT_REPAIRED {
-            ctx.metrics
-                .drift_repairs
-                .get_or_create(&crate::metrics::KindLabels {
-                    kind: K::KIND.to_string(),
-                })
-                .inc();
+            count_for::<K>(&ctx.metrics.drift_repairs);
         }
         publish(ctx, obj, note).await;
     }
@@ -635,12 +631,7 @@ async fn report<K: ManagedKind>(
             "condition changed"
         );
         if done.outcome.reason == Reason::NotConverging {
-            ctx.metrics
-                .not_converging
-                .get_or_create(&crate::metrics::KindLabels {
-                    kind: K::KIND.to_string(),
-                })
-                .inc();
+            count_for::<K>(&ctx.metrics.not_converging);
         }
         publish(ctx, obj, &note).await;
     }
@@ -660,6 +651,20 @@ async fn report<K: ManagedKind>(
         done.outcome.reason.as_str(),
         age,
     );
+}
+
+/// Counts one more for kind `K` in a per-kind counter.
+fn count_for<K: ManagedKind>(
+    family: &prometheus_client::metrics::family::Family<
+        crate::metrics::KindLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+) {
+    family
+        .get_or_create(&crate::metrics::KindLabels {
+            kind: K::KIND.to_string(),
+        })
+        .inc();
 }
 
 /// Updates the object's failure count and computes the requeue delay ([`policy::requeue_after`]).
