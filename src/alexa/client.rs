@@ -495,6 +495,36 @@ pub(crate) fn join(base: &str, path: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A wrong answer names the setting the URL came from.
+    #[test]
+    fn each_operation_names_the_setting_its_url_comes_from() {
+        let cases = [
+            (Operation::GetAccountLinking, Setting::SmapiUrl),
+            (Operation::UpdateAccountLinking, Setting::SmapiUrl),
+            (Operation::DeleteAccountLinking, Setting::SmapiUrl),
+            (Operation::EnableStage, Setting::SmapiUrl),
+            (Operation::GetStageEnablement, Setting::SmapiUrl),
+            (Operation::DisableStage, Setting::SmapiUrl),
+            (Operation::DiscoverEndpoints, Setting::CustomerDiscoveryUrl),
+            (Operation::CustomerEnable, Setting::DiscoveredEndpoint),
+            (Operation::CustomerStatus, Setting::DiscoveredEndpoint),
+            (Operation::CustomerDisable, Setting::DiscoveredEndpoint),
+            (Operation::LwaToken, Setting::LwaUrl),
+        ];
+        for (op, setting) in cases {
+            assert_eq!(
+                Request::new(op, Method::GET, String::new()).setting,
+                setting,
+                "{op}"
+            );
+        }
+        assert!(
+            Setting::EndpointOverride
+                .to_string()
+                .contains("--endpoint-override")
+        );
+    }
+
     #[test]
     fn skill_ids_are_checked_and_encoded() {
         assert_eq!(

@@ -95,3 +95,62 @@ async fn an_smapi_url_answering_html_404_stalls_both_kinds_naming_the_setting() 
     }
     h.shutdown().await;
 }
+
+/// A customer endpoint override that points at something else than Amazon: the condition names
+/// the `--endpoint-override` entry, and the single-use code never reaches another host.
+#[tokio::test]
+async fn a_customer_endpoint_override_answering_html_names_the_override() {
+    use alexa_simulator::{Region, sandbox};
+    let wrong = html_404_server().await;
+    let override_entry = format!("{}={wrong}", Region::Na.host());
+    let h = Harness::start_with(&["--endpoint-override", &override_entry]).await;
+    h.secret(
+        "na-lwa",
+        &[
+            ("client-id", sandbox::CLIENT_ID),
+            ("client-secret", sandbox::CLIENT_SECRET),
+            ("refresh-token", sandbox::customer_refresh_token(Region::Na)),
+        ],
+    )
+    .await;
+    h.secret(
+        "na-code",
+        &[("auth-code", &sandbox::partner_code(Region::Na, 1))],
+    )
+    .await;
+    let obj = serde_json::json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "SkillEnablement",
+        "metadata": {"name": "na-customer"},
+        "spec": {
+            "skillId": crate::support::SKILL,
+            "stage": "live",
+            "customer": {
+                "tokenSecretRef": {"name": "na-lwa"},
+                "accountLinkRequest": {
+                    "type": "AUTH_CODE",
+                    "redirectUri": "https://app.example.com/alexa/callback",
+                    "authCodeSecretRef": {"name": "na-code", "key": "auth-code"}
+                }
+            }
+        }
+    });
+    h.apply::<SkillEnablement>(obj).await.expect("apply");
+    let en = h
+        .wait_for::<SkillEnablement, _>("na-customer", "EndpointMisconfigured", |o| {
+            reason(o) == "EndpointMisconfigured"
+        })
+        .await;
+    let text = message(&en);
+    assert!(text.contains(&wrong), "names the URL: {text}");
+    assert!(
+        text.contains("--endpoint-override"),
+        "names the override: {text}"
+    );
+    assert_eq!(
+        h.count(Operation::CustomerEnable),
+        0,
+        "the code went nowhere"
+    );
+    h.shutdown().await;
+}

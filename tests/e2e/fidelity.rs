@@ -129,6 +129,11 @@ async fn a_write_amazon_ignores_stops_after_three_puts_as_not_converging() {
     assert!(!text.contains("first-secret"), "{text}");
     assert!(crate::support::stalled(&obj));
     h.wait_event("weather", "NotConverging", |_| true).await;
+    let metrics = h.operator.as_ref().unwrap().metrics.render();
+    assert!(
+        metrics.contains(r#"not_converging_total{kind="SkillAccountLinking"} 1"#),
+        "counted once when it stopped"
+    );
     // A resync reads again but does not write.
     h.request_reconcile("weather", "look-again").await;
     h.wait_until("the resync's GET", || {
