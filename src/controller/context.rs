@@ -28,12 +28,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The resync period with ±10% jitter, so objects created together do not resync together.
-    pub fn jittered_resync(&self) -> Duration {
-        self.resync_with(rand::random::<f64>())
-    }
-
-    /// The resync period at point `jitter` in [0, 1] of the ±10% range (deterministic).
+    /// The resync period at point `jitter` in [0, 1] of a ±10% range, so objects created
+    /// together do not resync together (the lifecycle draws `jitter`).
     pub fn resync_with(&self, jitter: f64) -> Duration {
         let jitter = if jitter.is_finite() {
             jitter.clamp(0.0, 1.0)
