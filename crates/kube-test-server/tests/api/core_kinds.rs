@@ -62,33 +62,8 @@ async fn configmaps_crud_with_typed_kube_client() {
 
 #[tokio::test]
 async fn events_recorder_creates_then_merge_patches_events_k8s_io() {
-    use k8s_openapi::api::core::v1::ObjectReference;
-    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
     let s = server();
-    let recorder = Recorder::new(
-        s.client(),
-        Reporter {
-            controller: "test-ctl".into(),
-            instance: None,
-        },
-    );
-    let reference = ObjectReference {
-        api_version: Some("alexa.operator.dev/v1alpha1".into()),
-        kind: Some("SkillAccountLinking".into()),
-        name: Some("x".into()),
-        namespace: Some("default".into()),
-        uid: Some("u1".into()),
-        ..Default::default()
-    };
-    let ev = Event {
-        type_: EventType::Normal,
-        reason: "Linked".into(),
-        note: Some("done".into()),
-        action: "Link".into(),
-        secondary: None,
-    };
-    recorder.publish(&ev, &reference).await.unwrap();
-    recorder.publish(&ev, &reference).await.unwrap();
+    crate::events::publish_linked(&s, 2).await;
     let reqs = s.requests();
     let ev_reqs: Vec<_> = reqs
         .iter()

@@ -11,7 +11,8 @@ use crate::{
 const CORE_EVENTS: &str = "/api/v1/namespaces/default/events";
 const NEW_EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
-async fn publish_linked(s: &TestServer, times: usize) {
+/// Publishes the same `Linked` event `times` times through kube-runtime's Recorder.
+pub(crate) async fn publish_linked(s: &TestServer, times: usize) {
     use k8s_openapi::api::core::v1::ObjectReference;
     use kube::runtime::events::{Event, EventType, Recorder, Reporter};
     let recorder = Recorder::new(
