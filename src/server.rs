@@ -1,9 +1,12 @@
-//! HTTP endpoints for the platform: `/metrics` (Prometheus), `/healthz` (process alive) and
-//! `/readyz` (watches synced, and leading or standing by when leader election is on).
+//! HTTP endpoints for the platform: `/metrics` (Prometheus), `/healthz` (the leader elector
+//! and the controllers are alive; 503 with the reason once one of them died) and `/readyz`
+//! (watches synced, and leading or standing by when leader election is on).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use parking_lot::Mutex;
 
 use axum::Router;
 use axum::extract::State;
@@ -31,6 +34,7 @@ pub enum Role {
 pub struct Health {
     synced: AtomicBool,
     role: AtomicU8,
+    dead: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -54,14 +58,30 @@ impl Health {
         }
     }
 
+    /// Records that a task the operator cannot work without (the leader elector, the
+    /// controllers) has stopped: `/healthz` answers 503 with `why` from now on. The first
+    /// reason is kept.
+    pub fn set_dead(&self, why: impl Into<String>) {
+        self.dead.lock().get_or_insert_with(|| why.into());
+    }
+
+    /// Whether `/healthz` answers 200, and why not.
+    pub fn liveness(&self) -> Result<(), String> {
+        match self.dead.lock().as_ref() {
+            None => Ok(()),
+            Some(why) => Err(why.clone()),
+        }
+    }
+
     /// Whether `/readyz` answers 200, and why not.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    pub fn readiness(&self) -> Result<(), String> {
+        self.liveness()?;
         let synced = self.synced.load(Ordering::SeqCst);
         match self.role() {
             Role::Standby => Ok(()),
-            Role::Unhealthy => Err("leader election: the Lease cannot be read or renewed"),
+            Role::Unhealthy => Err("leader election: the Lease cannot be read or renewed".into()),
             Role::Single | Role::Leader if synced => Ok(()),
-            Role::Single | Role::Leader => Err("watches have not synced yet"),
+            Role::Single | Role::Leader => Err("watches have not synced yet".into()),
         }
     }
 }
@@ -76,7 +96,7 @@ struct AppState {
 pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz_handler))
         .route("/readyz", get(readyz_handler))
         .with_state(AppState { metrics, health })
 }
@@ -91,10 +111,18 @@ async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+async fn healthz_handler(State(state): State<AppState>) -> impl IntoResponse {
+    answer(state.health.liveness())
+}
+
 async fn readyz_handler(State(state): State<AppState>) -> impl IntoResponse {
-    match state.health.readiness() {
+    answer(state.health.readiness())
+}
+
+fn answer(check: Result<(), String>) -> (StatusCode, String) {
+    match check {
         Ok(()) => (StatusCode::OK, "ok".to_string()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 
@@ -153,5 +181,42 @@ mod tests {
         assert!(health.readiness().is_err());
         health.set_role(Role::Leader);
         assert!(health.readiness().is_err(), "a leader must have synced");
+    }
+
+    async fn get(health: &Arc<Health>, path: &str) -> (StatusCode, String) {
+        crate::alexa::install_crypto_provider();
+        let metrics = Arc::new(Metrics::new());
+        let (addr, serve) = bind("127.0.0.1:0".into(), metrics, health.clone(), async {
+            std::future::pending::<()>().await
+        })
+        .await
+        .unwrap();
+        let server = tokio::spawn(serve);
+        let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        let body = response.text().await.unwrap();
+        server.abort();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_with_the_reason_once_a_vital_task_died() {
+        let health = Arc::new(Health::default());
+        health.set_synced(true);
+        assert_eq!(
+            get(&health, "/healthz").await,
+            (StatusCode::OK, "ok".into())
+        );
+        health.set_dead("the controllers stopped: boom");
+        health.set_dead("a later reason is not kept");
+        assert_eq!(
+            get(&health, "/healthz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the controllers stopped: boom".into()
+            )
+        );
+        let (status, _) = get(&health, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "dead is not ready");
     }
 }

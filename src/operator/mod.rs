@@ -3,6 +3,7 @@
 //! [`run_with_client`] so they exercise exactly this code path.
 
 mod leader;
+mod lease;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,6 +37,48 @@ pub enum RunError {
     /// The metrics/health server could not start.
     #[error(transparent)]
     Serve(#[from] server::ServeError),
+    /// This replica stopped leading (it aborted its controllers); a restart rejoins the
+    /// election as a standby.
+    #[error(
+        "lost leadership: {0}; controllers stopped, exiting so the process restarts (check the API server's health and the operator's CPU limits if this repeats)"
+    )]
+    LeadershipLost(String),
+    /// The controllers ended or panicked while they should have been running.
+    #[error("the controllers stopped unexpectedly: {0}; exiting so the process restarts")]
+    ControllersStopped(String),
+}
+
+/// A controllers task that is aborted when its handle goes: aborting the run (a simulated
+/// crash, a shutdown past its grace) must take the controllers with it.
+struct Controllers(tokio::task::JoinHandle<()>);
+
+impl Controllers {
+    fn spawn(
+        ctx: Arc<Context>,
+        args: &RunArgs,
+        health: Arc<Health>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Controllers {
+        let args = args.clone();
+        Controllers(tokio::spawn(async move {
+            run_term(ctx, &args, health, stop).await
+        }))
+    }
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The error for a controllers task that ended (`joined`) while it should have been running.
+fn controllers_ended(joined: Result<(), tokio::task::JoinError>) -> RunError {
+    RunError::ControllersStopped(match joined {
+        Ok(()) => "every watch stream ended".to_string(),
+        Err(e) if e.is_panic() => "a controller panicked".to_string(),
+        Err(e) => e.to_string(),
+    })
 }
 
 /// Builds the Alexa client configuration from the flags.
@@ -118,14 +161,18 @@ pub struct Running {
     pub health: Arc<Health>,
     stop: tokio::sync::watch::Sender<bool>,
     grace: Duration,
-    task: tokio::task::JoinHandle<()>,
-    lease_task: Option<tokio::task::AbortHandle>,
+    task: tokio::task::JoinHandle<Result<(), RunError>>,
+    /// Whether `task` was awaited to completion (a JoinHandle must not be polled again).
+    ended: bool,
 }
 
 impl Running {
     /// Stops taking new work, lets in-flight reconciles finish (bounded by `--shutdown-grace`),
     /// releases the leader Lease and stops the HTTP server.
     pub async fn shutdown(self) {
+        if self.ended {
+            return;
+        }
         tracing::info!("shutting down: no new reconciles; waiting for in-flight ones");
         let _ = self.stop.send(true);
         let abort = self.task.abort_handle();
@@ -149,10 +196,15 @@ impl Running {
     /// Stops everything at once without releasing the Lease, like a crashed process
     /// (for tests of leader fail-over).
     pub fn kill(self) {
-        if let Some(lease) = &self.lease_task {
-            lease.abort();
-        }
         self.task.abort();
+    }
+
+    /// Completes when the operator stops on its own, which is always an error (leadership
+    /// lost, controllers died): the process must exit non-zero so that it is restarted.
+    pub async fn stopped(&mut self) -> Result<(), RunError> {
+        let joined = (&mut self.task).await;
+        self.ended = true;
+        joined.unwrap_or_else(|e| Err(controllers_ended(Err(e))))
     }
 }
 
@@ -181,44 +233,39 @@ pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunEr
     ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (dead_tx, dead_rx) = tokio::sync::watch::channel(false);
     let stopped = stop_signal(stop_rx.clone());
+    let died = stop_signal(dead_rx);
     let (metrics_addr, serve) = server::bind(
         args.metrics_addr.clone(),
         metrics.clone(),
         health.clone(),
-        stopped,
+        async move {
+            tokio::select! {
+                () = stopped => {}
+                () = died => {}
+            }
+        },
     )
     .await?;
     tracing::info!(%metrics_addr, "serving /metrics, /healthz and /readyz");
 
-    let election = if args.leader_election {
-        let election = leader::elect(client, &args, &identity).await?;
+    let elector = args.leader_election.then(|| {
         health.set_role(Role::Standby);
-        Some(election)
-    } else {
-        None
-    };
-
-    let lease_task = election.as_ref().map(leader::Election::abort_handle);
+        leader::elect(client, &args, &identity)
+    });
     let grace = args.shutdown_grace;
     let task_health = health.clone();
     let task = tokio::spawn(async move {
         let lead = async {
-            match election {
-                None => run_term(ctx, &args, task_health, stop_rx).await,
-                Some(election) => {
-                    let term = leader::Term {
-                        ctx,
-                        args: &args,
-                        health: task_health,
-                        identity: &identity,
-                        grace,
-                    };
-                    leader::lead_while_elected(election, term, stop_rx).await;
-                }
+            let result = reconcile(ctx, &args, task_health, elector, stop_rx).await;
+            // The HTTP server goes with the process (it also stops on `stop`).
+            if result.is_err() {
+                let _ = dead_tx.send(true);
             }
+            result
         };
-        tokio::join!(lead, serve);
+        tokio::join!(lead, serve).0
     });
     Ok(Running {
         metrics_addr,
@@ -227,8 +274,57 @@ pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunEr
         stop: stop_tx,
         grace,
         task,
-        lease_task,
+        ended: false,
     })
+}
+
+/// Runs the controllers until `stop`: at once without leader election, else while leading.
+async fn reconcile(
+    ctx: Arc<Context>,
+    args: &RunArgs,
+    health: Arc<Health>,
+    elector: Option<leader::Elector>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let Some(elector) = elector else {
+        return run_single(ctx, args, health, stop).await;
+    };
+    let term = leader::Term {
+        ctx,
+        args,
+        health,
+        grace: args.shutdown_grace,
+    };
+    leader::lead_while_elected(elector, term, stop).await
+}
+
+/// Without leader election: the controllers run until `stop`; if they end before (a panic,
+/// every stream closed), `/healthz` fails with the reason and the error is returned.
+async fn run_single(
+    ctx: Arc<Context>,
+    args: &RunArgs,
+    health: Arc<Health>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let controllers = Controllers::spawn(ctx, args, health.clone(), stop.clone());
+    supervise(controllers, stop, &health).await
+}
+
+/// Waits for a controllers task: ending after `stop` is a clean shutdown; ending before is an
+/// error, also reported by `/healthz`.
+async fn supervise(
+    mut controllers: Controllers,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    health: &Health,
+) -> Result<(), RunError> {
+    let joined = (&mut controllers.0).await;
+    if *stop.borrow_and_update() {
+        return Ok(());
+    }
+    let error = controllers_ended(joined);
+    tracing::error!(%error, "exiting so that the process restarts");
+    health.set_dead(error.to_string());
+    Err(error)
 }
 
 fn random_identity() -> String {
@@ -301,8 +397,57 @@ pub async fn run_with_client(
     client: kube::Client,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let running = start(args, client).await?;
-    shutdown.await;
-    running.shutdown().await;
-    Ok(())
+    let mut running = start(args, client).await?;
+    tokio::pin!(shutdown);
+    let ended = tokio::select! {
+        () = &mut shutdown => None,
+        result = running.stopped() => Some(result),
+    };
+    match ended {
+        Some(result) => result,
+        None => {
+            running.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn controllers_that_end_before_stop_fail_healthz_and_the_run() {
+        let health = Health::default();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        // A panic in a controller.
+        let panicked = Controllers(tokio::spawn(async { panic!("boom") }));
+        let err = supervise(panicked, stop.clone(), &health)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RunError::ControllersStopped(_)), "{err}");
+        let why = health.liveness().unwrap_err();
+        assert!(
+            why.contains("controllers stopped unexpectedly: a controller panicked"),
+            "{why}"
+        );
+
+        // Streams that all ended without being asked to.
+        let health = Health::default();
+        let ended = Controllers(tokio::spawn(async {}));
+        assert!(supervise(ended, stop.clone(), &health).await.is_err());
+        assert!(
+            health
+                .liveness()
+                .unwrap_err()
+                .contains("every watch stream ended")
+        );
+
+        // Ending after `stop` is a clean shutdown.
+        let health = Health::default();
+        stop_tx.send(true).unwrap();
+        let ended = Controllers(tokio::spawn(async {}));
+        assert!(supervise(ended, stop, &health).await.is_ok());
+        assert_eq!(health.liveness(), Ok(()));
+    }
 }

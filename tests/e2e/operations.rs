@@ -9,6 +9,7 @@ use alexa_skill_operator::operator::{self, Running};
 use alexa_skill_operator::server::Role;
 use clap::Parser;
 use kube::api::{Api, Patch, PatchParams};
+use kube_test_server::{LeaseAnswer, LeaseFault, LeaseWrite};
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -125,8 +126,16 @@ async fn metrics_and_health_endpoints_report_a_reconcile() {
 }
 
 async fn elected(h: &Harness) -> Running {
+    elected_with(h, &[]).await
+}
+
+/// A replica with leader election on a 3 s Lease (renew deadline 2 s, retry period 400 ms),
+/// with extra `run` flags.
+async fn elected_with(h: &Harness, extra: &[&str]) -> Running {
     let lease = h.lease_args();
-    let mut flags = vec!["--leader-election", "--lease-duration", "3s"];
+    // `extra` first: `run_args` reads flags in (flag, value) pairs.
+    let mut flags = extra.to_vec();
+    flags.extend(["--leader-election", "--lease-duration", "3s"]);
     flags.extend(lease.iter().map(String::as_str));
     let cli = Cli::parse_from(h.run_args(&flags));
     let Command::Run(args) = cli.command else {
@@ -180,20 +189,23 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     );
 
     // The leader dies without releasing the Lease: the standby takes over once it expires.
-    let died = Instant::now();
+    let first_id = h
+        .lease_holder()
+        .await
+        .expect("the first replica holds the Lease");
     first.kill();
     wait_role(&second, Role::Leader).await;
-    // Not before the dead leader's Lease expires (no two leaders), and soon after it does.
-    assert!(
-        died.elapsed() >= Duration::from_millis(1500),
-        "took over a live Lease after {:?}",
-        died.elapsed()
-    );
-    assert!(
-        died.elapsed() < Duration::from_secs(8),
-        "take-over took {:?} with a 3 s lease",
-        died.elapsed()
-    );
+    let second_id = h
+        .lease_holder()
+        .await
+        .expect("the second replica holds the Lease");
+    assert_ne!(first_id, second_id);
+    // Never two leaders, from the Lease's records (the test server keeps every write): the
+    // standby's first write comes a whole lease duration after the dead leader's last one.
+    if let Some(history) = h.lease_history() {
+        let handovers = assert_one_leader_at_a_time(&history);
+        assert_eq!(handovers, vec![(first_id.clone(), second_id.clone())]);
+    }
     h.apply::<SkillAccountLinking>(implicit("two"))
         .await
         .unwrap();
@@ -204,6 +216,166 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     assert!(h.lease_holder().await.is_some());
     second.shutdown().await;
     assert_eq!(h.lease_holder().await, None, "Lease released on shutdown");
+    h.shutdown().await;
+}
+
+/// Checks from the Lease's write history that no replica took the Lease while another's
+/// record was valid: every change of holder follows a release, or comes at least the previous
+/// record's `leaseDurationSeconds` after the previous holder's last write, both on the test
+/// server's clock and between the records' own `renewTime` and `acquireTime`. Returns the
+/// hand-overs as (from, to).
+fn assert_one_leader_at_a_time(history: &[LeaseWrite]) -> Vec<(String, String)> {
+    let time = |t: &Option<String>| -> k8s_openapi::jiff::Timestamp {
+        t.as_deref()
+            .expect("time written")
+            .parse()
+            .expect("RFC 3339 time")
+    };
+    let mut handovers = Vec::new();
+    for pair in history.windows(2) {
+        let (last, next) = (&pair[0], &pair[1]);
+        let (Some(from), Some(to)) = (&last.holder, &next.holder) else {
+            continue; // a release, or the first write after one: nothing was held
+        };
+        if from == to {
+            continue;
+        }
+        let lease = Duration::from_secs(last.lease_duration_seconds.expect("duration") as u64);
+        assert!(
+            next.at.duration_since(last.at) >= lease,
+            "{to} took the Lease {:?} after {from}'s last renewal, within its {lease:?}: {history:#?}",
+            next.at.duration_since(last.at)
+        );
+        let gap = time(&next.acquire_time).duration_since(time(&last.renew_time));
+        assert!(
+            gap >= k8s_openapi::jiff::SignedDuration::try_from(lease).expect("duration"),
+            "acquireTime of {to} only {gap:?} after renewTime of {from}: {history:#?}"
+        );
+        assert_eq!(
+            next.lease_transitions,
+            last.lease_transitions.map(|t| t + 1),
+            "each new holder counts one transition"
+        );
+        handovers.push((from.clone(), to.clone()));
+    }
+    handovers
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewals_fail_stops_sending_before_the_standby_starts() {
+    leader_without_renewals(LeaseAnswer::Status(500)).await;
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewals_hang_stops_sending_before_the_standby_starts() {
+    leader_without_renewals(LeaseAnswer::Hang).await;
+}
+
+/// Two replicas; the API server answers the leader's Lease writes with `answer` from some
+/// moment on: the leader must stop (aborting its reconciles) by its renew deadline, end its run
+/// with an error, and Amazon must get nothing between then and the standby's take-over.
+async fn leader_without_renewals(answer: LeaseAnswer) {
+    if skip_on_real_server("failing one replica's Lease writes") {
+        return;
+    }
+    let h = Harness::servers(SimConfig::default()).await;
+    h.owner_credentials().await;
+    // Short back-off so the leader sends to Amazon every few hundred milliseconds.
+    let fast = ["--backoff-max", "300ms"];
+    let mut first = elected_with(&h, &fast).await;
+    wait_role(&first, Role::Leader).await;
+    let second = elected_with(&h, &fast).await;
+    wait_role(&second, Role::Standby).await;
+    let first_id = h
+        .lease_holder()
+        .await
+        .expect("the first replica holds the Lease");
+
+    // Amazon answers every request with a server error: the leader keeps retrying 3 objects.
+    h.sim.faults().set_error_rate(1.0);
+    for name in ["a", "b", "c"] {
+        h.apply::<SkillAccountLinking>(implicit(name))
+            .await
+            .unwrap();
+    }
+    h.wait_until("the leader is retrying", || h.sim.requests().len() >= 6)
+        .await;
+
+    // From now on the API server refuses the leader's Lease writes (reads still work).
+    let server = h.test_server();
+    let failing_from = Instant::now();
+    server.fail_lease_writes(LeaseFault {
+        holder: Some(first_id.clone()),
+        answer,
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(60), first.stopped())
+        .await
+        .expect("the leader stops once its renew deadline passed");
+    let stopped_at = Instant::now();
+    let err = ended.expect_err("losing leadership ends the run with an error (exit status 1)");
+    assert!(
+        matches!(err, operator::RunError::LeadershipLost(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("renew deadline"), "{err}");
+    let why = first.health.liveness().expect_err("/healthz fails");
+    assert!(why.contains("lost leadership"), "{why}");
+
+    wait_role(&second, Role::Leader).await;
+    let history = server.lease_history();
+    let last_renewal = history
+        .iter()
+        .rfind(|w| w.holder.as_deref() == Some(first_id.as_str()))
+        .expect("the leader's writes")
+        .at;
+    let took_over = history
+        .iter()
+        .find(|w| w.holder.is_some() && w.holder.as_deref() != Some(first_id.as_str()))
+        .expect("the standby's first write")
+        .at;
+    assert_eq!(assert_one_leader_at_a_time(&history).len(), 1);
+
+    // The leader's deadline: 2 s (2/3 of the 3 s lease) after its last successful renewal
+    // started, which is no later than when the server stored it. Requests already on the wire
+    // at that moment may arrive up to 50 ms later.
+    let deadline = last_renewal + Duration::from_millis(2_050);
+    let quiet_from = stopped_at.min(deadline);
+    assert!(
+        quiet_from < took_over,
+        "the standby started before the leader stopped"
+    );
+    let requests = h.sim.requests();
+    let between = |from: Instant, to: Instant| {
+        requests
+            .iter()
+            .filter(|r| r.at >= from && r.at < to)
+            .count()
+    };
+    assert!(
+        between(failing_from, quiet_from) > 0,
+        "the leader was sending while its renewals failed (else this test shows nothing)"
+    );
+    assert_eq!(
+        between(quiet_from, took_over),
+        0,
+        "requests reached Amazon after the leader's deadline, before the standby led: {:#?}",
+        requests
+            .iter()
+            .filter(|r| r.at >= quiet_from && r.at < took_over)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "{answer:?}: renewals failing from 0 ms; leader stopped at {:?}; standby leading at {:?}; {} requests in between",
+        stopped_at - failing_from,
+        took_over - failing_from,
+        between(quiet_from, took_over)
+    );
+
+    // The standby carries on.
+    h.sim.faults().set_error_rate(0.0);
+    h.wait_for::<SkillAccountLinking, _>("c", "Ready", is_ready)
+        .await;
+    second.shutdown().await;
     h.shutdown().await;
 }
 

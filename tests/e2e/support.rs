@@ -425,6 +425,11 @@ impl Harness {
         lease.spec?.holder_identity
     }
 
+    /// Every accepted write of any Lease (the test server's record); None on a real cluster.
+    pub fn lease_history(&self) -> Option<Vec<kube_test_server::LeaseWrite>> {
+        self.kube.as_ref().map(TestServer::lease_history)
+    }
+
     pub fn run_args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "alexa-skill-operator",

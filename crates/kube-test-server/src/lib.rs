@@ -91,7 +91,8 @@
 //!   (ListMeta kept) and `PartialObjectMetadata` objects carrying only `metadata`, in watch
 //!   events (BOOKMARKs too) as well; the list kind on a single object or the reverse is a 406.
 //! - Test hooks: request log, fault injection on the Nth matching request, history compaction,
-//!   closing all watches, dump of stored objects.
+//!   closing all watches, dump of stored objects; failing Lease writes (of one holder) and the
+//!   history of accepted Lease writes (`fail_lease_writes`, `lease_history`).
 //!
 //! # Known gaps against a real cluster
 //!
@@ -170,6 +171,7 @@ mod events;
 mod fields;
 mod jsonpath;
 mod kubeconfig;
+mod leases;
 mod lint;
 mod metadata;
 mod ops;
@@ -193,6 +195,7 @@ use serde_json::Value;
 
 pub use error::Error;
 pub use kubeconfig::ListeningServer;
+pub use leases::{LeaseAnswer, LeaseFault, LeaseWrite};
 pub use lint::{LintIssue, lint_crd, lint_crd_dir};
 
 use resources::Registry;
@@ -250,6 +253,7 @@ pub(crate) struct Inner {
     faults: Mutex<Vec<PendingFault>>,
     bookmark_interval: Mutex<Duration>,
     server_address: Mutex<String>,
+    leases: leases::Leases,
 }
 
 impl Inner {
@@ -337,6 +341,7 @@ impl TestServer {
             faults: Mutex::new(Vec::new()),
             bookmark_interval: Mutex::new(Duration::from_secs(5)),
             server_address: Mutex::new("127.0.0.1:0".into()),
+            leases: leases::Leases::default(),
         });
         TestServer { inner }
     }

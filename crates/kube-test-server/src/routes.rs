@@ -68,18 +68,30 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         Some(code) => fault_response(code),
         None => match (params, axum::body::to_bytes(body, BODY_LIMIT).await) {
             (Ok(params), Ok(bytes)) => {
-                match dispatch(
-                    &inner,
-                    &method,
-                    &path,
-                    &params,
-                    &parts.headers,
-                    bytes,
-                    &mut verb,
-                ) {
-                    Ok(r) => r,
-                    Err(e) => e.into_response(),
+                let lease = crate::leases::Target::of(&method, &path, &bytes);
+                let injected = match &lease {
+                    Some(target) => inner.lease_fault(target).await,
+                    None => None,
+                };
+                let response = match injected {
+                    Some(r) => r,
+                    None => match dispatch(
+                        &inner,
+                        &method,
+                        &path,
+                        &params,
+                        &parts.headers,
+                        bytes,
+                        &mut verb,
+                    ) {
+                        Ok(r) => r,
+                        Err(e) => e.into_response(),
+                    },
+                };
+                if let Some(target) = lease.filter(|_| response.status().is_success()) {
+                    inner.record_lease_write(&target);
                 }
+                response
             }
             (Err(e), _) => e.into_response(),
             (_, Err(e)) => ApiError::bad_request(format!("cannot read body: {e}")).into_response(),
