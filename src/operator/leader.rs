@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -84,27 +84,24 @@ impl Elector {
         Ok(Attempt::Leading)
     }
 
-    /// Creates the Lease (`rv` None) or replaces it on condition it is still at `rv`.
-    async fn write(
-        &self,
-        spec: k8s_openapi::api::coordination::v1::LeaseSpec,
-        rv: Option<String>,
-    ) -> Result<Lease, kube::Error> {
-        let create = rv.is_none();
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(self.name.clone()),
-                resource_version: rv,
-                ..ObjectMeta::default()
-            },
-            spec: Some(spec),
+    /// Creates the Lease (`rv` None) or merge-patches it on condition it is still at `rv` (the
+    /// API server refuses a patch naming another resourceVersion with 409; `patch` is the verb
+    /// deploy/'s Role grants).
+    async fn write(&self, spec: LeaseSpec, rv: Option<String>) -> Result<Lease, kube::Error> {
+        let Some(rv) = rv else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(spec),
+            };
+            return self.api.create(&PostParams::default(), &lease).await;
         };
-        let params = PostParams::default();
-        if create {
-            self.api.create(&params, &lease).await
-        } else {
-            self.api.replace(&self.name, &params, &lease).await
-        }
+        let patch = lease::merge_patch(&spec, &rv).map_err(kube::Error::SerdeError)?;
+        self.api
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
     }
 
     /// Hands the Lease over on a clean shutdown (bounded by [`LEASE_RELEASE_TIMEOUT`]); a

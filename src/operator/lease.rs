@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::LeaseSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
 use tokio::time::Instant;
 
 /// The election's timing, all derived from `--lease-duration` in controller-runtime's
@@ -157,6 +158,34 @@ pub(super) fn released(me: &str, spec: &LeaseSpec, wall: Timestamp) -> Option<Le
     })
 }
 
+/// The JSON merge patch that makes a Lease at resourceVersion `rv` hold `spec`: the
+/// resourceVersion makes it conditional, and fields `spec` lacks are removed (`null`), so a
+/// release really clears the holder.
+pub(super) fn merge_patch(spec: &LeaseSpec, rv: &str) -> Result<Value, serde_json::Error> {
+    let mut fields = match serde_json::to_value(spec)? {
+        Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
+    };
+    for key in [
+        "holderIdentity",
+        "acquireTime",
+        "renewTime",
+        "leaseDurationSeconds",
+    ] {
+        fields.entry(key).or_insert(Value::Null);
+    }
+    let mut patch = serde_json::Map::new();
+    patch.insert(
+        "metadata".into(),
+        Value::Object(serde_json::Map::from_iter([(
+            "resourceVersion".to_string(),
+            Value::String(rv.to_string()),
+        )])),
+    );
+    patch.insert("spec".into(), Value::Object(fields));
+    Ok(Value::Object(patch))
+}
+
 /// The instant after which a leader whose last successful renewal *started* at `renewed` must
 /// stop (the start, not the end, of the request: the API server may have written the record
 /// at any moment in between, and a standby counts from the write).
@@ -269,6 +298,26 @@ mod tests {
         assert_eq!(out.acquire_time, held.acquire_time);
         assert_eq!(released("me", &spec(Some("other"), 15, 2), wall), None);
         assert_eq!(released("me", &spec(None, 15, 2), wall), None);
+    }
+
+    #[test]
+    fn writes_are_conditional_merge_patches_that_clear_what_is_gone() {
+        let held = spec(Some("me"), 15, 2);
+        let patch = merge_patch(&held, "42").unwrap();
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        assert_eq!(patch["spec"]["holderIdentity"], "me");
+        assert_eq!(patch["spec"]["leaseTransitions"], 2);
+        let release = released("me", &held, Timestamp::UNIX_EPOCH).unwrap();
+        let patch = merge_patch(&release, "43").unwrap();
+        assert!(patch["spec"]["holderIdentity"].is_null());
+        assert!(
+            patch["spec"]
+                .as_object()
+                .unwrap()
+                .contains_key("holderIdentity"),
+            "an explicit null removes the holder"
+        );
+        assert_eq!(patch["spec"]["leaseDurationSeconds"], 1);
     }
 
     #[test]
