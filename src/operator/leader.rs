@@ -231,22 +231,32 @@ async fn lead(
     match outcome {
         Ok(()) => {
             let _ = term_stop_tx.send(true);
-            let _ = tokio::time::timeout(term.grace, &mut controllers.0).await;
+            if tokio::time::timeout(term.grace, &mut controllers.0)
+                .await
+                .is_err()
+            {
+                // Past the grace: nothing may run once the Lease is released.
+                abort_and_wait(&mut controllers).await;
+            }
             elector.release().await;
             Ok(())
         }
         Err(error) => {
-            // Wait until the aborted reconciles are gone (a finished task must not be polled
-            // again).
-            controllers.0.abort();
-            if !controllers.0.is_finished() {
-                let _ = tokio::time::timeout(LEASE_RELEASE_TIMEOUT, &mut controllers.0).await;
-            }
+            abort_and_wait(&mut controllers).await;
             tracing::error!(%error, "stopped reconciling; exiting so that the process restarts");
             term.health.set_role(Role::Unhealthy);
             term.health.set_dead(error.to_string());
             Err(error)
         }
+    }
+}
+
+/// Aborts the controllers and waits until their reconciles are gone (bounded; a finished
+/// task must not be polled again).
+async fn abort_and_wait(controllers: &mut Controllers) {
+    controllers.0.abort();
+    if !controllers.0.is_finished() {
+        let _ = tokio::time::timeout(LEASE_RELEASE_TIMEOUT, &mut controllers.0).await;
     }
 }
 

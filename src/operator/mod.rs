@@ -204,7 +204,11 @@ impl Running {
     pub async fn stopped(&mut self) -> Result<(), RunError> {
         let joined = (&mut self.task).await;
         self.ended = true;
-        joined.unwrap_or_else(|e| Err(controllers_ended(Err(e))))
+        joined.unwrap_or_else(|e| {
+            Err(RunError::ControllersStopped(format!(
+                "the operator's main task failed: {e}"
+            )))
+        })
     }
 }
 
