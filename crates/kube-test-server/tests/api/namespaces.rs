@@ -81,7 +81,12 @@ async fn deleting_a_namespace_deletes_its_contents_and_then_the_namespace() {
 async fn an_empty_namespace_goes_at_once() {
     let s = server();
     post(&s, NS, namespace("team")).await;
-    assert_eq!(delete(&s, &format!("{NS}/team"), None).await.0, 200);
+    let (code, answer) = delete(&s, &format!("{NS}/team"), None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        answer["status"]["phase"], "Terminating",
+        "answered with the terminating Namespace, as the apiserver does"
+    );
     assert_eq!(get(&s, &format!("{NS}/team")).await.0, 404);
 }
 
