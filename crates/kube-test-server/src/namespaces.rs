@@ -28,9 +28,28 @@ pub(crate) fn is_namespace(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.plural == "namespaces"
 }
 
+/// What the apiserver does on a create in namespace `ns` (empty for cluster-scoped kinds):
+/// refuse it while `ns` is terminating ([`admit_create`]); give a new Namespace its defaults.
+pub(crate) fn on_create(
+    st: &State,
+    rt: &ResourceType,
+    ns: &str,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    admit_create(st, rt, ns, name)?;
+    if is_namespace(rt) {
+        defaults(obj);
+    }
+    Ok(())
+}
+
 /// What a fresh Namespace gets from the apiserver: `spec.finalizers: [kubernetes]` and
 /// `status.phase: Active`.
-pub(crate) fn defaults(obj: &mut Value) {
+fn defaults(obj: &mut Value) {
     let Some(map) = obj.as_object_mut() else {
         return;
     };
@@ -51,12 +70,7 @@ fn terminating(st: &State, ns: &str) -> Option<Value> {
 
 /// The NamespaceLifecycle admission check of a create in namespace `ns` (`name` as sent; empty
 /// with generateName): 403 Forbidden while the namespace is terminating.
-pub(crate) fn admit_create(
-    st: &State,
-    rt: &ResourceType,
-    ns: &str,
-    name: &str,
-) -> Result<(), ApiError> {
+fn admit_create(st: &State, rt: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
     if !rt.namespaced || terminating(st, ns).is_none() {
         return Ok(());
     }

@@ -462,11 +462,7 @@ fn create_locked(
 ) -> Result<(u16, Value), ApiError> {
     let rt = req.rt.clone();
     let now = now();
-    let sent_name = meta_str(&obj, "name").unwrap_or("").to_string();
-    namespaces::admit_create(st, &rt, &req.ns, &sent_name)?;
-    if namespaces::is_namespace(&rt) {
-        namespaces::defaults(&mut obj);
-    }
+    namespaces::on_create(st, &rt, &req.ns, &mut obj)?;
     let meta = meta_mut(&mut obj)?;
     let name = match meta
         .get("name")
