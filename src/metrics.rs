@@ -299,6 +299,16 @@ impl Metrics {
         }
     }
 
+    /// Every object (uid) the metrics keep state for.
+    pub fn object_uids(&self) -> Vec<String> {
+        let Ok(states) = self.states.lock() else {
+            return Vec::new();
+        };
+        let mut uids: Vec<String> = states.current.keys().cloned().collect();
+        uids.extend(states.seen_ready.iter().cloned());
+        uids
+    }
+
     /// Forgets an object that was deleted.
     pub fn object_gone(&self, uid: &str) {
         let Ok(mut states) = self.states.lock() else {

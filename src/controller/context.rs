@@ -1,7 +1,7 @@
 //! What every reconcile of every kind shares: clients, settings, metrics, events and the
 //! per-object failure counts that drive back-off.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +62,11 @@ impl FailureTracker {
         self.counts.lock().remove(uid);
     }
 
+    /// Every object with a failure count.
+    pub fn uids(&self) -> HashSet<String> {
+        self.counts.lock().keys().cloned().collect()
+    }
+
     /// Current count, for tests and status messages.
     pub fn count(&self, uid: &str) -> u32 {
         self.counts.lock().get(uid).copied().unwrap_or(0)
@@ -85,6 +90,19 @@ pub struct Context {
     /// Per object (uid), the resourceVersion a status write of this operator was based on: the
     /// watch cache may still hold that older object when the next reconcile starts.
     written: Mutex<HashMap<String, Option<String>>>,
+    /// Kind and namespace of every object (uid) reconciled and not yet forgotten, so what is
+    /// kept per object can be swept against a controller's cache ([`Context::sweep`]).
+    tracked: Mutex<HashMap<String, (&'static str, String)>>,
+}
+
+/// Which of the tracked objects one controller's cache covers: its kind and namespace (`None`:
+/// every namespace).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheScope<'a> {
+    /// Kind of the controller.
+    pub kind: &'static str,
+    /// Its namespace, or `None` when it watches all of them.
+    pub namespace: Option<&'a str>,
 }
 
 impl Context {
@@ -108,6 +126,7 @@ impl Context {
             settings,
             failures: FailureTracker::default(),
             written: Mutex::new(HashMap::new()),
+            tracked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,6 +182,53 @@ impl Context {
         self.metrics.object_gone(uid);
         self.failures.reset(uid);
         self.written.lock().remove(uid);
+        self.tracked.lock().remove(uid);
+    }
+
+    /// Notes that an object of `kind` in `namespace` is being reconciled, so that
+    /// [`Context::sweep`] can forget it once it is gone however it went (finalizer removed by
+    /// hand, deleted while this replica was not watching).
+    pub fn track(&self, kind: &'static str, namespace: &str, uid: &str) {
+        let mut tracked = self.tracked.lock();
+        if !tracked.contains_key(uid) {
+            tracked.insert(uid.to_string(), (kind, namespace.to_string()));
+        }
+    }
+
+    /// Forgets every tracked object in `scope` whose uid is not in `live` (the controller's
+    /// cache), and whatever is kept for untracked uids (written by a reconcile that finished
+    /// after its object was forgotten; every reconcile tracks its object before it writes
+    /// anything): failure counts, status bookkeeping and metric state. Returns how many
+    /// objects were forgotten.
+    pub fn sweep(&self, scope: CacheScope<'_>, live: &HashSet<String>) -> usize {
+        let mut gone: HashSet<String> = {
+            let tracked = self.tracked.lock();
+            let mut kept: HashSet<String> = self.failures.uids();
+            kept.extend(self.written.lock().keys().cloned());
+            kept.extend(self.metrics.object_uids());
+            kept.retain(|uid| !tracked.contains_key(uid));
+            kept
+        };
+        gone.extend(
+            self.tracked
+                .lock()
+                .iter()
+                .filter(|(uid, (kind, ns))| {
+                    *kind == scope.kind
+                        && scope.namespace.is_none_or(|s| s == ns)
+                        && !live.contains(*uid)
+                })
+                .map(|(uid, _)| uid.clone()),
+        );
+        for uid in &gone {
+            self.forget(uid);
+        }
+        gone.len()
+    }
+
+    /// How many objects are tracked (what [`Context::sweep`] looks at), for tests.
+    pub fn tracked_objects(&self) -> usize {
+        self.tracked.lock().len()
     }
 }
 
@@ -185,6 +251,61 @@ mod tests {
             ..Default::default()
         });
         obj
+    }
+
+    #[tokio::test]
+    async fn a_sweep_forgets_everything_kept_about_objects_gone_from_the_cache() {
+        let server = kube_test_server::TestServer::new();
+        let alexa = AlexaClient::new(crate::alexa::ClientConfig::default()).unwrap();
+        let settings = Settings {
+            resync_period: Duration::from_secs(60),
+            stalled_retry: Duration::from_secs(60),
+            backoff: Backoff::default(),
+        };
+        let ctx = Context::new(
+            server.client(),
+            alexa,
+            Arc::new(Metrics::new()),
+            settings,
+            None,
+        );
+        let keep = |kind, ns: &str, uid: &str| {
+            ctx.track(kind, ns, uid);
+            ctx.failures.record(uid);
+            ctx.written.lock().insert(uid.to_string(), None);
+            ctx.metrics
+                .object_state(kind, uid, true, "Synced", Some(1.0));
+        };
+        keep("SkillAccountLinking", "a", "live");
+        keep("SkillAccountLinking", "a", "gone");
+        keep("SkillAccountLinking", "b", "other-namespace");
+        keep("SkillEnablement", "a", "other-kind");
+        // Written by a reconcile that finished after its object was forgotten.
+        ctx.failures.record("late");
+        let live: HashSet<String> = ["live".to_string()].into();
+        let scope = CacheScope {
+            kind: "SkillAccountLinking",
+            namespace: Some("a"),
+        };
+        assert_eq!(ctx.sweep(scope, &live), 2, "gone and late");
+        for uid in ["gone", "late"] {
+            assert_eq!(ctx.failures.count(uid), 0);
+            assert!(!ctx.written.lock().contains_key(uid));
+            assert!(!ctx.metrics.object_uids().contains(&uid.to_string()));
+        }
+        assert_eq!(ctx.tracked_objects(), 3, "outside the scope or live: kept");
+        assert_eq!(ctx.failures.count("other-kind"), 1);
+        let text = ctx.metrics.render();
+        assert!(
+            text.contains(r#"alexa_operator_objects{kind="SkillAccountLinking",ready="True",reason="Synced"} 2"#),
+            "{text}"
+        );
+        let everywhere = CacheScope {
+            kind: "SkillAccountLinking",
+            namespace: None,
+        };
+        assert_eq!(ctx.sweep(everywhere, &live), 1, "the other namespace's");
+        assert_eq!(ctx.tracked_objects(), 2);
     }
 
     #[tokio::test]

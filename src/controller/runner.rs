@@ -2,7 +2,9 @@
 //! pruned from the cache), metadata-only Secret watches, bounded concurrency, one Controller per
 //! watched namespace, and graceful shutdown.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -14,6 +16,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Resource, ResourceExt};
 
+use super::context::CacheScope;
 use super::lifecycle::{KindContext, ManagedKind, error_policy, reconcile, trigger_hash};
 
 /// Annotation kubectl writes with a full copy of the object; never needed by the operator.
@@ -44,6 +47,13 @@ impl Scope {
         }
     }
 
+    fn namespace(&self) -> Option<String> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns.clone()),
+        }
+    }
+
     fn api<K>(&self, client: &kube::Client) -> Api<K>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
@@ -52,6 +62,59 @@ impl Scope {
             Scope::All => Api::all(client.clone()),
             Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
         }
+    }
+}
+
+/// Forgets what the operator keeps per object (failure counts, status bookkeeping, metric
+/// state) for objects of one controller's scope that are no longer in its cache: on each
+/// deletion the watch reports, after each full list (deletions missed while disconnected), and
+/// periodically (an object whose in-flight reconcile finished after its deletion).
+#[derive(Clone)]
+struct Sweeper<K: ManagedKind> {
+    ctx: Arc<KindContext<K>>,
+    cache: Store<K>,
+    namespace: Option<String>,
+}
+
+impl<K: ManagedKind> Sweeper<K> {
+    fn sweep(&self) {
+        let live: HashSet<String> = self.cache.state().iter().filter_map(|o| o.uid()).collect();
+        let scope = CacheScope {
+            kind: K::KIND,
+            namespace: self.namespace.as_deref(),
+        };
+        let forgotten = self.ctx.sweep(scope, &live);
+        if forgotten > 0 {
+            tracing::debug!(
+                kind = K::KIND,
+                forgotten,
+                "forgot objects no longer in the cache"
+            );
+        }
+    }
+
+    /// Sweeps every `period` once the cache is synced, until the returned guard is dropped.
+    fn every(self, period: Duration, synced: tokio::sync::watch::Receiver<bool>) -> AbortOnDrop {
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period.max(Duration::from_secs(1)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if *synced.borrow() {
+                    self.sweep();
+                }
+            }
+        });
+        AbortOnDrop(task.abort_handle())
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -112,6 +175,14 @@ pub fn controller<K: ManagedKind>(
     };
     let (reader, writer) = reflector::store();
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let sweeper = Sweeper {
+        ctx: ctx.clone(),
+        cache: reader.clone(),
+        namespace: scope.namespace(),
+    };
+    let periodic = sweeper
+        .clone()
+        .every(ctx.settings.resync_period, synced_rx.clone());
     let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|o: &mut K| {
@@ -119,10 +190,13 @@ pub fn controller<K: ManagedKind>(
             o.annotations_mut().remove(LAST_APPLIED);
         })
         .reflect(writer)
-        .inspect(move |event| {
-            if matches!(event, Ok(Event::InitDone)) {
+        .inspect(move |event| match event {
+            Ok(Event::InitDone) => {
                 synced_tx.send_replace(true);
+                sweeper.sweep();
             }
+            Ok(Event::Delete(o)) => sweeper.ctx.forget(&o.uid().unwrap_or_default()),
+            _ => {}
         })
         .applied_objects()
         .predicate_filter(trigger_hash::<K>, Default::default());
@@ -134,7 +208,9 @@ pub fn controller<K: ManagedKind>(
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
-        .map(|result| {
+        .map(move |result| {
+            // The periodic sweep lives as long as this stream.
+            let _periodic = &periodic;
             if let Err(err) = result {
                 match err {
                     controller::Error::ObjectNotFound(_) => {}

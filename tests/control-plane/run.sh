@@ -120,7 +120,7 @@ uses=(
   "watch skillenablements.alexa.operator.dev" "patch skillenablements.alexa.operator.dev"
   "patch skillenablements.alexa.operator.dev status"
   "update skillenablements.alexa.operator.dev finalizers"
-  "get secrets" "list secrets" "watch secrets" "create events.events.k8s.io"
+  "get secrets" "list secrets" "watch secrets" "create events.events.k8s.io" "get namespaces"
 )
 # Neighbours it must not get.
 refused=(

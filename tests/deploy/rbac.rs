@@ -83,6 +83,7 @@ fn workload_permissions() -> BTreeSet<Permission> {
         ),
         ("", &["secrets"], &["get", "list", "watch"]),
         ("events.k8s.io", &["events"], &["create"]),
+        ("", &["namespaces"], &["get"]),
     ])
 }
 

@@ -106,22 +106,33 @@ async fn spec_change_sends_one_put_with_the_current_etag() {
 
 #[tokio::test]
 async fn steady_state_resync_costs_one_get_and_no_put() {
-    let h = Harness::with_owner(&["--resync-period", "1s"], Some("s")).await;
-    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
-        .await
-        .unwrap();
-    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
-        .await;
-    h.sim.clear_requests();
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    let gets = h.count(Operation::GetAccountLinking);
-    assert!(
-        (2..=4).contains(&gets),
-        "about one GET per ~1 s resync, got {gets}"
+    // Counted between known reconciles, not in a wall-clock window: each resync is forced
+    // (reconcile-requested-at runs what a resync runs) and awaited through its acknowledgement in
+    // status, written after the reconcile's calls; the 1 h resync period adds none of its own.
+    let h = ready_harness().await;
+    let (gets, puts) = (
+        h.count(Operation::GetAccountLinking),
+        h.count(Operation::UpdateAccountLinking),
     );
+    for i in 1..=3 {
+        let value = format!("resync-{i}");
+        h.request_reconcile("weather", &value).await;
+        h.wait_for::<SkillAccountLinking, _>("weather", "resync acknowledged", |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some(value.as_str())
+        })
+        .await;
+        assert_eq!(
+            h.count(Operation::GetAccountLinking),
+            gets + i,
+            "one GET per resync"
+        );
+    }
     assert_eq!(
         h.count(Operation::UpdateAccountLinking),
-        0,
+        puts,
         "no PUT in steady state"
     );
     h.shutdown().await;

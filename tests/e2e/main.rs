@@ -10,5 +10,6 @@ mod divergence;
 mod enablement;
 mod fidelity;
 mod kstatus;
+mod namespaces;
 mod operations;
 mod support;

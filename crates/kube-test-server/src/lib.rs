@@ -58,6 +58,9 @@
 //!   dropping the last owned field of a custom resource's object leaves `null`, which a
 //!   non-nullable schema refuses, as kubernetes#117447 describes).
 //! - Status subresource split; finalizers and graceful deletion; delete preconditions.
+//! - Namespace lifecycle (`namespaces.rs`): new Namespaces are `Active`; DELETE makes one
+//!   `Terminating` and deletes everything in it, honouring finalizers; creating in it is
+//!   refused with 403 Forbidden as NamespaceLifecycle does; it goes once empty.
 //! - Lists (`{Kind}List`, label/field selectors, `limit`/`continue`); watches (replay from a
 //!   resourceVersion, bookmarks, `sendInitialEvents` with the `k8s.io/initial-events-end`
 //!   bookmark, `timeoutSeconds`, in-stream 410 ERROR for compacted history; with selectors, an
@@ -100,8 +103,7 @@
 //!   every request is allowed.
 //! - No garbage collection: `ownerReferences` are stored but dependents are never deleted, and
 //!   `propagationPolicy` is ignored (no `foregroundDeletion`/`orphan` finalizers are added).
-//!   Deleting a Namespace does not delete its contents, and objects can be created in
-//!   namespaces that do not exist.
+//!   Objects can be created in namespaces that do not exist.
 //! - Server-side apply approximates structured-merge-diff: lists are atomic unless the CRD
 //!   schema marks them `x-kubernetes-list-type: map`/`set` (plus `metadata.finalizers` as a
 //!   set); core kinds have no schema, so their lists are atomic; ownership of `Update`
@@ -147,9 +149,9 @@
 //! - Discovery: the verbs of a resource come in a different order (the apiserver's is
 //!   `delete,deletecollection,get,list,patch,create,update,watch`) and JSON keys of discovery
 //!   documents are ordered differently; nothing a client should depend on.
-//! - Deleting a Namespace removes it at once here; the apiserver marks it `Terminating` until
-//!   the namespace controller has deleted its contents (forever, if an object there keeps a
-//!   finalizer nobody removes).
+//! - The namespace controller's work (deleting a terminating namespace's contents, removing
+//!   the namespace once empty) happens within the request that makes it necessary here, and
+//!   asynchronously (in seconds) there; `/finalize` is not served.
 //! - kubectl 1.3x sends protobuf for built-in kinds from generators (`kubectl create secret`,
 //!   `kubectl create namespace`), which this server refuses with 415; `kubectl create -f`
 //!   with YAML or JSON works.
@@ -174,6 +176,7 @@ mod kubeconfig;
 mod leases;
 mod lint;
 mod metadata;
+mod namespaces;
 mod ops;
 mod patch;
 mod resources;

@@ -15,6 +15,7 @@ use crate::apply::{ApplyRequest, apply};
 use crate::error::{ApiError, Cause};
 use crate::events;
 use crate::fields::{Entry, Scope, read_entries, record_update, write_entries};
+use crate::namespaces;
 use crate::patch::{PatchKind, json_patch, merge_patch};
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -461,6 +462,7 @@ fn create_locked(
 ) -> Result<(u16, Value), ApiError> {
     let rt = req.rt.clone();
     let now = now();
+    namespaces::on_create(st, &rt, &req.ns, &mut obj)?;
     let meta = meta_mut(&mut obj)?;
     let name = match meta
         .get("name")
@@ -847,6 +849,9 @@ fn finish_update(
         EventType::Modified
     };
     let stored = st.commit(&rt.key, &req.ns, name, event, new);
+    if event == EventType::Deleted {
+        namespaces::reap(st, &req.ns);
+    }
     Ok((200, stored))
 }
 
@@ -892,13 +897,16 @@ pub(crate) fn delete(req: &Req<'_>, name: &str, body: &Value) -> Result<(u16, Va
     delete_locked(req, &mut st, name, old)
 }
 
-fn delete_locked(
+pub(crate) fn delete_locked(
     req: &Req<'_>,
     st: &mut State,
     name: &str,
     old: Value,
 ) -> Result<(u16, Value), ApiError> {
     let rt = req.rt.clone();
+    if namespaces::is_namespace(&rt) {
+        return namespaces::delete(req, st, name, old);
+    }
     if !finalizers(&old).is_empty() {
         if old.pointer("/metadata/deletionTimestamp").is_some() {
             return Ok((202, with_version(&rt, old)));
@@ -925,6 +933,7 @@ fn delete_locked(
         return Ok((200, old));
     }
     let stored = st.commit(&rt.key, &req.ns, name, EventType::Deleted, old);
+    namespaces::reap(st, &req.ns);
     if rt.custom {
         // Custom resources answer with the deleted object (ReturnDeletedObject).
         return Ok((200, with_version(&rt, stored)));

@@ -126,6 +126,17 @@ impl State {
         }
     }
 
+    /// Whether any namespaced object lives in namespace `ns`.
+    pub(crate) fn holds_objects_in(&self, ns: &str) -> bool {
+        let from = (ns.to_string(), String::new());
+        !ns.is_empty()
+            && self.objects.values().any(|objs| {
+                objs.range(from.clone()..)
+                    .next()
+                    .is_some_and(|((n, _), _)| n == ns)
+            })
+    }
+
     /// Store (or, for `Deleted`, remove) an object under a new resourceVersion, record it in
     /// the history and notify watches. Returns the object as stored.
     pub(crate) fn commit(

@@ -16,7 +16,7 @@ use self::plan::{Desired, Observed, Plan, Recorded, Write};
 use super::conditions::{Outcome, Reason, ready_condition};
 use super::lifecycle::policy::{self, Change, Policy};
 use super::lifecycle::{
-    Checkpoint, Doing, Done, Failure, KindContext, ManagedKind, Note, Retry, requested_at,
+    Checkpoint, Doing, Done, Failure, KindContext, Leftover, ManagedKind, Note, Retry, requested_at,
 };
 use super::secrets::{hash_tag, read_credentials, read_key};
 use crate::alexa::{
@@ -571,6 +571,16 @@ impl ManagedKind for SkillAccountLinking {
 
     fn location(&self) -> String {
         format!("skill {} stage {}", self.spec.skill_id, self.spec.stage)
+    }
+
+    fn left_on_amazon(&self) -> Leftover {
+        Leftover {
+            what: format!("the account linking of {}", self.location()),
+            remove_with: format!(
+                "`ask smapi delete-account-linking-info --skill-id {} --stage {}`",
+                self.spec.skill_id, self.spec.stage
+            ),
+        }
     }
 
     async fn apply(

@@ -17,7 +17,9 @@ use kube::runtime::reflector::Store;
 use parking_lot::RwLock;
 
 use super::conditions::{Outcome, Reason};
-use super::lifecycle::{Checkpoint, Done, Failure, KindContext, ManagedKind, Note, Retry};
+use super::lifecycle::{
+    Checkpoint, Done, Failure, KindContext, Leftover, ManagedKind, Note, Retry,
+};
 use crate::crd::common::{DeletionPolicy, ManagementPolicy};
 use crate::crd::enablement::{
     EnablementMode, SkillEnablement, SkillEnablementSpec, SkillEnablementStatus,
@@ -135,6 +137,25 @@ impl ManagedKind for SkillEnablement {
 
     fn location(&self) -> String {
         format!("skill {} stage {}", self.spec.skill_id, self.spec.stage)
+    }
+
+    fn left_on_amazon(&self) -> Leftover {
+        if self.spec.credentials_secret_ref.is_some() {
+            return Leftover {
+                what: format!("the skill owner's enablement of {}", self.location()),
+                remove_with: format!(
+                    "`ask smapi delete-skill-enablement --skill-id {} --stage {}`",
+                    self.spec.skill_id, self.spec.stage
+                ),
+            };
+        }
+        Leftover {
+            what: format!(
+                "the customer's enablement and account link of {}",
+                self.location()
+            ),
+            remove_with: "the Alexa app (the customer disables the skill there)".into(),
+        }
     }
 
     fn describe(&self, status: &mut Self::Status) {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -25,7 +26,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use self::policy::{DRIFT_REPAIRED, Failures};
+use self::policy::{AfterFailedCleanup, DRIFT_REPAIRED, Failures, NamespacePhase};
 use super::conditions::{self, Outcome, Phase, Reason};
 use super::context::{Context, FIELD_MANAGER};
 use super::outcomes::{for_alexa_error, for_secret_error};
@@ -101,6 +102,16 @@ impl Note {
             message: message.into(),
         }
     }
+}
+
+/// What stays on Amazon when the operator gives up an object's cleanup (its namespace went
+/// with the credentials), for the Warning event that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// What is left, e.g. "the account linking of skill X stage Y".
+    pub what: String,
+    /// How a human removes it, e.g. an ASK CLI command.
+    pub remove_with: String,
 }
 
 /// When to look at the object again.
@@ -267,6 +278,8 @@ pub trait ManagedKind:
     fn validate(&self) -> Result<(), String>;
     /// Where on Amazon the object lives, for messages and events ("skill X stage Y").
     fn location(&self) -> String;
+    /// What a skipped cleanup leaves on Amazon and how to remove it by hand.
+    fn left_on_amazon(&self) -> Leftover;
     /// Status fields derived from the spec alone (e.g. the Mode column), set on every status
     /// write, also while paused or invalid.
     fn describe(&self, _status: &mut Self::Status) {}
@@ -438,6 +451,7 @@ pub async fn reconcile<K: ManagedKind>(
 ) -> Result<Action, LifecycleError> {
     let start = Instant::now();
     let ns = obj.namespace().ok_or(LifecycleError::NoNamespace)?;
+    ctx.track(K::KIND, &ns, &obj.uid().unwrap_or_default());
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &ns);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -555,14 +569,66 @@ async fn cleanup_flow<K: ManagedKind>(
             ctx.forget(&uid);
             Ok(Action::await_change())
         }
-        Err(failure) => {
-            let outcome = policy::cleanup_pending(failure.outcome);
-            let message = outcome.message.clone();
-            let done = Done::new(outcome, failure.retry);
-            let after = finish(obj, ctx, api, previous.clone(), done, &previous, None)
-                .await?
-                .unwrap_or(ctx.settings.stalled_retry);
-            Err(LifecycleError::CleanupPending { after, message })
+        Err(failure) => cleanup_failed(obj, ctx, api, previous, failure).await,
+    }
+}
+
+/// A cleanup that failed: given up if the namespace is going and took the credentials with it
+/// ([`policy::after_failed_cleanup`]), else CleanupPending with the failure in status.
+async fn cleanup_failed<K: ManagedKind>(
+    obj: &K,
+    ctx: &KindContext<K>,
+    api: &Api<K>,
+    previous: K::Status,
+    failure: Failure,
+) -> Result<Action, LifecycleError> {
+    // Only a missing Secret can end in an orphan: no namespace read for other failures.
+    if failure.outcome.reason == Reason::SecretNotFound {
+        let ns = obj.namespace().unwrap_or_default();
+        let (phase, reference) = namespace_phase(ctx, &ns).await;
+        if policy::after_failed_cleanup(failure.outcome.reason, phase) == AfterFailedCleanup::Orphan
+        {
+            let object = format!("{} {ns}/{}", K::KIND, obj.name_any());
+            let note = policy::namespace_orphan_note(
+                &object,
+                &ns,
+                &failure.outcome.message,
+                &obj.left_on_amazon(),
+            );
+            tracing::warn!(kind = K::KIND, namespace = ns, name = obj.name_any(), message = %note.message, "cleanup skipped: the namespace is being deleted");
+            publish_about(ctx, K::KIND, &reference, &note).await;
+            ctx.forget(&obj.uid().unwrap_or_default());
+            return Ok(Action::await_change());
+        }
+    }
+    let outcome = policy::cleanup_pending(failure.outcome);
+    let message = outcome.message.clone();
+    let done = Done::new(outcome, failure.retry);
+    let after = finish(obj, ctx, api, previous.clone(), done, &previous, None)
+        .await?
+        .unwrap_or(ctx.settings.stalled_retry);
+    Err(LifecycleError::CleanupPending { after, message })
+}
+
+/// The phase of namespace `ns`, and the reference events about it use. Events about a
+/// terminating namespace's objects cannot be recorded in it (the apiserver refuses new content
+/// there), so they are recorded about the Namespace, in `default`.
+async fn namespace_phase(ctx: &Context, ns: &str) -> (NamespacePhase, ObjectReference) {
+    let api: Api<Namespace> = Api::all(ctx.kube.clone());
+    let fallback = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Namespace".into()),
+        name: Some(ns.to_string()),
+        ..ObjectReference::default()
+    };
+    match api.get_opt(ns).await {
+        Ok(found) => (
+            NamespacePhase::of(found.as_ref()),
+            found.map_or(fallback, |n| n.object_ref(&())),
+        ),
+        Err(err) => {
+            tracing::debug!(namespace = ns, error = %err, "cannot read the namespace; treating it as not terminating");
+            (NamespacePhase::Unknown, fallback)
         }
     }
 }
@@ -680,8 +746,13 @@ fn requeue<K: ManagedKind>(obj: &K, ctx: &Context, retry: Retry) -> Option<Durat
     policy::requeue_after(retry, failures, &ctx.settings, rand::random::<f64>())
 }
 
-/// Publishes one event; failures to publish are logged, never fatal.
+/// Publishes one event about `obj`; failures to publish are logged, never fatal.
 pub async fn publish<K: ManagedKind>(ctx: &Context, obj: &K, note: &Note) {
+    publish_about(ctx, K::KIND, &obj.object_ref(&()), note).await;
+}
+
+/// Publishes one event about any object (`kind` names the operator's kind in the log line).
+async fn publish_about(ctx: &Context, kind: &str, reference: &ObjectReference, note: &Note) {
     let event = KubeEvent {
         type_: if note.warning {
             EventType::Warning
@@ -693,7 +764,8 @@ pub async fn publish<K: ManagedKind>(ctx: &Context, obj: &K, note: &Note) {
         action: note.action.to_string(),
         secondary: None,
     };
-    if let Err(err) = ctx.recorder().publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(kind = K::KIND, name = obj.name_any(), error = %err, "failed to publish event");
+    if let Err(err) = ctx.recorder().publish(&event, reference).await {
+        let name = reference.name.as_deref().unwrap_or_default();
+        tracing::warn!(kind, name, error = %err, "failed to publish event");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::{Note, Retry};
+use super::{Leftover, Note, Retry};
 use crate::controller::conditions::{Outcome, Phase, Reason, ready_condition};
 use crate::controller::context::Settings;
 use crate::crd::common::ManagementPolicy;
@@ -130,6 +130,75 @@ pub fn cleanup_pending(outcome: Outcome) -> Outcome {
     }
     outcome
 }
+
+/// What the operator knows about the namespace of an object being deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespacePhase {
+    /// The namespace is in use: a missing Secret may come back.
+    Active,
+    /// The namespace is being deleted (deletionTimestamp or phase Terminating) or already gone:
+    /// its Secrets are being deleted and nothing new can be created in it.
+    Terminating,
+    /// The namespace could not be read (no RBAC for it, API error).
+    Unknown,
+}
+
+impl NamespacePhase {
+    /// The phase of a namespace as read from the API server (`None`: it does not exist).
+    pub fn of(namespace: Option<&k8s_openapi::api::core::v1::Namespace>) -> NamespacePhase {
+        let Some(namespace) = namespace else {
+            return NamespacePhase::Terminating;
+        };
+        let phase = namespace.status.as_ref().and_then(|s| s.phase.as_deref());
+        if namespace.metadata.deletion_timestamp.is_some() || phase == Some("Terminating") {
+            NamespacePhase::Terminating
+        } else {
+            NamespacePhase::Active
+        }
+    }
+}
+
+/// What follows a failed cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailedCleanup {
+    /// Keep the finalizer and try again (CleanupPending).
+    Retry,
+    /// Release the finalizer, leave Amazon's side in place and say so in a Warning event.
+    Orphan,
+}
+
+/// Whether a failed cleanup orphans Amazon's side: only when the credentials it needs are gone
+/// (Secret or key missing: reason `SecretNotFound`) and the namespace is being deleted. Then
+/// they cannot come back (a terminating namespace accepts no new objects) and waiting would
+/// keep the namespace Terminating forever. Anywhere else a Secret can be restored, so the
+/// finalizer stays; a namespace the operator cannot read counts as not terminating.
+pub fn after_failed_cleanup(reason: Reason, namespace: NamespacePhase) -> AfterFailedCleanup {
+    match (reason, namespace) {
+        (Reason::SecretNotFound, NamespacePhase::Terminating) => AfterFailedCleanup::Orphan,
+        _ => AfterFailedCleanup::Retry,
+    }
+}
+
+/// The Warning event of a cleanup given up because the namespace went with the credentials:
+/// what stayed on Amazon, how to remove it, and how to avoid it. `object` is "Kind ns/name",
+/// `why` the failure's message (names the Secret and key, never a value).
+pub fn namespace_orphan_note(object: &str, namespace: &str, why: &str, left: &Leftover) -> Note {
+    Note {
+        warning: true,
+        reason: ORPHANED_BY_NAMESPACE_DELETION,
+        action: "Delete",
+        message: format!(
+            "{object}: namespace {namespace} is being deleted and its credentials are gone \
+             ({why}), so {what} was left on Amazon; remove it with {how}. To avoid this, \
+             delete these objects before their namespace",
+            what = left.what,
+            how = left.remove_with,
+        ),
+    }
+}
+
+/// Event reason of [`namespace_orphan_note`].
+pub const ORPHANED_BY_NAMESPACE_DELETION: &str = "OrphanedByNamespaceDeletion";
 
 /// How the per-object failure count changes with a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +402,90 @@ mod tests {
             human.message.contains("spec.deletionPolicy: Orphan"),
             "{}",
             human.message
+        );
+    }
+
+    fn namespace(deleting: bool, phase: Option<&str>) -> k8s_openapi::api::core::v1::Namespace {
+        let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+        if deleting {
+            ns.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ));
+        }
+        ns.status = phase.map(|p| k8s_openapi::api::core::v1::NamespaceStatus {
+            phase: Some(p.into()),
+            ..Default::default()
+        });
+        ns
+    }
+
+    #[test]
+    fn namespace_phases() {
+        use NamespacePhase::*;
+        let cases = [
+            (Some(namespace(false, Some("Active"))), Active),
+            (Some(namespace(false, None)), Active),
+            (Some(namespace(true, Some("Active"))), Terminating),
+            (Some(namespace(false, Some("Terminating"))), Terminating),
+            (Some(namespace(true, Some("Terminating"))), Terminating),
+            // Gone already: its Secrets are gone for good too.
+            (None, Terminating),
+        ];
+        for (ns, want) in cases {
+            assert_eq!(NamespacePhase::of(ns.as_ref()), want, "{ns:?}");
+        }
+    }
+
+    #[test]
+    fn only_missing_credentials_in_a_terminating_namespace_orphan() {
+        use AfterFailedCleanup::{Orphan, Retry};
+        use NamespacePhase::*;
+        // (reason of the failed cleanup, namespace, expected)
+        let cases = [
+            (Reason::SecretNotFound, Terminating, Orphan),
+            (Reason::SecretNotFound, Active, Retry),
+            (Reason::SecretNotFound, Unknown, Retry),
+            // Credentials there but refused, Amazon down, a bad Secret value: never orphaned,
+            // even while the namespace goes.
+            (Reason::CredentialsInvalid, Terminating, Retry),
+            (Reason::ApiUnavailable, Terminating, Retry),
+            (Reason::Throttled, Terminating, Retry),
+            (Reason::InvalidSpec, Terminating, Retry),
+            (Reason::Forbidden, Terminating, Retry),
+            (Reason::Unauthorized, Terminating, Retry),
+        ];
+        for (reason, namespace, want) in cases {
+            assert_eq!(
+                after_failed_cleanup(reason, namespace),
+                want,
+                "{reason:?} in a {namespace:?} namespace"
+            );
+        }
+    }
+
+    #[test]
+    fn the_namespace_orphan_note_says_what_is_left_and_how_to_remove_it() {
+        let left = Leftover {
+            what: "the account linking of skill s stage development".into(),
+            remove_with: "`ask smapi delete-account-linking-info --skill-id s --stage development`"
+                .into(),
+        };
+        let note = namespace_orphan_note(
+            "SkillAccountLinking team/weather",
+            "team",
+            "Secret team/lwa not found",
+            &left,
+        );
+        assert!(note.warning);
+        assert_eq!(note.reason, ORPHANED_BY_NAMESPACE_DELETION);
+        assert_eq!(
+            note.message,
+            "SkillAccountLinking team/weather: namespace team is being deleted and its \
+             credentials are gone (Secret team/lwa not found), so the account linking of skill \
+             s stage development was left on Amazon; remove it with `ask smapi \
+             delete-account-linking-info --skill-id s --stage development`. To avoid this, \
+             delete these objects before their namespace"
         );
     }
 

@@ -14,6 +14,7 @@ mod hooks;
 mod lists;
 mod metadata;
 mod metadata_only;
+mod namespaces;
 mod paths;
 mod scale;
 mod status_bodies;
