@@ -287,7 +287,7 @@ impl AlexaClient {
     }
 
     /// The request loop: token → rate budget and Retry-After gate (waited out only when it is
-    /// shorter than `max_in_call_wait`, else [`AlexaError::Paused`]) → send → classify. Retries
+    /// shorter than `max_in_call_wait`, else [`AlexaError::Deferred`]) → send → classify. Retries
     /// throttling, server and network errors up to `max_retries` times with full-jitter
     /// back-off (a 429, or a 5xx with Retry-After, waits behind the credential's gate instead),
     /// and answers one 401 per `auth` by dropping the token, refreshing and sending once more.
@@ -306,7 +306,7 @@ impl AlexaClient {
         loop {
             let token = inner.tokens.token(creds).await?;
             // Never holds the worker longer than `max_in_call_wait`: a longer gate or rate wait
-            // returns `Paused` without sending, and the reconcile is requeued for it.
+            // returns `Deferred` without sending, and the reconcile is requeued for it.
             inner
                 .throttle
                 .acquire(&fingerprint, config.max_in_call_wait)

@@ -46,7 +46,7 @@ pub struct ClientConfig {
     pub max_retries: u32,
     /// Longest wait a call sits out by itself, holding its worker: a `Retry-After` (the
     /// credential's gate) or a slot of the rate budget. A longer wait returns at once without
-    /// sending (`Throttled` after a 429 this call got, [`AlexaError::Paused`] otherwise) and the
+    /// sending (`Throttled` after a 429 this call got, [`AlexaError::Deferred`] otherwise) and the
     /// reconcile is requeued for the remaining time; the gate stays closed for the full time
     /// either way.
     pub max_in_call_wait: Duration,

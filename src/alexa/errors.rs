@@ -145,18 +145,18 @@ pub enum AlexaError {
         retry_after: Option<Duration>,
     },
 
-    /// Nothing was sent: the credential's calls are paused for longer than a call may wait
+    /// Nothing was sent: the credential's calls are held for longer than a call may wait
     /// (`max_in_call_wait`), so the call returns instead of holding a worker. The reconcile is
     /// requeued for `retry_after`.
     #[error(
-        "Calls with these credentials are paused for another {:.1} s ({cause}); nothing was sent. The operator tries again then; other credentials are not affected",
+        "Calls with these credentials wait another {:.1} s ({cause}); nothing was sent. The operator tries again then; other credentials are not affected",
         retry_after.as_secs_f64()
     )]
-    Paused {
+    Deferred {
         /// How long until a request with these credentials may go out.
         retry_after: Duration,
-        /// Why the credential is paused.
-        cause: PauseCause,
+        /// Why the credential's calls wait.
+        cause: DeferCause,
     },
 
     /// HTTP 5xx (or 408): trouble on Amazon's side, usually temporary.
@@ -244,9 +244,9 @@ pub enum AlexaError {
     },
 }
 
-/// Why calls with a credential are paused (see [`AlexaError::Paused`]).
+/// Why calls with a credential wait (see [`AlexaError::Deferred`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PauseCause {
+pub enum DeferCause {
     /// Amazon or Login with Amazon answered 429 or 5xx (with its `Retry-After`, or the
     /// back-off when it gave none).
     RetryAfter,
@@ -255,13 +255,13 @@ pub enum PauseCause {
     RateBudget,
 }
 
-impl fmt::Display for PauseCause {
+impl fmt::Display for DeferCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            PauseCause::RetryAfter => {
+            DeferCause::RetryAfter => {
                 "Amazon answered 429 or a server error and asked every call with these credentials to wait"
             }
-            PauseCause::RateBudget => {
+            DeferCause::RateBudget => {
                 "the per-credential rate budget --api-rate-limit/--api-burst has no free slot sooner"
             }
         })
@@ -306,7 +306,7 @@ impl AlexaError {
         matches!(
             self,
             AlexaError::Throttled { .. }
-                | AlexaError::Paused { .. }
+                | AlexaError::Deferred { .. }
                 | AlexaError::Unavailable { .. }
                 | AlexaError::Overloaded { .. }
                 | AlexaError::Transport { .. }
@@ -320,7 +320,7 @@ impl AlexaError {
         matches!(
             self,
             AlexaError::Throttled { .. }
-                | AlexaError::Paused { .. }
+                | AlexaError::Deferred { .. }
                 | AlexaError::Unavailable { .. }
                 | AlexaError::Overloaded { .. }
                 | AlexaError::Transport { .. }
@@ -331,9 +331,8 @@ impl AlexaError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             AlexaError::Throttled { retry_after, .. } => *retry_after,
-            AlexaError::Overloaded { retry_after, .. } | AlexaError::Paused { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            AlexaError::Overloaded { retry_after, .. }
+            | AlexaError::Deferred { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -346,7 +345,7 @@ impl AlexaError {
             AlexaError::Forbidden { .. } => "forbidden",
             AlexaError::NotFound { .. } => "not_found",
             AlexaError::PreconditionFailed { .. } => "precondition_failed",
-            AlexaError::Throttled { .. } | AlexaError::Paused { .. } => "throttled",
+            AlexaError::Throttled { .. } | AlexaError::Deferred { .. } => "throttled",
             // One label for all server trouble, with or without Retry-After.
             AlexaError::Unavailable { .. } | AlexaError::Overloaded { .. } => "unavailable",
             AlexaError::Transport { .. } => "transport",
@@ -428,7 +427,7 @@ impl AlexaError {
             AlexaError::Transport { message } => AlexaError::Transport {
                 message: r(message),
             },
-            AlexaError::Paused { .. } => self,
+            AlexaError::Deferred { .. } => self,
             AlexaError::Credentials { error, description } => AlexaError::Credentials {
                 error: r(error),
                 description: description.map(r),

@@ -5,7 +5,7 @@
 //!
 //! Waiting never holds a worker for long: a caller sleeps in the call only when its gate opens,
 //! or its reserved slot comes, within the bound it passes (`max_in_call_wait`). A longer wait
-//! returns [`AlexaError::Paused`] at once, without sending and without taking a token, and the
+//! returns [`AlexaError::Deferred`] at once, without sending and without taking a token, and the
 //! reconcile is requeued for the remaining time, so one throttled credential cannot park every
 //! `--concurrency` worker while objects of other credentials wait. Callers that take a token are
 //! served in arrival order; a caller that was turned away gets no place in that queue and asks
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::errors::{AlexaError, PauseCause};
+use super::errors::{AlexaError, DeferCause};
 use super::observer::ApiObserver;
 
 /// Entries kept before idle ones (full bucket, no gate) are dropped.
@@ -167,7 +167,7 @@ enum Wait {
     /// A token is reserved; wait for its slot, then check the gate once more.
     Slot(Duration),
     /// The gate or the next slot is further away than the bound: do not send, come back then.
-    Refuse(Duration, PauseCause),
+    Refuse(Duration, DeferCause),
 }
 
 impl Throttle {
@@ -185,7 +185,7 @@ impl Throttle {
     }
 
     /// Waits until credential `key` may send one request (gate open and a token taken), or
-    /// returns [`AlexaError::Paused`] without waiting when that would take longer than
+    /// returns [`AlexaError::Deferred`] without waiting when that would take longer than
     /// `max_wait`.
     pub(crate) async fn acquire(&self, key: &str, max_wait: Duration) -> Result<(), AlexaError> {
         loop {
@@ -193,8 +193,8 @@ impl Throttle {
             let d = match wait {
                 Wait::None => return Ok(()),
                 Wait::Refuse(remaining, cause) => {
-                    self.report(key, remaining, matches!(cause, PauseCause::RetryAfter));
-                    return Err(AlexaError::Paused {
+                    self.report(key, remaining, matches!(cause, DeferCause::RetryAfter));
+                    return Err(AlexaError::Deferred {
                         retry_after: remaining,
                         cause,
                     });
@@ -215,15 +215,15 @@ impl Throttle {
     }
 
     /// Waits for credential `key`'s gate only (no token: Login with Amazon refreshes are not
-    /// part of the API rate budget), or returns [`AlexaError::Paused`] when it stays closed
+    /// part of the API rate budget), or returns [`AlexaError::Deferred`] when it stays closed
     /// longer than `max_wait`.
     pub(crate) async fn wait_gate(&self, key: &str, max_wait: Duration) -> Result<(), AlexaError> {
         while let Some(remaining) = self.gate_remaining(key, Instant::now()) {
             self.report(key, remaining, true);
             if remaining > max_wait {
-                return Err(AlexaError::Paused {
+                return Err(AlexaError::Deferred {
                     retry_after: remaining,
-                    cause: PauseCause::RetryAfter,
+                    cause: DeferCause::RetryAfter,
                 });
             }
             tokio::time::sleep(remaining).await;
@@ -300,7 +300,7 @@ impl Throttle {
             if gate > now {
                 let remaining = gate.duration_since(now);
                 if remaining > max_wait {
-                    return Wait::Refuse(remaining, PauseCause::RetryAfter);
+                    return Wait::Refuse(remaining, DeferCause::RetryAfter);
                 }
                 return Wait::Gate(remaining);
             }
@@ -308,7 +308,7 @@ impl Throttle {
         }
         match state.bucket.as_mut().map(|b| b.try_reserve(now, max_wait)) {
             Some(Ok(d)) if !d.is_zero() => Wait::Slot(d),
-            Some(Err(d)) => Wait::Refuse(d, PauseCause::RateBudget),
+            Some(Err(d)) => Wait::Refuse(d, DeferCause::RateBudget),
             _ => Wait::None,
         }
     }
@@ -543,7 +543,7 @@ mod tests {
                 None,
                 3,
                 secs(1),
-                Wait::Refuse(secs(2), PauseCause::RateBudget),
+                Wait::Refuse(secs(2), DeferCause::RateBudget),
             ),
             (
                 "gate within the bound",
@@ -557,7 +557,7 @@ mod tests {
                 Some(60),
                 0,
                 secs(10),
-                Wait::Refuse(secs(60), PauseCause::RetryAfter),
+                Wait::Refuse(secs(60), DeferCause::RetryAfter),
             ),
         ];
         for (what, gate, taken, bound, expected) in rows {
@@ -584,9 +584,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             refused,
-            AlexaError::Paused {
+            AlexaError::Deferred {
                 retry_after: Duration::from_secs(1),
-                cause: PauseCause::RateBudget,
+                cause: DeferCause::RateBudget,
             }
         );
         assert_eq!(Instant::now(), start, "refused at once, without sleeping");

@@ -4,7 +4,7 @@
 //! behind it gets its outcome (the token, or the failure) instead of sending a refresh of their
 //! own. LWA's 429 and 5xx answers close the credential's Retry-After gate shared with the API
 //! calls ([`super::throttle`]), and a refresh waits for that gate like any other call (or
-//! returns [`AlexaError::Paused`] when it stays closed longer than `max_in_call_wait`).
+//! returns [`AlexaError::Deferred`] when it stays closed longer than `max_in_call_wait`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -278,7 +278,7 @@ impl TokenCache {
         let mut failures = 0;
         loop {
             // A closed gate (Amazon or LWA asked every call with these credentials to wait)
-            // holds refreshes too; a long one returns `Paused` without sending.
+            // holds refreshes too; a long one returns `Deferred` without sending.
             self.throttle
                 .wait_gate(fingerprint, self.max_in_call_wait)
                 .await?;

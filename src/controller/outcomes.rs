@@ -41,7 +41,7 @@ pub fn for_alexa_error(err: &AlexaError, what: &str) -> (Outcome, Retry) {
         ),
         // Nothing was sent and the object did nothing wrong: look again exactly when the
         // credential may send, without growing its back-off.
-        AlexaError::Paused { retry_after, .. } => (
+        AlexaError::Deferred { retry_after, .. } => (
             Outcome::progressing(Reason::Throttled, message),
             Retry::After(*retry_after),
         ),
@@ -145,9 +145,9 @@ mod tests {
                 },
             ),
             (
-                AlexaError::Paused {
+                AlexaError::Deferred {
                     retry_after: Duration::from_secs(42),
-                    cause: crate::alexa::PauseCause::RetryAfter,
+                    cause: crate::alexa::DeferCause::RetryAfter,
                 },
                 Reason::Throttled,
                 Phase::Progressing,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use alexa_skill_operator::alexa::{
-    AlexaClient, AlexaError, Backoff, PauseCause, RateLimit as ClientRateLimit,
+    AlexaClient, AlexaError, Backoff, DeferCause, RateLimit as ClientRateLimit,
 };
 use alexa_skill_operator::crd::common::Stage;
 use serde_json::json;
@@ -429,8 +429,8 @@ async fn lwa_429_closes_the_gate_for_api_calls_and_refreshes() {
     assert!(
         matches!(
             err,
-            AlexaError::Paused {
-                cause: PauseCause::RetryAfter,
+            AlexaError::Deferred {
+                cause: DeferCause::RetryAfter,
                 ..
             }
         ),
