@@ -12,3 +12,4 @@ mod fidelity;
 mod kstatus;
 mod operations;
 mod support;
+mod throttling;
