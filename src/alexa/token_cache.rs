@@ -223,12 +223,15 @@ impl TokenCache {
         }
     }
 
-    /// Forgets the cached token and any remembered credentials rejection of `creds`.
+    /// Forgets the cached token and any remembered credentials rejection of `creds`, and the
+    /// last refresh's outcome.
     pub(crate) fn invalidate(&self, creds: &LwaCredentials) {
         let slot = self.slot(&creds.cache_key());
         let mut state = lock(&slot.state);
         state.token = None;
         state.failure = None;
+        // Nobody is handed the forgotten token (or failure) as a shared outcome either.
+        state.last_outcome = None;
     }
 
     fn cached(slot: &Slot, now: Instant) -> Option<Result<AccessToken, AlexaError>> {
