@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Sections: 1 convergence, 2 steady state, 3 memory/CPU, 4 throttling, 5 fault storm,
-//! 6 ASK CLI side by side. Sections 1–3 share their runs.
+//! 6 ASK CLI side by side, 7 noisy neighbour. Sections 1–3 share their runs.
 
 #[path = "bench/askcli.rs"]
 mod askcli;
@@ -18,6 +18,8 @@ mod askcli;
 mod converge;
 #[path = "bench/env.rs"]
 mod env;
+#[path = "bench/noisy.rs"]
+mod noisy;
 #[path = "bench/proc.rs"]
 mod proc;
 #[path = "bench/report.rs"]
@@ -61,7 +63,7 @@ struct Args {
 
 const USAGE: &str = "usage: bench [--all | --section 1,2,...] [--smoke] [--max-n N] [--out DIR]
   --all          every section (1 convergence, 2 steady state, 3 memory, 4 throttling,
-                 5 fault storm, 6 ASK CLI); writes docs/BENCHMARKS.{md,json}
+                 5 fault storm, 6 ASK CLI, 7 noisy neighbour); writes docs/BENCHMARKS.{md,json}
   --section L    only these sections (comma-separated); report to target/bench/report
   --smoke        tiny sizes and windows (seconds); report to target/bench/smoke
   --max-n N      largest convergence size (default 10000)
@@ -83,12 +85,12 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--all" => args.sections.extend(1..=6),
+            "--all" => args.sections.extend(1..=7),
             "--section" | "--sections" => {
                 let list = it.next().ok_or("--section needs a list")?;
                 for s in list.split(',') {
                     let n: u8 = s.trim().parse().map_err(|_| format!("bad section {s:?}"))?;
-                    if !(1..=6).contains(&n) {
+                    if !(1..=7).contains(&n) {
                         return Err(format!("no section {n}"));
                     }
                     args.sections.insert(n);
@@ -200,7 +202,7 @@ async fn run(args: Args) -> BoxResult<bool> {
     let out = args.out.clone().unwrap_or_else(|| {
         if args.smoke {
             root.join("target/bench/smoke")
-        } else if args.sections.len() == 6 && args.max_n >= 10_000 {
+        } else if args.sections.len() == 7 && args.max_n >= 10_000 {
             root.join("docs")
         } else {
             root.join("target/bench/report")
@@ -352,6 +354,37 @@ async fn run(args: Args) -> BoxResult<bool> {
     if s.contains(&6) {
         let n = if smoke { 5 } else { 100 };
         guarded(&mut results, "askCli", &mut ok, askcli::ask_cli(n, &ctx)).await;
+        save_partial(&ctx, &results, &[]);
+    }
+    if s.contains(&7) {
+        let cfg = if smoke {
+            noisy::NoisyCfg {
+                tenants: 3,
+                per_tenant: 5,
+                retry_after: Duration::from_secs(3),
+                window: Duration::from_secs(6),
+                timeout: Duration::from_secs(60),
+                budget: (5.0, 10),
+                pairs: 1,
+            }
+        } else {
+            noisy::NoisyCfg {
+                tenants: 10,
+                per_tenant: 100,
+                retry_after: Duration::from_secs(60),
+                window: Duration::from_secs(120),
+                timeout: Duration::from_secs(480),
+                budget: (3.0, 10),
+                pairs: 2,
+            }
+        };
+        guarded(
+            &mut results,
+            "noisyNeighbour",
+            &mut ok,
+            noisy::noisy(&cfg, &ctx),
+        )
+        .await;
     }
 
     let total = started.elapsed();

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alexa_simulator::{Operation, RequestRecord, SimConfig, Simulator, sandbox};
+use alexa_simulator::{
+    LwaClientState, Operation, RefreshTokenState, RequestRecord, SimConfig, SimState, Simulator,
+    VendorState, sandbox,
+};
 use alexa_skill_operator::crd::SkillAccountLinking;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -27,6 +30,38 @@ pub const CREDS: &str = "lwa";
 /// Skill id of benchmark object `i`.
 pub fn skill_id(i: usize) -> String {
     format!("amzn1.ask.skill.b3nch000-0000-4000-8000-{i:012}")
+}
+
+/// LWA client id of tenant `t` (one Amazon developer account per tenant, section 7).
+pub fn tenant_client_id(t: usize) -> String {
+    format!("amzn1.application-oa2-client.bench-{t}")
+}
+
+/// Credentials Secret of tenant `t`.
+pub fn tenant_secret(t: usize) -> String {
+    format!("lwa-{t}")
+}
+
+/// Simulator state with `tenants` developer accounts, each with its own LWA client and refresh
+/// token (so the simulator's per-client faults and the operator's per-credential throttle tell
+/// them apart), on top of the sandbox.
+fn tenant_state(tenants: usize) -> SimState {
+    let mut state = SimState::sandbox();
+    for t in 0..tenants {
+        state.lwa_clients.push(LwaClientState {
+            client_id: tenant_client_id(t),
+            client_secret: format!("bench-client-secret-{t}"),
+        });
+        state.vendors.push(VendorState {
+            id: format!("BENCHVENDOR{t}"),
+            refresh_tokens: vec![RefreshTokenState {
+                token: format!("Atzr|bench-refresh-{t}"),
+                client_id: tenant_client_id(t),
+            }],
+            ..VendorState::default()
+        });
+    }
+    state
 }
 
 /// Object name of benchmark object `i`.
@@ -202,12 +237,26 @@ pub struct Env {
     watch_task: tokio::task::JoinHandle<()>,
     /// Skills registered in the simulator.
     pub skills: usize,
+    /// Tenants (section 7): object `i` belongs to tenant `i % tenants`, with its own
+    /// credentials; 0 means everything uses [`CREDS`].
+    pub tenants: usize,
 }
 
 impl Env {
     /// Starts both servers and creates `n` skills in the simulator, the namespace, the
     /// credentials Secret and the client-secret Secrets of `n` objects.
     pub async fn start(n: usize, log_capacity: usize, dir: &Path) -> BoxResult<Env> {
+        Env::start_tenants(n, 0, log_capacity, dir).await
+    }
+
+    /// [`Env::start`] with `tenants` developer accounts (0: the one of [`CREDS`]): skill and
+    /// object `i` belong to tenant `i % tenants`, whose credentials Secret is [`tenant_secret`].
+    pub async fn start_tenants(
+        n: usize,
+        tenants: usize,
+        log_capacity: usize,
+        dir: &Path,
+    ) -> BoxResult<Env> {
         let crds = format!("{}/crds", env!("CARGO_MANIFEST_DIR"));
         let kube = TestServer::with_history_limit(1_000_000).with_crds_from_dir(crds)?;
         let listening = kube.listen("127.0.0.1:0".parse()?).await?;
@@ -215,13 +264,19 @@ impl Env {
         let kubeconfig = dir.join("kubeconfig");
         listening.write_kubeconfig(&kubeconfig)?;
         let client = kube.client();
-        let sim = Simulator::start(SimConfig {
+        let mut config = SimConfig {
             log_capacity,
             ..SimConfig::default()
-        })
-        .await?;
+        };
+        if tenants > 0 {
+            config.state = tenant_state(tenants);
+        }
+        let sim = Simulator::start(config).await?;
         for i in 0..n {
-            sim.add_skill(&skill_id(i));
+            match tenants {
+                0 => sim.add_skill(&skill_id(i)),
+                _ => sim.add_skill_for_vendor(&skill_id(i), &format!("BENCHVENDOR{}", i % tenants)),
+            }
         }
         let ns: Api<Namespace> = Api::all(client.clone());
         ns.patch(
@@ -243,7 +298,19 @@ impl Env {
             _listening: listening,
             watch_task,
             skills: n,
+            tenants,
         };
+        for t in 0..tenants {
+            env.secret(
+                &tenant_secret(t),
+                &[
+                    ("client-id", &tenant_client_id(t)),
+                    ("client-secret", &format!("bench-client-secret-{t}")),
+                    ("refresh-token", &format!("Atzr|bench-refresh-{t}")),
+                ],
+            )
+            .await?;
+        }
         env.secret(
             CREDS,
             &[
@@ -296,8 +363,14 @@ impl Env {
         futures::stream::iter(range)
             .map(|i| {
                 let api = api.clone();
+                let tenants = self.tenants;
                 async move {
-                    let obj: SkillAccountLinking = serde_json::from_value(object(i))?;
+                    let mut value = object(i);
+                    if tenants > 0 {
+                        value["spec"]["credentialsSecretRef"]["name"] =
+                            json!(tenant_secret(i % tenants));
+                    }
+                    let obj: SkillAccountLinking = serde_json::from_value(value)?;
                     api.create(&PostParams::default(), &obj).await?;
                     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
                 }

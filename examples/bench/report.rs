@@ -278,6 +278,30 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
             Some(t["requestsInsideRetryAfter"].as_u64() == Some(0)),
         );
     }
+    let nn = &r["noisyNeighbour"];
+    if nn.get("withNoisy").is_some() {
+        goal_row(
+            &mut o,
+            "noisy neighbour: the other tenants converge as fast as alone (within 10 %)",
+            format!(
+                "{} s alone, {} s next to the throttled tenant ({} % on average)",
+                s(&nn["quietTenantsAllReadySecondsWithout"]),
+                s(&nn["quietTenantsAllReadySecondsWith"]),
+                s(&nn["quietSlowdownPercent"])
+            ),
+            nn["quietWithinTenPercent"].as_bool(),
+        );
+        goal_row(
+            &mut o,
+            "noisy neighbour: the throttled tenant sends nothing inside its Retry-After",
+            format!(
+                "{} requests after the in-flight grace of {} ms",
+                s(&nn["noisyRequestsInsideRetryAfter"]),
+                s(&nn["withNoisy"][0]["noisy"]["inFlightGraceMs"])
+            ),
+            Some(nn["noisyRequestsInsideRetryAfter"].as_u64() == Some(0)),
+        );
+    }
     let st = &r["storm"];
     if st.get("allReady").is_some() {
         goal_row(
@@ -755,8 +779,103 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
     } else {
         let _ = writeln!(o, "Not measured: {}\n", s(&a["error"]));
     }
+    noisy_section(&mut o, nn);
     if !analysis.trim().is_empty() {
         let _ = writeln!(o, "{}", analysis.trim_end());
     }
     o
+}
+
+/// Section 7, when it ran.
+fn noisy_section(o: &mut String, nn: &Value) {
+    if nn.is_null() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "## 7. Noisy neighbour
+"
+    );
+    if nn.get("withNoisy").is_none() {
+        let _ = writeln!(o, "Not measured: {}\n", s(&nn["error"]));
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "{} tenants (developer accounts, each with its own credentials Secret and LWA client) with {} SkillAccountLinking objects each are created at once into one operator (`--concurrency 16`, the default; `--api-rate-limit {}`, `--api-burst {}`, so each tenant's own budget bounds its time rather than the shared CPU; the 10 s in-call wait bound). In every second run the simulator answers every API request of tenant 0 with 429 and `Retry-After: {}` for {} s (`--throttle-client`).\n",
+        s(&nn["tenants"]),
+        s(&nn["objectsPerTenant"]),
+        s(&nn["operatorBudgetPerSecond"]),
+        s(&nn["operatorBurst"]),
+        s(&nn["retryAfterSeconds"]),
+        s(&nn["windowSeconds"])
+    );
+    if let Some(note) = nn["note"].as_str() {
+        let _ = writeln!(o, "{note}\n");
+    }
+    let empty = Vec::new();
+    let without = nn["withoutNoisy"].as_array().unwrap_or(&empty);
+    let with = nn["withNoisy"].as_array().unwrap_or(&empty);
+    let _ = writeln!(
+        o,
+        "Runs alternate (without, with, …) so load from other processes on the machine hits both alike.\n"
+    );
+    let mut header = String::from("| measure |");
+    let mut rule = String::from("|---|");
+    for i in 0..without.len().min(with.len()) {
+        let _ = write!(header, " without #{} | with #{} |", i + 1, i + 1);
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(o, "{header}\n{rule}");
+    let row = |o: &mut String, label: &str, get: &dyn Fn(&Value) -> String| {
+        let mut line = format!("| {label} |");
+        for (a, b) in without.iter().zip(with.iter()) {
+            let _ = write!(line, " {} | {} |", get(a), get(b));
+        }
+        let _ = writeln!(o, "{line}");
+    };
+    for (label, key) in [
+        ("load average at start", "loadAverageAtStart"),
+        (
+            "other tenants: create → all Ready (s)",
+            "quietTenantsAllReadySeconds",
+        ),
+        ("every object: create → all Ready (s)", "allReadySeconds"),
+        ("requests of the other tenants", "quietTenantRequests"),
+        (
+            "operator's throttled waits (metric)",
+            "operatorThrottledWaits",
+        ),
+    ] {
+        row(o, label, &|r: &Value| s(&r[key]));
+    }
+    for (label, key) in [
+        ("tenant 0: requests", "requests"),
+        ("tenant 0: answered 429", "answered429"),
+        (
+            "tenant 0: requests inside a Retry-After, after the in-flight grace",
+            "requestsInsideRetryAfter",
+        ),
+        ("… ms after the 429", "insideRetryAfterMsAfterThe429"),
+        (
+            "tenant 0: requests within the grace after a 429 (in flight)",
+            "requestsInFlightWhen429Sent",
+        ),
+        (
+            "tenant 0: 429 waves at (s after the creates)",
+            "secondsOf429Waves",
+        ),
+    ] {
+        row(o, label, &|r: &Value| s(&r["noisy"][key]));
+    }
+    let b = with.last().unwrap_or(&Value::Null);
+    let _ = writeln!(
+        o,
+        "\nOn average the other tenants were {} % slower next to the throttled one. Not Ready at the end of the last run with it: {}.\n",
+        s(&nn["quietSlowdownPercent"]),
+        match b["notReadyAtEnd"].as_object() {
+            Some(m) if m.is_empty() => "none".to_string(),
+            _ => s(&b["notReadyAtEnd"]),
+        }
+    );
 }

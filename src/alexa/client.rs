@@ -54,7 +54,7 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) config: ClientConfig,
     pub(crate) tokens: TokenCache,
-    pub(crate) throttle: Throttle,
+    pub(crate) throttle: Arc<Throttle>,
 }
 
 /// One HTTP request as the retry loop sends it.
@@ -123,8 +123,8 @@ impl AlexaClient {
     pub fn new(config: ClientConfig) -> Result<AlexaClient, AlexaError> {
         config.validate()?;
         let http = build_http_client(&config)?;
-        let tokens = TokenCache::new(http.clone(), &config);
-        let throttle = Throttle::new(config.rate_limit, config.observer.clone());
+        let throttle = Arc::new(Throttle::new(config.rate_limit, config.observer.clone()));
+        let tokens = TokenCache::new(http.clone(), &config, throttle.clone());
         Ok(AlexaClient {
             inner: Arc::new(Inner {
                 http,
@@ -286,7 +286,8 @@ impl AlexaClient {
             .await
     }
 
-    /// The request loop: token → rate budget and Retry-After gate → send → classify. Retries
+    /// The request loop: token → rate budget and Retry-After gate (waited out only when it is
+    /// shorter than `max_in_call_wait`, else [`AlexaError::Deferred`]) → send → classify. Retries
     /// throttling, server and network errors up to `max_retries` times with full-jitter
     /// back-off (a 429, or a 5xx with Retry-After, waits behind the credential's gate instead),
     /// and answers one 401 per `auth` by dropping the token, refreshing and sending once more.
@@ -304,7 +305,12 @@ impl AlexaClient {
         let mut failures = 0u32;
         loop {
             let token = inner.tokens.token(creds).await?;
-            inner.throttle.acquire(&fingerprint).await;
+            // Never holds the worker longer than `max_in_call_wait`: a longer gate or rate wait
+            // returns `Deferred` without sending, and the reconcile is requeued for it.
+            inner
+                .throttle
+                .acquire(&fingerprint, config.max_in_call_wait)
+                .await?;
             let (error, maybe_processed) = match self.send_once(request, &token.value, &host).await
             {
                 Ok(answer) => {

@@ -44,8 +44,11 @@ pub struct ClientConfig {
     /// In-call retries of such errors before the error is returned (the controller then
     /// requeues with its own back-off).
     pub max_retries: u32,
-    /// Longest `Retry-After` a call waits out by itself before returning `Throttled` (the
-    /// credential's gate stays closed for the full time either way).
+    /// Longest wait a call sits out by itself, holding its worker: a `Retry-After` (the
+    /// credential's gate) or a slot of the rate budget. A longer wait returns at once without
+    /// sending (`Throttled` after a 429 this call got, [`AlexaError::Deferred`] otherwise) and the
+    /// reconcile is requeued for the remaining time; the gate stays closed for the full time
+    /// either way.
     pub max_in_call_wait: Duration,
     /// Total timeout of one HTTP request.
     pub timeout: Duration,

@@ -145,6 +145,20 @@ pub enum AlexaError {
         retry_after: Option<Duration>,
     },
 
+    /// Nothing was sent: the credential's calls are held for longer than a call may wait
+    /// (`max_in_call_wait`), so the call returns instead of holding a worker. The reconcile is
+    /// requeued for `retry_after`.
+    #[error(
+        "Calls with these credentials wait another {:.1} s ({cause}); nothing was sent. The operator tries again then; other credentials are not affected",
+        retry_after.as_secs_f64()
+    )]
+    Deferred {
+        /// How long until a request with these credentials may go out.
+        retry_after: Duration,
+        /// Why the credential's calls wait.
+        cause: DeferCause,
+    },
+
     /// HTTP 5xx (or 408): trouble on Amazon's side, usually temporary.
     #[error(
         "Amazon's API is unavailable (HTTP {status}): {message}. This is usually temporary; the operator retries with back-off"
@@ -230,6 +244,30 @@ pub enum AlexaError {
     },
 }
 
+/// Why calls with a credential wait (see [`AlexaError::Deferred`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferCause {
+    /// Amazon or Login with Amazon answered 429 or 5xx (with its `Retry-After`, or the
+    /// back-off when it gave none).
+    RetryAfter,
+    /// The operator's own per-credential rate budget (`--api-rate-limit`, `--api-burst`) has no
+    /// slot that soon.
+    RateBudget,
+}
+
+impl fmt::Display for DeferCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeferCause::RetryAfter => {
+                "Amazon answered 429 or a server error and asked every call with these credentials to wait"
+            }
+            DeferCause::RateBudget => {
+                "the per-credential rate budget --api-rate-limit/--api-burst has no free slot sooner"
+            }
+        })
+    }
+}
+
 /// Where a URL the client called came from, so a wrong answer names the setting to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
@@ -268,6 +306,7 @@ impl AlexaError {
         matches!(
             self,
             AlexaError::Throttled { .. }
+                | AlexaError::Deferred { .. }
                 | AlexaError::Unavailable { .. }
                 | AlexaError::Overloaded { .. }
                 | AlexaError::Transport { .. }
@@ -281,6 +320,7 @@ impl AlexaError {
         matches!(
             self,
             AlexaError::Throttled { .. }
+                | AlexaError::Deferred { .. }
                 | AlexaError::Unavailable { .. }
                 | AlexaError::Overloaded { .. }
                 | AlexaError::Transport { .. }
@@ -291,7 +331,8 @@ impl AlexaError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             AlexaError::Throttled { retry_after, .. } => *retry_after,
-            AlexaError::Overloaded { retry_after, .. } => Some(*retry_after),
+            AlexaError::Overloaded { retry_after, .. }
+            | AlexaError::Deferred { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -304,7 +345,7 @@ impl AlexaError {
             AlexaError::Forbidden { .. } => "forbidden",
             AlexaError::NotFound { .. } => "not_found",
             AlexaError::PreconditionFailed { .. } => "precondition_failed",
-            AlexaError::Throttled { .. } => "throttled",
+            AlexaError::Throttled { .. } | AlexaError::Deferred { .. } => "throttled",
             // One label for all server trouble, with or without Retry-After.
             AlexaError::Unavailable { .. } | AlexaError::Overloaded { .. } => "unavailable",
             AlexaError::Transport { .. } => "transport",
@@ -386,6 +427,7 @@ impl AlexaError {
             AlexaError::Transport { message } => AlexaError::Transport {
                 message: r(message),
             },
+            AlexaError::Deferred { .. } => self,
             AlexaError::Credentials { error, description } => AlexaError::Credentials {
                 error: r(error),
                 description: description.map(r),

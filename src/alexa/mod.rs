@@ -51,7 +51,7 @@ pub use config::{
     FALLBACK_CUSTOMER_ENDPOINTS,
 };
 pub use credentials::LwaCredentials;
-pub use errors::{AlexaError, ApiError, Setting, Violation};
+pub use errors::{AlexaError, ApiError, DeferCause, Setting, Violation};
 pub use models::{
     AccountLinkingInfo, AccountLinkingRequest, CustomerEnableRequest, CustomerEnablementStatus,
     CustomerLinkRequest, REQUEST_ONLY_FIELDS, Versioned,

@@ -1,7 +1,15 @@
 //! The shared rate budget: one token bucket and one Retry-After gate per credential, shared by
 //! every clone of the client, so all reconciles using the same Amazon account together stay
-//! under the configured rate, and a 429 (or a 5xx with Retry-After) seen by one of them pauses
-//! all of them.
+//! under the configured rate, and a 429 (or a 5xx with Retry-After, or any 429/5xx from Login
+//! with Amazon) seen by one of them pauses all of them.
+//!
+//! Waiting never holds a worker for long: a caller sleeps in the call only when its gate opens,
+//! or its reserved slot comes, within the bound it passes (`max_in_call_wait`). A longer wait
+//! returns [`AlexaError::Deferred`] at once, without sending and without taking a token, and the
+//! reconcile is requeued for the remaining time, so one throttled credential cannot park every
+//! `--concurrency` worker while objects of other credentials wait. Callers that take a token are
+//! served in arrival order; a caller that was turned away gets no place in that queue and asks
+//! again when its time has come.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,6 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::errors::{AlexaError, DeferCause};
 use super::observer::ApiObserver;
 
 /// Entries kept before idle ones (full bucket, no gate) are dropped.
@@ -60,10 +69,41 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token and returns how long the caller must wait before sending.
+    /// Takes one token and returns how long the caller must wait before sending (whatever the
+    /// wait: the tests' view of the bucket).
+    #[cfg(test)]
     pub(crate) fn reserve(&mut self, now: Instant) -> Duration {
         self.refill(now);
         self.tokens -= 1.0;
+        self.debt_wait()
+    }
+
+    /// Takes one token if its slot comes within `max_wait` and returns the wait; otherwise
+    /// takes nothing and returns `Err` with how long until a token would be free.
+    pub(crate) fn try_reserve(
+        &mut self,
+        now: Instant,
+        max_wait: Duration,
+    ) -> Result<Duration, Duration> {
+        self.refill(now);
+        self.tokens -= 1.0;
+        let wait = self.debt_wait();
+        if wait > max_wait {
+            self.tokens += 1.0;
+            return Err(wait);
+        }
+        Ok(wait)
+    }
+
+    /// Returns a reserved token that was not used (a gate closed while its holder waited), so
+    /// the callers behind it are not slowed down by a request that never went out.
+    pub(crate) fn give_back(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens = (self.tokens + 1.0).min(self.burst);
+    }
+
+    /// How long until the bucket is out of debt.
+    fn debt_wait(&self) -> Duration {
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
@@ -118,13 +158,16 @@ pub(crate) struct Throttle {
 }
 
 /// What a caller has to do before sending.
+#[derive(Debug, PartialEq)]
 enum Wait {
     /// Send now.
     None,
-    /// A Retry-After gate is closed; wait and ask again.
+    /// A Retry-After gate is closed but opens within the bound; wait and ask again.
     Gate(Duration),
     /// A token is reserved; wait for its slot, then check the gate once more.
     Slot(Duration),
+    /// The gate or the next slot is further away than the bound: do not send, come back then.
+    Refuse(Duration, DeferCause),
 }
 
 impl Throttle {
@@ -141,32 +184,72 @@ impl Throttle {
         }
     }
 
-    /// Waits until credential `key` may send one request (gate open and a token available).
-    pub(crate) async fn acquire(&self, key: &str) {
+    /// Waits until credential `key` may send one request (gate open and a token taken), or
+    /// returns [`AlexaError::Deferred`] without waiting when that would take longer than
+    /// `max_wait`.
+    pub(crate) async fn acquire(&self, key: &str, max_wait: Duration) -> Result<(), AlexaError> {
         loop {
-            let wait = self.next_wait(key, Instant::now());
-            let (Wait::Gate(d) | Wait::Slot(d)) = wait else {
-                return;
-            };
-            if let Some(observer) = &self.observer {
-                observer.throttled(d);
-                if let Wait::Gate(_) = wait {
-                    observer.retry_after_gate(d);
+            let wait = self.next_wait(key, Instant::now(), max_wait);
+            let d = match wait {
+                Wait::None => return Ok(()),
+                Wait::Refuse(remaining, cause) => {
+                    self.report(key, remaining, matches!(cause, DeferCause::RetryAfter));
+                    return Err(AlexaError::Deferred {
+                        retry_after: remaining,
+                        cause,
+                    });
                 }
-            }
-            tracing::debug!(
-                credential = key,
-                wait_ms = d.as_millis() as u64,
-                "throttled"
-            );
+                Wait::Gate(d) | Wait::Slot(d) => d,
+            };
+            self.report(key, d, matches!(wait, Wait::Gate(_)));
             tokio::time::sleep(d).await;
             if let Wait::Slot(_) = wait {
                 // The reserved slot has come. Send unless a gate closed meanwhile; then the
-                // token is forfeited and a new one is reserved after the gate (conservative).
+                // unused token goes back and the gate is waited for (or refused) like any other.
                 if self.gate_remaining(key, Instant::now()).is_none() {
-                    return;
+                    return Ok(());
                 }
+                self.give_back(key);
             }
+        }
+    }
+
+    /// Waits for credential `key`'s gate only (no token: Login with Amazon refreshes are not
+    /// part of the API rate budget), or returns [`AlexaError::Deferred`] when it stays closed
+    /// longer than `max_wait`.
+    pub(crate) async fn wait_gate(&self, key: &str, max_wait: Duration) -> Result<(), AlexaError> {
+        while let Some(remaining) = self.gate_remaining(key, Instant::now()) {
+            self.report(key, remaining, true);
+            if remaining > max_wait {
+                return Err(AlexaError::Deferred {
+                    retry_after: remaining,
+                    cause: DeferCause::RetryAfter,
+                });
+            }
+            tokio::time::sleep(remaining).await;
+        }
+        Ok(())
+    }
+
+    /// Tells the observer and the debug log about a wait (slept or refused).
+    fn report(&self, key: &str, wait: Duration, gate: bool) {
+        if let Some(observer) = &self.observer {
+            observer.throttled(wait);
+            if gate {
+                observer.retry_after_gate(wait);
+            }
+        }
+        tracing::debug!(
+            credential = key,
+            wait_ms = wait.as_millis() as u64,
+            "throttled"
+        );
+    }
+
+    fn give_back(&self, key: &str) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = states.get_mut(key).and_then(|s| s.bucket.as_mut()) {
+            bucket.give_back(Instant::now());
         }
     }
 
@@ -204,7 +287,7 @@ impl Throttle {
             .map(|g| g.duration_since(now))
     }
 
-    fn next_wait(&self, key: &str, now: Instant) -> Wait {
+    fn next_wait(&self, key: &str, now: Instant, max_wait: Duration) -> Wait {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         if states.len() > PRUNE_ABOVE {
             states.retain(|_, s| {
@@ -215,12 +298,17 @@ impl Throttle {
         let state = Self::state(&mut states, key, self.limit, now);
         if let Some(gate) = state.gate_until {
             if gate > now {
-                return Wait::Gate(gate.duration_since(now));
+                let remaining = gate.duration_since(now);
+                if remaining > max_wait {
+                    return Wait::Refuse(remaining, DeferCause::RetryAfter);
+                }
+                return Wait::Gate(remaining);
             }
             state.gate_until = None;
         }
-        match state.bucket.as_mut().map(|b| b.reserve(now)) {
-            Some(d) if !d.is_zero() => Wait::Slot(d),
+        match state.bucket.as_mut().map(|b| b.try_reserve(now, max_wait)) {
+            Some(Ok(d)) if !d.is_zero() => Wait::Slot(d),
+            Some(Err(d)) => Wait::Refuse(d, DeferCause::RateBudget),
             _ => Wait::None,
         }
     }
@@ -243,6 +331,9 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bound no test wait reaches: the caller always sleeps in the call.
+    const LONG: Duration = Duration::from_secs(3600);
 
     fn limit(per_second: f64, burst: u32) -> RateLimit {
         RateLimit { per_second, burst }
@@ -355,13 +446,13 @@ mod tests {
         t.defer("a", start + Duration::from_secs(2));
         // A shorter defer never shortens the gate.
         t.defer("a", start + Duration::from_secs(1));
-        t.acquire("b").await;
+        t.acquire("b", LONG).await.unwrap();
         assert_eq!(Instant::now(), start);
         let mut joins = Vec::new();
         for _ in 0..3 {
             let t = t.clone();
             joins.push(tokio::spawn(async move {
-                t.acquire("a").await;
+                t.acquire("a", LONG).await.unwrap();
                 Instant::now()
             }));
         }
@@ -392,13 +483,13 @@ mod tests {
     async fn only_amazons_retry_after_is_reported_as_a_gate() {
         let seen = Arc::new(Seen::default());
         let t = Throttle::new(Some(limit(1.0, 1)), Some(seen.clone()));
-        t.acquire("a").await;
-        t.acquire("a").await; // waits for the rate budget: not a gate
+        t.acquire("a", LONG).await.unwrap();
+        t.acquire("a", LONG).await.unwrap(); // waits for the rate budget: not a gate
         let ordering = std::sync::atomic::Ordering::SeqCst;
         assert_eq!(seen.waits.load(ordering), 1);
         assert_eq!(seen.gates.load(ordering), 0);
         t.defer("a", Instant::now() + Duration::from_secs(3));
-        t.acquire("a").await;
+        t.acquire("a", LONG).await.unwrap();
         assert_eq!(seen.gates.load(ordering), 1);
     }
 
@@ -408,7 +499,7 @@ mod tests {
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..5 {
-            t.acquire("k").await;
+            t.acquire("k", LONG).await.unwrap();
             times.push(Instant::now().duration_since(start));
         }
         assert_eq!(times[0], Duration::ZERO);
@@ -419,11 +510,11 @@ mod tests {
     async fn a_gate_closing_during_a_slot_wait_is_honoured() {
         let t = Arc::new(Throttle::new(Some(limit(1.0, 1)), None));
         let start = Instant::now();
-        t.acquire("k").await; // uses the burst token
+        t.acquire("k", LONG).await.unwrap(); // uses the burst token
         let waiter = {
             let t = t.clone();
             tokio::spawn(async move {
-                t.acquire("k").await; // reserves the slot at +1 s
+                t.acquire("k", LONG).await.unwrap(); // reserves the slot at +1 s
                 Instant::now()
             })
         };
@@ -431,5 +522,108 @@ mod tests {
         t.defer("k", start + Duration::from_secs(5));
         let sent = waiter.await.unwrap();
         assert!(sent.duration_since(start) >= Duration::from_secs(5));
+    }
+
+    /// The decision, per case: send, sleep in the call (short waits), or refuse (long waits).
+    #[tokio::test(start_paused = true)]
+    async fn waits_beyond_the_bound_are_refused_shorter_ones_slept() {
+        let secs = Duration::from_secs;
+        // (what, gate closed for, tokens taken before, bound, decision)
+        let rows = [
+            ("open, tokens left", None, 0, secs(1), Wait::None),
+            (
+                "open, slot within the bound",
+                None,
+                2,
+                secs(1),
+                Wait::Slot(secs(1)),
+            ),
+            (
+                "open, slot beyond the bound",
+                None,
+                3,
+                secs(1),
+                Wait::Refuse(secs(2), DeferCause::RateBudget),
+            ),
+            (
+                "gate within the bound",
+                Some(1),
+                0,
+                secs(2),
+                Wait::Gate(secs(1)),
+            ),
+            (
+                "gate beyond the bound",
+                Some(60),
+                0,
+                secs(10),
+                Wait::Refuse(secs(60), DeferCause::RetryAfter),
+            ),
+        ];
+        for (what, gate, taken, bound, expected) in rows {
+            let t = Throttle::new(Some(limit(1.0, 2)), None);
+            let now = Instant::now();
+            for _ in 0..taken {
+                t.next_wait("k", now, LONG);
+            }
+            if let Some(gate) = gate {
+                t.defer("k", now + secs(gate));
+            }
+            assert_eq!(t.next_wait("k", now, bound), expected, "{what}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_slot_takes_no_token() {
+        let t = Throttle::new(Some(limit(1.0, 1)), None);
+        let start = Instant::now();
+        t.acquire("k", Duration::ZERO).await.unwrap(); // the burst token
+        let refused = t
+            .acquire("k", Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            AlexaError::Deferred {
+                retry_after: Duration::from_secs(1),
+                cause: DeferCause::RateBudget,
+            }
+        );
+        assert_eq!(Instant::now(), start, "refused at once, without sleeping");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // The refused caller took nothing: one second refilled exactly one token.
+        t.acquire("k", Duration::ZERO).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_beyond_the_bound_is_refused_for_that_credential_only() {
+        let t = Throttle::new(None, None);
+        let start = Instant::now();
+        t.defer("a", start + Duration::from_secs(60));
+        let refused = t.acquire("a", Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(refused.retry_after(), Some(Duration::from_secs(60)));
+        assert!(t.wait_gate("a", Duration::from_secs(10)).await.is_err());
+        t.acquire("b", Duration::ZERO).await.unwrap();
+        assert_eq!(Instant::now(), start, "nobody slept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_unused_because_a_gate_closed_is_given_back() {
+        let t = Arc::new(Throttle::new(Some(limit(1.0, 1)), None));
+        let start = Instant::now();
+        t.acquire("k", LONG).await.unwrap(); // the burst token
+        let waiter = {
+            let t = t.clone();
+            tokio::spawn(async move {
+                t.acquire("k", Duration::from_secs(5)).await.unwrap(); // slot at +1 s
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        t.defer("k", start + Duration::from_secs(3)); // also halves the rate to 0.5/s
+        let sent = waiter.await.unwrap();
+        // The token reserved for +1 s went back when the gate held it, so one is ready when
+        // the gate opens; had it been forfeited, the caller would wait ~0.9 s more.
+        assert_eq!(sent.duration_since(start), Duration::from_secs(3));
     }
 }

@@ -1,6 +1,10 @@
 //! Login with Amazon access tokens, cached per credential (client ID, refresh token and client
-//! secret) and refreshed ahead of expiry. Refreshes are single-flight: however many reconciles need a token at once, one
-//! refresh request per credential is in flight and the others wait for its result.
+//! secret) and refreshed ahead of expiry. Refreshes are single-flight: however many reconciles
+//! need a token at once, one refresh per credential is in flight, and everyone who queued
+//! behind it gets its outcome (the token, or the failure) instead of sending a refresh of their
+//! own. LWA's 429 and 5xx answers close the credential's Retry-After gate shared with the API
+//! calls ([`super::throttle`]), and a refresh waits for that gate like any other call (or
+//! returns [`AlexaError::Deferred`] when it stays closed longer than `max_in_call_wait`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use super::credentials::LwaCredentials;
 use super::errors::{AlexaError, Setting, foreign_lwa_answer};
 use super::models::TokenResponse;
 use super::observer::{ApiObserver, Operation};
+use super::throttle::Throttle;
 use super::transport::{BodyError, host_of, read_body, retry_after, transport_error};
 
 /// Lifetime assumed when LWA's answer has no usable `expires_in` (LWA tokens last an hour).
@@ -47,6 +52,10 @@ struct SlotState {
     rotated_refresh_token: Option<SecretString>,
     /// A credentials rejection and until when it is answered from memory.
     failure: Option<(AlexaError, Instant)>,
+    /// Refreshes finished so far, and the outcome of the last one: callers that queued while
+    /// it was in flight take it instead of refreshing again.
+    finished: u64,
+    last_outcome: Option<Result<AccessToken, AlexaError>>,
 }
 
 /// One credential's entry: state plus the single-flight lock held across a refresh.
@@ -66,13 +75,18 @@ pub(crate) struct TokenCache {
     max_in_call_wait: Duration,
     credentials_error_ttl: Duration,
     observer: Option<Arc<dyn ApiObserver>>,
+    throttle: Arc<Throttle>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     generations: AtomicU64,
 }
 
 impl TokenCache {
-    /// A cache that refreshes at `config.lwa_url` with `http`.
-    pub(crate) fn new(http: reqwest::Client, config: &ClientConfig) -> TokenCache {
+    /// A cache that refreshes at `config.lwa_url` with `http`, behind `throttle`'s gates.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        config: &ClientConfig,
+        throttle: Arc<Throttle>,
+    ) -> TokenCache {
         TokenCache {
             http,
             url: config.lwa_url.clone(),
@@ -82,6 +96,7 @@ impl TokenCache {
             max_in_call_wait: config.max_in_call_wait,
             credentials_error_ttl: config.credentials_error_ttl,
             observer: config.observer.clone(),
+            throttle,
             slots: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(1),
         }
@@ -95,21 +110,51 @@ impl TokenCache {
         if let Some(answer) = Self::cached(&slot, Instant::now()) {
             return answer;
         }
+        let queued_after = lock(&slot.state).finished;
         let _flight = slot.flight.lock().await;
         // Whoever held the flight lock before us may have refreshed already.
         if let Some(answer) = Self::cached(&slot, Instant::now()) {
             return answer;
         }
+        if let Some(outcome) = Self::shared_outcome(&slot, queued_after) {
+            return outcome;
+        }
         let rotated = lock(&slot.state).rotated_refresh_token.clone();
         let result = self.refresh(creds, &fingerprint, rotated.as_ref()).await;
-        let now = Instant::now();
         let mut state = lock(&slot.state);
+        let outcome = self.settle(&mut state, creds, &fingerprint, rotated.as_ref(), result);
+        state.finished += 1;
+        state.last_outcome = Some(outcome.clone());
+        outcome
+    }
+
+    /// The outcome of a refresh that finished while this caller queued for the flight lock.
+    fn shared_outcome(slot: &Slot, queued_after: u64) -> Option<Result<AccessToken, AlexaError>> {
+        let state = lock(&slot.state);
+        if state.finished > queued_after {
+            state.last_outcome.clone()
+        } else {
+            None
+        }
+    }
+
+    /// Records a refresh's result in the slot and says what the caller gets: the new token, the
+    /// still valid cached one after a transient failure, or the error.
+    fn settle(
+        &self,
+        state: &mut SlotState,
+        creds: &LwaCredentials,
+        fingerprint: &str,
+        rotated: Option<&SecretString>,
+        result: Result<TokenResponse, AlexaError>,
+    ) -> Result<AccessToken, AlexaError> {
+        let now = Instant::now();
         match result {
             Ok(answer) => {
                 let lifetime = token_lifetime(answer.expires_in);
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 if let Some(new_refresh) = answer.refresh_token {
-                    let current = rotated.as_ref().unwrap_or(&creds.refresh_token);
+                    let current = rotated.unwrap_or(&creds.refresh_token);
                     if new_refresh.expose_secret() != current.expose_secret() {
                         tracing::info!(
                             credential = %fingerprint,
@@ -130,30 +175,38 @@ impl TokenCache {
                     generation,
                 })
             }
-            Err(err) => {
-                if let Some(cached) = state.token.as_ref().filter(|t| now < t.expires_at) {
-                    if err.is_transient() {
-                        tracing::warn!(
-                            credential = %fingerprint,
-                            error = %err,
-                            "token refresh failed; using the cached token until it expires"
-                        );
-                        return Ok(AccessToken {
-                            value: cached.value.clone(),
-                            generation: cached.generation,
-                        });
-                    }
-                }
-                if let AlexaError::Credentials { .. } = err {
-                    state.token = None;
-                    // The rotated token may be what LWA refuses: fall back to the configured
-                    // one next time.
-                    state.rotated_refresh_token = None;
-                    state.failure = Some((err.clone(), now + self.credentials_error_ttl));
-                }
-                Err(err)
+            Err(err) => self.settle_failure(state, fingerprint, err, now),
+        }
+    }
+
+    fn settle_failure(
+        &self,
+        state: &mut SlotState,
+        fingerprint: &str,
+        err: AlexaError,
+        now: Instant,
+    ) -> Result<AccessToken, AlexaError> {
+        if let Some(cached) = state.token.as_ref().filter(|t| now < t.expires_at) {
+            if err.is_transient() {
+                tracing::warn!(
+                    credential = %fingerprint,
+                    error = %err,
+                    "token refresh failed; using the cached token until it expires"
+                );
+                return Ok(AccessToken {
+                    value: cached.value.clone(),
+                    generation: cached.generation,
+                });
             }
         }
+        if let AlexaError::Credentials { .. } = err {
+            state.token = None;
+            // The rotated token may be what LWA refuses: fall back to the configured one
+            // next time.
+            state.rotated_refresh_token = None;
+            state.failure = Some((err.clone(), now + self.credentials_error_ttl));
+        }
+        Err(err)
     }
 
     /// Drops the cached token of `creds` if it is still the one with `generation` (a 401 was
@@ -170,12 +223,15 @@ impl TokenCache {
         }
     }
 
-    /// Forgets the cached token and any remembered credentials rejection of `creds`.
+    /// Forgets the cached token and any remembered credentials rejection of `creds`, and the
+    /// last refresh's outcome.
     pub(crate) fn invalidate(&self, creds: &LwaCredentials) {
         let slot = self.slot(&creds.cache_key());
         let mut state = lock(&slot.state);
         state.token = None;
         state.failure = None;
+        // Nobody is handed the forgotten token (or failure) as a shared outcome either.
+        state.last_outcome = None;
     }
 
     fn cached(slot: &Slot, now: Instant) -> Option<Result<AccessToken, AlexaError>> {
@@ -224,6 +280,11 @@ impl TokenCache {
         ];
         let mut failures = 0;
         loop {
+            // A closed gate (Amazon or LWA asked every call with these credentials to wait)
+            // holds refreshes too; a long one returns `Deferred` without sending.
+            self.throttle
+                .wait_gate(fingerprint, self.max_in_call_wait)
+                .await?;
             let result = self.refresh_once(creds, refresh_token).await;
             let result = result.map_err(|e| e.redact(&secrets));
             if let Some(observer) = &self.observer {
@@ -239,6 +300,10 @@ impl TokenCache {
             let wait = err
                 .retry_after()
                 .unwrap_or_else(|| self.backoff.delay(failures + 1));
+            let gated = closes_gate(&err);
+            if gated {
+                self.throttle.defer(fingerprint, Instant::now() + wait);
+            }
             if !err.is_transient() || failures >= self.max_retries || wait > self.max_in_call_wait {
                 tracing::warn!(
                     credential = %fingerprint,
@@ -255,7 +320,10 @@ impl TokenCache {
                 wait_ms = wait.as_millis() as u64,
                 "access token refresh failed; retrying"
             );
-            tokio::time::sleep(wait).await;
+            if !gated {
+                // A gated wait is slept at the top of the loop, by `wait_gate`.
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 
@@ -325,6 +393,18 @@ impl TokenCache {
             observer.request(Operation::LwaToken, status, started.elapsed());
         }
     }
+}
+
+/// Whether an LWA failure closes the credential's gate: 429 and 5xx (with or without
+/// Retry-After), the same answers that pause API calls. Network errors do not: nothing says
+/// LWA is overloaded.
+fn closes_gate(err: &AlexaError) -> bool {
+    matches!(
+        err,
+        AlexaError::Throttled { .. }
+            | AlexaError::Overloaded { .. }
+            | AlexaError::Unavailable { .. }
+    )
 }
 
 /// Longest token lifetime believed: an absurd `expires_in` (years, u64::MAX) would overflow the

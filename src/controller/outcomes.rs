@@ -39,6 +39,12 @@ pub fn for_alexa_error(err: &AlexaError, what: &str) -> (Outcome, Retry) {
                 retry_after: *retry_after,
             },
         ),
+        // Nothing was sent and the object did nothing wrong: look again exactly when the
+        // credential may send, without growing its back-off.
+        AlexaError::Deferred { retry_after, .. } => (
+            Outcome::progressing(Reason::Throttled, message),
+            Retry::After(*retry_after),
+        ),
         AlexaError::PreconditionFailed { .. } => (
             Outcome::progressing(Reason::Updating, message),
             Retry::Backoff { retry_after: None },
@@ -137,6 +143,15 @@ mod tests {
                 Retry::Backoff {
                     retry_after: Some(Duration::from_secs(7)),
                 },
+            ),
+            (
+                AlexaError::Deferred {
+                    retry_after: Duration::from_secs(42),
+                    cause: crate::alexa::DeferCause::RetryAfter,
+                },
+                Reason::Throttled,
+                Phase::Progressing,
+                Retry::After(Duration::from_secs(42)),
             ),
             (
                 AlexaError::Unavailable {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use alexa_skill_operator::alexa::{AlexaClient, Backoff, RateLimit as ClientRateLimit};
+use alexa_skill_operator::alexa::{
+    AlexaClient, AlexaError, Backoff, DeferCause, RateLimit as ClientRateLimit,
+};
 use alexa_skill_operator::crd::common::Stage;
 use serde_json::json;
 use tokio::time::Instant;
@@ -317,4 +319,147 @@ async fn own_rate_budget_stays_under_a_server_limit() {
         throttled, 0,
         "our own budget stays under the server's limit"
     );
+}
+
+/// `--concurrency 1` in miniature: one permit is the one worker, and reconciles of two
+/// credentials take turns on it. Amazon answers one credential 429 with `Retry-After: 60`: its
+/// calls return at once without sending (nothing reaches Amazon inside the 60 s), so the other
+/// credential's calls go through on the same worker right away instead of after 60 s.
+#[tokio::test(start_paused = true)]
+async fn a_long_retry_after_never_holds_the_only_worker() {
+    let sim = start(SimConfig::default()).await;
+    let client = client(&sim); // max_in_call_wait: the default 10 s
+    assert_eq!(client.config().max_in_call_wait, Duration::from_secs(10));
+    let (noisy, quiet) = (owner(), other_owner());
+    client
+        .stage_enabled(&noisy, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    client
+        .stage_enabled(&quiet, sandbox::OTHER_VENDOR_SKILL_ID, Stage::Live)
+        .await
+        .unwrap();
+    sim.faults().script(
+        Operation::GetAccountLinking,
+        vec![ScriptedResponse::status(429).with_header("Retry-After", "60")],
+    );
+    let worker = Arc::new(tokio::sync::Semaphore::new(1));
+    let started = Instant::now();
+    let mut jobs = Vec::new();
+    for i in 0..8 {
+        let (client, worker) = (client.clone(), worker.clone());
+        let (creds, skill) = if i % 2 == 0 {
+            (noisy.clone(), SKILL)
+        } else {
+            (quiet.clone(), sandbox::OTHER_VENDOR_SKILL_ID)
+        };
+        jobs.push(tokio::spawn(async move {
+            let _permit = worker.acquire_owned().await.unwrap();
+            let result = client
+                .get_account_linking(&creds, skill, Stage::Development)
+                .await;
+            (i % 2 == 0, result.map(|_| ()), started.elapsed())
+        }));
+    }
+    for job in jobs {
+        let (is_noisy, result, done_after) = job.await.unwrap();
+        if is_noisy {
+            let err = result.unwrap_err();
+            assert!(
+                err.retry_after().unwrap() > Duration::from_secs(59),
+                "the throttled credential is told how long to wait: {err:?}"
+            );
+            assert!(err.is_retryable());
+        } else {
+            result.unwrap();
+        }
+        assert!(
+            done_after < Duration::from_secs(1),
+            "a reconcile held the only worker for {done_after:?} (noisy: {is_noisy})"
+        );
+    }
+    let throttle = answered(&sim, Operation::GetAccountLinking, 429);
+    assert_eq!(
+        api_calls_after(&sim, sandbox::CLIENT_ID, &throttle).len(),
+        0,
+        "nothing sent with the throttled credentials inside its Retry-After"
+    );
+    assert_eq!(
+        api_calls_after(&sim, sandbox::CLIENT_ID_2, &throttle).len(),
+        4,
+        "every call of the other credential went out"
+    );
+    // Once the 60 s are over, the throttled credential sends again.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    client
+        .get_account_linking(&noisy, SKILL, Stage::Development)
+        .await
+        .unwrap();
+    assert_eq!(
+        api_calls_after(&sim, sandbox::CLIENT_ID, &throttle).len(),
+        1
+    );
+}
+
+/// Login with Amazon's 429 pauses the credential's API calls too (same gate), even when a
+/// still valid token would let them go out; and a refresh is held by the gate as well.
+#[tokio::test(start_paused = true)]
+async fn lwa_429_closes_the_gate_for_api_calls_and_refreshes() {
+    let sim = start(SimConfig::default()).await; // hour-long tokens (on the wall clock)
+    let client = client(&sim); // refresh 5 min ahead of expiry
+    let creds = owner();
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    // Into the refresh-ahead window: the token is due for renewal but still valid.
+    tokio::time::advance(Duration::from_secs(3300)).await;
+    sim.faults().script(
+        Operation::Token,
+        vec![
+            ScriptedResponse::json(429, json!({"error": "slow_down"}))
+                .with_header("Retry-After", "60"),
+        ],
+    );
+    let api_before = sim.count(Operation::GetStageEnablement);
+    let err = client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AlexaError::Deferred {
+                cause: DeferCause::RetryAfter,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(60)));
+    assert_eq!(
+        sim.count(Operation::GetStageEnablement),
+        api_before,
+        "no API call inside LWA's Retry-After"
+    );
+    // Other credentials are not held.
+    client
+        .stage_enabled(&other_owner(), sandbox::OTHER_VENDOR_SKILL_ID, Stage::Live)
+        .await
+        .unwrap();
+    // With no token to fall back on, the refresh itself waits for the gate: nothing sent.
+    let tokens_before = sim.count(Operation::Token);
+    client.invalidate_token(&creds);
+    let err = client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), "throttled", "{err:?}");
+    assert_eq!(sim.count(Operation::Token), tokens_before);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    client
+        .stage_enabled(&creds, SKILL, Stage::Live)
+        .await
+        .unwrap();
+    assert_eq!(sim.count(Operation::Token), tokens_before + 1);
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use alexa_skill_operator::alexa::{AlexaClient, AlexaError, LwaCredentials};
 use alexa_skill_operator::crd::common::Stage;
 use serde_json::json;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::{
@@ -89,29 +90,30 @@ async fn unauthorized_refreshes_once_and_retries_once() {
     sim.faults().clear();
 }
 
-/// On paused tokio time (the client's clock; the simulator's tokens live on the wall clock, so
-/// they never expire while these tests run): a token is reused up to the last moment of its
-/// fresh period and replaced at its end. Fresh for the lifetime minus the refresh-ahead margin,
-/// or for half the lifetime when the margin is longer than that (tokens shorter than the
-/// default 5 min margin would otherwise be refreshed on every call).
+/// On paused tokio time, so the boundaries are exact: a token is reused up to the last moment
+/// of its fresh period and replaced at its end. Fresh for the lifetime minus the refresh-ahead
+/// margin, or for half the lifetime when the margin is longer than that (tokens shorter than
+/// twice the margin would otherwise be refreshed on every call). The simulator's tokens live on
+/// the wall clock, so they are an hour long here: they never expire while the test runs however
+/// slow the machine is, and paused time crosses the client's hour at once.
 #[tokio::test(start_paused = true)]
 async fn tokens_are_reused_while_fresh_and_refreshed_ahead_of_expiry() {
-    // (what, token lifetime, refresh-ahead margin (None: the default), fresh for)
+    let hour = Duration::from_secs(3600);
+    // (what, refresh-ahead margin (None: the default), fresh for)
     let rows = [
         (
-            "3 s tokens refreshed 1 s ahead",
-            Duration::from_secs(3),
-            Some(Duration::from_secs(1)),
-            Duration::from_secs(2),
+            "hour-long tokens with the default 5 min margin: after 55 min",
+            None,
+            Duration::from_secs(3300),
         ),
         (
-            "4 s tokens with the default 5 min margin: at half-life",
-            Duration::from_secs(4),
-            None,
-            Duration::from_secs(2),
+            "hour-long tokens with a 40 min margin: at half-life",
+            Some(Duration::from_secs(2400)),
+            Duration::from_secs(1800),
         ),
     ];
-    for (what, lifetime, refresh_ahead, fresh_for) in rows {
+    for (what, refresh_ahead, fresh_for) in rows {
+        let lifetime = hour;
         let sim = start(SimConfig::default()).await;
         sim.set_token_lifetime(lifetime);
         let mut config = client_config(&sim);
@@ -133,6 +135,8 @@ async fn tokens_are_reused_while_fresh_and_refreshed_ahead_of_expiry() {
             1,
             "{what}: the fresh token is reused"
         );
+        // Paused time moves only when told to: the token was issued at `issued` exactly.
+        assert_eq!(issued.elapsed(), Duration::ZERO, "{what}");
 
         tokio::time::advance(fresh_for - Duration::from_millis(1) - issued.elapsed()).await;
         client
@@ -249,5 +253,49 @@ async fn invalidate_token_forces_a_fresh_token() {
     assert_eq!(sim.count(Operation::Token), 3);
     client.invalidate_token(&bad);
     let _ = client.stage_enabled(&bad, SKILL, Stage::Live).await;
+    assert_eq!(sim.count(Operation::Token), 4);
+}
+
+/// LWA answers 503 (no Retry-After): everyone who asked for a token while the refresh was in
+/// flight gets its outcome. Ten callers cost one request per attempt (3 with two retries), not
+/// ten; the next round, after the short gate the 503s closed, costs one more.
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_share_one_failed_refresh() {
+    let sim = start(SimConfig::default()).await;
+    let client = client(&sim); // two in-call retries, back-off at most 100 ms
+    sim.faults().script(
+        Operation::Token,
+        vec![ScriptedResponse::json(503, json!({"error": "server_error"})); 3],
+    );
+    let gate = Arc::new(tokio::sync::Barrier::new(10));
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let (client, gate) = (client.clone(), gate.clone());
+        calls.push(tokio::spawn(async move {
+            gate.wait().await;
+            client.stage_enabled(&owner(), SKILL, Stage::Live).await
+        }));
+    }
+    for call in calls {
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(err.status(), Some(503), "{err:?}");
+    }
+    assert_eq!(
+        sim.count(Operation::Token),
+        3,
+        "one request per attempt, shared by all ten callers"
+    );
+    assert_eq!(sim.count(Operation::GetStageEnablement), 0);
+
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            client.stage_enabled(&owner(), SKILL, Stage::Live).await
+        }));
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
     assert_eq!(sim.count(Operation::Token), 4);
 }

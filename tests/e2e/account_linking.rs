@@ -303,15 +303,33 @@ async fn throttling_honours_retry_after_then_converges() {
     h.shutdown().await;
 }
 
+/// Every API request fails for 3 s. The operator retries with back-off (the harness runs
+/// `--backoff-base 200ms --backoff-max 2s`; two in-call retries, full jitter), so the storm
+/// sees about 15 attempts on average, not the hundreds a retry loop without back-off sends (the
+/// same test with a 1 ms back-off counts several hundred); then the object converges.
 #[tokio::test]
 async fn server_error_storm_converges() {
     let h = Harness::with_owner(&[], Some("s")).await;
-    h.sim.faults().set_error_rate(0.5);
+    h.sim.faults().set_error_rate(1.0);
     h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     h.sim.faults().set_error_rate(0.0);
+    let failed = h
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.operation != Operation::Token && r.status >= 500)
+        .count();
+    assert!(
+        failed >= 3,
+        "the operator retried during the storm: {failed}"
+    );
+    assert!(
+        failed <= 40,
+        "{failed} failing requests in a 3 s storm: more than the back-off allows"
+    );
     h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
         .await;
     assert!(h.sim.account_linking(SKILL, "development").is_some());

@@ -13,3 +13,4 @@ mod kstatus;
 mod namespaces;
 mod operations;
 mod support;
+mod throttling;

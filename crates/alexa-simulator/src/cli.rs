@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::faults::{DiscoveryMode, Divergences, FaultConfig, PutAnswer, RateLimit};
+use crate::faults::{
+    DiscoveryMode, Divergences, FaultConfig, PutAnswer, RateLimit, ThrottleWindow,
+};
 use crate::{GetShape, Region, SimConfig, SimState, Simulator, SimulatorError, TlsConfig};
 
 /// Flags of the `alexa-simulator` binary (also reached as `alexa-skill-operator simulate`, which
@@ -85,6 +87,12 @@ pub struct SimulateArgs {
     /// Behaviour of GET /v1/alexaApiEndpoint.
     #[arg(long, value_enum, default_value_t = DiscoveryMode::Normal)]
     pub discovery: DiscoveryMode,
+
+    /// Answer every API request of one LWA client 429 for a while, from start-up:
+    /// CLIENT_ID=RETRY_AFTER/DURATION, e.g. `amzn1.application-oa2-client.noisy=60s/2m`
+    /// (repeatable; the noisy neighbour of a shared operator).
+    #[arg(long = "throttle-client", value_parser = parse_throttle_client)]
+    pub throttle_clients: Vec<ThrottleWindow>,
 
     /// Apply rate limit, error rate, latency and drops to the LWA token endpoint too.
     #[arg(long)]
@@ -209,6 +217,7 @@ pub(crate) fn config_from_args(args: &SimulateArgs) -> Result<SimConfig, Simulat
         discovery: args.discovery,
         include_lwa: args.fault_lwa,
         put_answer: args.put_answer,
+        throttle_clients: args.throttle_clients.clone(),
         divergences: Divergences {
             echo_skip_on_enablement: args.echo_skip_on_enablement,
             reverse_lists: args.reverse_lists,
@@ -230,6 +239,24 @@ pub(crate) fn config_from_args(args: &SimulateArgs) -> Result<SimConfig, Simulat
         wrong_region_status: args.wrong_region_status,
         log_capacity: args.log_capacity,
         ..SimConfig::default()
+    })
+}
+
+/// `CLIENT_ID=RETRY_AFTER/DURATION` (humantime durations).
+fn parse_throttle_client(value: &str) -> Result<ThrottleWindow, String> {
+    let usage =
+        || format!("expected CLIENT_ID=RETRY_AFTER/DURATION (e.g. client=60s/2m), got {value:?}");
+    let (client_id, times) = value.rsplit_once('=').ok_or_else(usage)?;
+    let (retry_after, duration) = times.split_once('/').ok_or_else(usage)?;
+    let parse =
+        |d: &str| humantime::parse_duration(d.trim()).map_err(|e| format!("{e}: {}", usage()));
+    if client_id.trim().is_empty() {
+        return Err(usage());
+    }
+    Ok(ThrottleWindow {
+        client_id: client_id.trim().to_string(),
+        retry_after: parse(retry_after)?,
+        duration: parse(duration)?,
     })
 }
 
@@ -334,5 +361,21 @@ mod tests {
     fn rates_outside_zero_to_one_are_refused() {
         let args = SimulateArgs::parse_from(["sim", "--error-rate", "1.5"]);
         assert!(config_from_args(&args).is_err());
+    }
+
+    #[test]
+    fn throttle_client_windows_parse() {
+        let args = SimulateArgs::parse_from(["sim", "--throttle-client", "noisy=60s/2m"]);
+        let config = config_from_args(&args).unwrap();
+        let window = &config.faults.throttle_clients[0];
+        assert_eq!(window.client_id, "noisy");
+        assert_eq!(window.retry_after, std::time::Duration::from_secs(60));
+        assert_eq!(window.duration, std::time::Duration::from_secs(120));
+        for bad in ["noisy", "noisy=60s", "=1s/2s", "noisy=x/2m"] {
+            assert!(
+                SimulateArgs::try_parse_from(["sim", "--throttle-client", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -27,6 +27,22 @@ pub struct RateLimit {
     pub retry_after: Duration,
 }
 
+/// One LWA client answered 429 on every API request for a while: the noisy neighbour of a
+/// shared operator. The window starts when the faults are applied (simulator start for the
+/// flag, the `PUT /__sim/faults` or [`Faults::throttle_client`] call otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottleWindow {
+    /// The LWA client id whose API requests are throttled (others are not).
+    pub client_id: String,
+    /// Value of the `Retry-After` header, rounded up to whole seconds; zero omits the header.
+    #[serde(default, with = "duration_serde")]
+    pub retry_after: Duration,
+    /// How long the window lasts.
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+}
+
 /// How `GET /v1/alexaApiEndpoint` behaves, to exercise the client's fallback rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum DiscoveryMode {
@@ -140,6 +156,9 @@ pub struct FaultConfig {
     pub put_answer: PutAnswer,
     /// Divergences from the seed pages (all off by default).
     pub divergences: Divergences,
+    /// Per-client throttle windows: every API request of that LWA client gets 429 until the
+    /// window ends (LWA too with `includeLwa`).
+    pub throttle_clients: Vec<ThrottleWindow>,
 }
 
 impl FaultConfig {
@@ -177,6 +196,8 @@ struct Bucket {
 
 struct FaultState {
     config: FaultConfig,
+    /// When each throttle window of `config.throttle_clients` ends.
+    throttled_until: HashMap<String, (Instant, Duration)>,
     scripts: HashMap<Operation, VecDeque<ScriptedResponse>>,
     drop_next: u64,
     buckets: HashMap<String, Bucket>,
@@ -200,6 +221,7 @@ impl Faults {
     pub(crate) fn new(config: FaultConfig) -> Faults {
         Faults {
             inner: Arc::new(Mutex::new(FaultState {
+                throttled_until: windows(&config.throttle_clients),
                 config,
                 scripts: HashMap::new(),
                 drop_next: 0,
@@ -219,8 +241,28 @@ impl Faults {
         config.error_rate = clamp_rate(config.error_rate);
         config.drop_rate = clamp_rate(config.drop_rate);
         let mut state = self.inner.lock();
+        state.throttled_until = windows(&config.throttle_clients);
         state.config = config;
         state.buckets.clear();
+    }
+
+    /// Answers every API request of LWA client `client_id` with 429 (and `Retry-After`, unless
+    /// zero) for `duration` from now; replaces an earlier window of that client.
+    pub fn throttle_client(&self, client_id: &str, retry_after: Duration, duration: Duration) {
+        let window = ThrottleWindow {
+            client_id: client_id.to_string(),
+            retry_after,
+            duration,
+        };
+        let mut state = self.inner.lock();
+        state
+            .config
+            .throttle_clients
+            .retain(|w| w.client_id != client_id);
+        state
+            .throttled_until
+            .extend(windows(std::slice::from_ref(&window)));
+        state.config.throttle_clients.push(window);
     }
 
     /// Sets or removes the per-client rate limit (429 with `Retry-After`).
@@ -280,6 +322,7 @@ impl Faults {
     pub fn clear(&self) {
         let mut state = self.inner.lock();
         state.config = FaultConfig::default();
+        state.throttled_until.clear();
         state.scripts.clear();
         state.drop_next = 0;
         state.buckets.clear();
@@ -346,6 +389,12 @@ impl Faults {
         if !random_faults || op == Operation::Unknown {
             return (latency, None);
         }
+        if let Some((until, retry_after)) = client.and_then(|c| state.throttled_until.get(c)) {
+            if Instant::now() < *until {
+                let retry_after = *retry_after;
+                return (latency, Some(Injected::RateLimited { retry_after }));
+            }
+        }
         if state.drop_next > 0 {
             state.drop_next -= 1;
             return (latency, Some(Injected::Drop));
@@ -382,6 +431,17 @@ impl Faults {
         }
         (latency, None)
     }
+}
+
+/// End time and Retry-After of each window, starting now.
+fn windows(list: &[ThrottleWindow]) -> HashMap<String, (Instant, Duration)> {
+    let now = Instant::now();
+    list.iter()
+        .map(|w| {
+            let until = now.checked_add(w.duration).unwrap_or(now);
+            (w.client_id.clone(), (until, w.retry_after))
+        })
+        .collect()
 }
 
 fn clamp_rate(rate: f64) -> f64 {
@@ -439,6 +499,26 @@ mod tests {
             Some(Injected::RateLimited { .. })
         ));
         assert!(faults.decide(op, Some("b")).1.is_none());
+    }
+
+    #[test]
+    fn a_throttle_window_holds_one_client_until_it_ends() {
+        let faults = Faults::new(FaultConfig::default());
+        let op = Operation::GetAccountLinking;
+        faults.throttle_client("noisy", Duration::from_secs(60), Duration::from_secs(3600));
+        assert!(matches!(
+            faults.decide(op, Some("noisy")).1,
+            Some(Injected::RateLimited { retry_after }) if retry_after == Duration::from_secs(60)
+        ));
+        assert!(faults.decide(op, Some("quiet")).1.is_none());
+        assert!(
+            faults.decide(Operation::Token, Some("noisy")).1.is_none(),
+            "LWA spared"
+        );
+        // A window that has ended lets the client through.
+        faults.throttle_client("noisy", Duration::from_secs(60), Duration::ZERO);
+        assert!(faults.decide(op, Some("noisy")).1.is_none());
+        assert_eq!(faults.config().throttle_clients.len(), 1);
     }
 
     #[test]

@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 pub use cli::{SimulateArgs, serve_cli};
 pub use faults::{
     DiscoveryMode, Divergences, FaultConfig, Faults, PutAnswer, RateLimit, ScriptedResponse,
+    ThrottleWindow,
 };
 pub use requests::{FaultKind, Operation, RequestRecord};
 pub use stage::Stage;
