@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Harness, SKILL, is_ready, message, owner, reason, settle, stalled};
 
-fn customer(name: &str, token_secret: &str, code_secret: &str) -> Value {
+pub(crate) fn customer(name: &str, token_secret: &str, code_secret: &str) -> Value {
     json!({
         "apiVersion": "alexa.operator.dev/v1alpha1",
         "kind": "SkillEnablement",
@@ -50,7 +50,7 @@ async fn enable_customer_at(h: &Harness, region: Region) {
     );
 }
 
-async fn customer_secrets(h: &Harness, region: Region, code: &str) {
+pub(crate) async fn customer_secrets(h: &Harness, region: Region, code: &str) {
     let token = format!("{}-lwa", region.as_str().to_ascii_lowercase());
     h.secret(
         &token,

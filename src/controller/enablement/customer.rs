@@ -69,8 +69,9 @@ fn record_customer(
 /// accounts linked yet; the per-object back-off stretches it up to `--backoff-max`.
 pub const LINK_POLL: Duration = Duration::from_secs(5);
 
-/// The digest recorded for an authorization code: the only place it is made.
-fn code_digest(code: &str) -> String {
+/// The digest recorded in `status.authCodeHash` for an authorization code: the only place it
+/// is made (public for tests that set up a status as an earlier operator left it).
+pub fn code_digest(code: &str) -> String {
     hash_tag(code)
 }
 
