@@ -388,6 +388,39 @@ impl AlexaClient {
             .collect()
     }
 
+    /// The request `op` sends to `host` (an allowed host: `None` otherwise); the enable's
+    /// records in `sent` whether it left the operator.
+    fn customer_request<'a>(
+        &self,
+        host: &str,
+        skill: &str,
+        op: &CustomerOp<'a>,
+        sent: &'a AtomicBool,
+    ) -> Option<Request<'a>> {
+        let base = self.inner.config.customer_base_url(host)?;
+        let url = join(
+            &base,
+            &format!("/v1/users/~current/skills/{skill}/enablement"),
+        );
+        let operation = op.operation();
+        let mut request = match op {
+            CustomerOp::Status => Request::new(operation, Method::GET, url),
+            CustomerOp::Enable { body, secrets } => {
+                let mut request = Request::new(operation, Method::POST, url);
+                request.body = Some(body.clone());
+                request.idempotent = false;
+                request.secrets = secrets.clone();
+                request.sent = Some(sent);
+                request
+            }
+            CustomerOp::Disable => Request::new(operation, Method::DELETE, url),
+        };
+        if self.inner.config.endpoint_overrides.contains_key(host) {
+            request.setting = Setting::EndpointOverride;
+        }
+        Some(request)
+    }
+
     /// One customer request against one endpoint host.
     async fn customer_attempt(
         &self,
@@ -396,33 +429,14 @@ impl AlexaClient {
         skill: &str,
         op: &CustomerOp<'_>,
     ) -> Attempt {
-        let Some(base) = self.inner.config.customer_base_url(host) else {
+        let operation = op.operation();
+        let sent = AtomicBool::new(false);
+        let Some(request) = self.customer_request(host, skill, op, &sent) else {
             // Unreachable: hosts are filtered before they get here.
             return Attempt::NotSent(AlexaError::Config {
                 message: format!("{host} is not a customer API host the operator may call"),
             });
         };
-        let url = join(
-            &base,
-            &format!("/v1/users/~current/skills/{skill}/enablement"),
-        );
-        let operation = op.operation();
-        let sent = AtomicBool::new(false);
-        let mut request = match op {
-            CustomerOp::Status => Request::new(operation, Method::GET, url),
-            CustomerOp::Enable { body, secrets } => {
-                let mut request = Request::new(operation, Method::POST, url);
-                request.body = Some(body.clone());
-                request.idempotent = false;
-                request.secrets = secrets.clone();
-                request.sent = Some(&sent);
-                request
-            }
-            CustomerOp::Disable => Request::new(operation, Method::DELETE, url),
-        };
-        if self.inner.config.endpoint_overrides.contains_key(host) {
-            request.setting = Setting::EndpointOverride;
-        }
         // A 401 here usually means "wrong region", not "stale token": no refresh per endpoint
         // (customer_op refreshes once if every endpoint says 401).
         let mut auth = AuthRetry::spent();
