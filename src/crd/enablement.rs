@@ -115,7 +115,10 @@ pub enum EnablementMode {
     Customer,
 }
 
-/// What the operator knows about the last authorization code it sent (customer mode).
+/// Customer mode: what is known about the code in authCodeHash. Pending: saved before it was
+/// sent, outcome not known yet (Amazon's status decides; never resent). Accepted: Amazon
+/// answered 2xx, linking not completed yet (polled). Spent: linked, refused, or its outcome
+/// stayed unknown (a new code is needed). Absent with authCodeHash set means Spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum AuthCodeState {
     /// Recorded in status before the request carrying it was sent; outcome not known yet.
