@@ -39,7 +39,8 @@ struct Link<'a> {
 }
 
 /// The code was sent, its outcome is unknown and Amazon does not show it linked: it counts as
-/// spent (it may have been consumed), so only a new code can link.
+/// spent (it may have been consumed), so only a new code can link. Amazon's status is re-read
+/// slowly (never the code resent): if the link completed after all, the object turns Ready.
 fn outcome_unknown(where_: &str, why: &str) -> Failure {
     Failure::new(
         Outcome::stalled(
@@ -48,7 +49,7 @@ fn outcome_unknown(where_: &str, why: &str) -> Failure {
                 "the outcome of sending the authorization code from {where_} is unknown ({why}) and Amazon does not report the accounts linked; the code may have been consumed and is never sent twice: put a new code in that Secret"
             ),
         ),
-        Retry::AwaitChange,
+        Retry::Slow,
     )
 }
 
@@ -307,7 +308,7 @@ impl SkillEnablement {
                         failure.error
                     ),
                 ),
-                Retry::AwaitChange,
+                Retry::Slow,
             )),
             Delivery::Unknown => {
                 self.settle_unknown(ctx, creds, failure.error, where_, status)
@@ -380,7 +381,7 @@ impl SkillEnablement {
             .unwrap_or(message);
         Failure::new(
             Outcome::stalled(Reason::AuthCodeInvalid, message),
-            Retry::AwaitChange,
+            Retry::Slow,
         )
     }
 
