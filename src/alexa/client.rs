@@ -2,6 +2,7 @@
 //! operation goes through (token, rate budget, Retry-After gate, bounded retries, 401 refresh).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -73,6 +74,9 @@ pub(crate) struct Request<'a> {
     pub(crate) max_retries: Option<u32>,
     /// The setting the URL came from, named when something else than Amazon answers.
     pub(crate) setting: Setting,
+    /// Set once the request may have reached Amazon (anything but a failed connect), so a
+    /// caller sending a single-use code knows whether it left the operator.
+    pub(crate) sent: Option<&'a AtomicBool>,
 }
 
 impl<'a> Request<'a> {
@@ -94,6 +98,7 @@ impl<'a> Request<'a> {
                 Operation::LwaToken => Setting::LwaUrl,
                 _ => Setting::SmapiUrl,
             },
+            sent: None,
         }
     }
 }
@@ -397,7 +402,13 @@ impl AlexaClient {
                 .body(body.clone());
         }
         let started = Instant::now();
-        let response = match builder.send().await {
+        let response = builder.send().await;
+        if let Some(sent) = request.sent {
+            if response.as_ref().map_or_else(|e| !e.is_connect(), |_| true) {
+                sent.store(true, Ordering::Release);
+            }
+        }
+        let response = match response {
             Ok(response) => response,
             Err(err) => {
                 self.observe(request.operation, None, started);

@@ -139,16 +139,33 @@ impl ClientConfig {
         Ok(())
     }
 
-    /// Base URL for an Alexa customer API host: its override, the value itself when it is
-    /// already a URL, else `https://HOST`.
-    pub fn customer_base_url(&self, host: &str) -> String {
-        if let Some(url) = self.endpoint_overrides.get(host) {
-            return url.trim_end_matches('/').to_owned();
+    /// The customer API host `name` as the client may call it: one of Amazon's regional hosts
+    /// or an `--endpoint-override` key (compared without case), spelled as configured. `None`
+    /// for anything else (another host, a URL, `http://`): customer calls carry the customer's
+    /// token and single-use code, so they go nowhere a status or discovery answer points to.
+    pub fn allowed_customer_host(&self, name: &str) -> Option<String> {
+        let name = name.trim();
+        if let Some(key) = self
+            .endpoint_overrides
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(name))
+        {
+            return Some(key.clone());
         }
-        if host.contains("://") {
-            return host.trim_end_matches('/').to_owned();
-        }
-        format!("https://{}", host.trim_end_matches('/'))
+        FALLBACK_CUSTOMER_ENDPOINTS
+            .iter()
+            .find(|h| h.eq_ignore_ascii_case(name))
+            .map(|h| (*h).to_owned())
+    }
+
+    /// Base URL for an allowed customer API host (see [`Self::allowed_customer_host`]): its
+    /// override, else `https://HOST`; `None` when the host is not allowed.
+    pub fn customer_base_url(&self, host: &str) -> Option<String> {
+        let host = self.allowed_customer_host(host)?;
+        Some(match self.endpoint_overrides.get(&host) {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("https://{host}"),
+        })
     }
 }
 
@@ -207,17 +224,24 @@ mod tests {
             "api.eu.amazonalexa.com".into(),
             "http://127.0.0.1:9/eu/".into(),
         );
-        assert_eq!(
-            config.customer_base_url("api.eu.amazonalexa.com"),
-            "http://127.0.0.1:9/eu"
-        );
-        assert_eq!(
-            config.customer_base_url("api.amazonalexa.com"),
-            "https://api.amazonalexa.com"
-        );
-        assert_eq!(
-            config.customer_base_url("http://localhost:1"),
-            "http://localhost:1"
-        );
+        let base = |host| config.customer_base_url(host);
+        // (host, base URL): overrides and Amazon's hosts only, never a URL or another host.
+        let cases = [
+            ("api.eu.amazonalexa.com", Some("http://127.0.0.1:9/eu")),
+            ("API.EU.amazonalexa.com", Some("http://127.0.0.1:9/eu")),
+            ("api.amazonalexa.com", Some("https://api.amazonalexa.com")),
+            (
+                "api.fe.amazonalexa.com",
+                Some("https://api.fe.amazonalexa.com"),
+            ),
+            ("http://localhost:1", None),
+            ("https://api.amazonalexa.com", None),
+            ("evil.example.com", None),
+            ("api.amazonalexa.com.evil.example.com", None),
+            ("", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(base(host).as_deref(), want, "{host}");
+        }
     }
 }

@@ -2,6 +2,10 @@
 //!
 //! A customer's Amazon account lives in one region (NA, EU or FE) and the customer API must be
 //! called there. Rules, following Amazon's Skill Enablement reference:
+//! 0. Customer calls carry the customer's token, authorization code and PKCE verifier, so they
+//!    go only to Amazon's regional hosts and the `--endpoint-override` keys
+//!    ([`super::ClientConfig::allowed_customer_host`]). A hint or discovered host outside that
+//!    set (another host, a URL, `http://`) is skipped with a warning, never called.
 //! 1. An `endpoint_hint` (the endpoint that worked last time, kept in the resource's status) is
 //!    tried first. Its answer is trusted, except a 401/403 (and, for enable and disable, a
 //!    404), which Amazon gives for a wrong region: then discovery runs.
@@ -21,6 +25,8 @@
 //! Each host is mapped through `endpoint_overrides` (default `https://HOST`). The host that
 //! answered is returned so the controller can store it and pass it back as the next hint.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use reqwest::Method;
 use secrecy::ExposeSecret;
 
@@ -30,6 +36,19 @@ use super::credentials::LwaCredentials;
 use super::errors::{AlexaError, Setting};
 use super::models::{CustomerEnableRequest, CustomerEnablementStatus, endpoints_from_json};
 use super::observer::Operation;
+
+/// A failed [`AlexaClient::customer_enable`], with whether a request carrying the code left the
+/// operator: the caller decides from both whether the single-use code may have been consumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct EnableFailure {
+    /// What went wrong last.
+    pub error: AlexaError,
+    /// The failing request, carrying the code, may have reached Amazon. `false`: the failure
+    /// came before it was sent (token refresh, discovery, the client's throttle, a connection
+    /// that could not be opened); earlier wrong-region 401/403/404 answers did not use the code.
+    pub sent: bool,
+}
 
 /// Which customer operation a pass over the endpoints performs.
 enum CustomerOp<'a> {
@@ -68,6 +87,8 @@ enum Attempt {
     WrongRegion(AlexaError),
     /// A real failure; stop (unless on the fallback list, transient and not the enable).
     Failed(AlexaError),
+    /// The enable failed before its request (with the code) was sent; stop.
+    NotSent(AlexaError),
 }
 
 /// Endpoints to try after the hint, and whether they are Amazon's fixed fallback list.
@@ -79,7 +100,8 @@ struct Candidates {
 /// Outcome of one pass over the endpoints.
 enum Pass {
     Done(String, Option<CustomerEnablementStatus>),
-    Failed(AlexaError),
+    /// A failure; `true` when the failing request (carrying a code, for the enable) was sent.
+    Failed(AlexaError, bool),
     AllWrongRegion(Vec<AlexaError>),
 }
 
@@ -114,22 +136,27 @@ impl AlexaClient {
     ) -> Result<(String, Option<CustomerEnablementStatus>), AlexaError> {
         self.customer_op(creds, endpoint_hint, skill_id, CustomerOp::Status)
             .await
+            .map_err(|failure| failure.error)
     }
 
     /// Enables `skill_id` for the customer and links their account with the single-use
     /// authorization code. Returns the endpoint host that accepted it and Amazon's status. The
     /// request is not repeated once it may have reached Amazon (the code would be spent): a
     /// 5xx or broken connection is returned, and the caller should read the status before
-    /// trying again. Authorization codes never appear in errors.
+    /// trying again. Authorization codes never appear in errors. The failure says whether a
+    /// request carrying the code was sent at all ([`EnableFailure::sent`]).
     pub async fn customer_enable(
         &self,
         creds: &LwaCredentials,
         endpoint_hint: Option<&str>,
         skill_id: &str,
         request: &CustomerEnableRequest,
-    ) -> Result<(String, CustomerEnablementStatus), AlexaError> {
-        let body = serde_json::to_vec(request).map_err(|e| AlexaError::Config {
-            message: format!("cannot serialize the enablement request: {e}"),
+    ) -> Result<(String, CustomerEnablementStatus), EnableFailure> {
+        let body = serde_json::to_vec(request).map_err(|e| EnableFailure {
+            error: AlexaError::Config {
+                message: format!("cannot serialize the enablement request: {e}"),
+            },
+            sent: false,
         })?;
         let link = &request.account_link_request;
         let mut secrets = vec![link.auth_code.expose_secret()];
@@ -158,6 +185,7 @@ impl AlexaClient {
         self.customer_op(creds, endpoint_hint, skill_id, CustomerOp::Disable)
             .await
             .map(|(host, _)| host)
+            .map_err(|failure| failure.error)
     }
 
     async fn customer_op(
@@ -166,9 +194,11 @@ impl AlexaClient {
         hint: Option<&str>,
         skill_id: &str,
         op: CustomerOp<'_>,
-    ) -> Result<(String, Option<CustomerEnablementStatus>), AlexaError> {
-        let skill = skill_segment(skill_id)?;
-        let hint = hint.map(str::trim).filter(|h| !h.is_empty());
+    ) -> Result<(String, Option<CustomerEnablementStatus>), EnableFailure> {
+        let skill =
+            skill_segment(skill_id).map_err(|error| EnableFailure { error, sent: false })?;
+        let hint = self.allowed_hint(hint, &op);
+        let hint = hint.as_deref();
         let mut candidates = None;
         let mut refreshed = false;
         loop {
@@ -177,7 +207,9 @@ impl AlexaClient {
                 .await
             {
                 Pass::Done(host, status) => return Ok((host, status)),
-                Pass::Failed(err) => return Err(err),
+                // Only the failing attempt counts: a wrong-region 401/403/404 before it did not
+                // process the code (see docs/AMAZON.md).
+                Pass::Failed(error, sent) => return Err(EnableFailure { error, sent }),
                 Pass::AllWrongRegion(errors) => {
                     let all_unauthorized = !errors.is_empty()
                         && errors
@@ -192,10 +224,29 @@ impl AlexaClient {
                         self.inner.tokens.invalidate(creds);
                         continue;
                     }
-                    return Err(most_telling(errors));
+                    let sent = op.carries_code() && !errors.is_empty();
+                    return Err(EnableFailure {
+                        error: most_telling(errors),
+                        sent,
+                    });
                 }
             }
         }
+    }
+
+    /// The endpoint hint, when it names a host customer calls may go to; otherwise `None`
+    /// (discovery runs) and a warning, since only someone editing status can have put it there.
+    fn allowed_hint(&self, hint: Option<&str>, op: &CustomerOp<'_>) -> Option<String> {
+        let hint = hint.map(str::trim).filter(|h| !h.is_empty())?;
+        let allowed = self.inner.config.allowed_customer_host(hint);
+        if allowed.is_none() {
+            tracing::warn!(
+                operation = %op.operation(),
+                endpoint = hint,
+                "ignoring the endpoint in status: not one of Amazon's regional hosts or an --endpoint-override host"
+            );
+        }
+        allowed
     }
 
     /// Tries the hint, then the discovered (or fallback) endpoints, once each.
@@ -221,13 +272,14 @@ impl AlexaClient {
                     );
                     wrong.push(err);
                 }
-                Attempt::Failed(err) => return Pass::Failed(err),
+                Attempt::Failed(err) => return Pass::Failed(err, true),
+                Attempt::NotSent(err) => return Pass::Failed(err, false),
             }
         }
         if candidates.is_none() {
             match self.candidates(creds).await {
                 Ok(found) => *candidates = Some(found),
-                Err(err) => return Pass::Failed(err),
+                Err(err) => return Pass::Failed(err, false),
             }
         }
         let Some(found) = candidates.as_ref() else {
@@ -259,7 +311,8 @@ impl AlexaClient {
                 {
                     wrong.push(err)
                 }
-                Attempt::Failed(err) => return Pass::Failed(err),
+                Attempt::Failed(err) => return Pass::Failed(err, true),
+                Attempt::NotSent(err) => return Pass::Failed(err, false),
             }
         }
         match absent_at {
@@ -294,6 +347,7 @@ impl AlexaClient {
                     message,
                 })
             });
+        let result = result.map(|listed| self.allowed_discovered(listed));
         match result {
             Ok(hosts) if !hosts.is_empty() => Ok(Candidates {
                 hosts,
@@ -315,15 +369,35 @@ impl AlexaClient {
         }
     }
 
-    /// One customer request against one endpoint host.
-    async fn customer_attempt(
+    /// The discovered hosts customer calls may go to, in Amazon's order; the others are
+    /// skipped with a warning (when none is left, the caller uses Amazon's fallback list).
+    fn allowed_discovered(&self, listed: Vec<String>) -> Vec<String> {
+        let config = &self.inner.config;
+        listed
+            .into_iter()
+            .filter_map(|host| {
+                let allowed = config.allowed_customer_host(&host);
+                if allowed.is_none() {
+                    tracing::warn!(
+                        endpoint = %host,
+                        "skipping an endpoint discovery listed: not one of Amazon's regional hosts or an --endpoint-override host"
+                    );
+                }
+                allowed
+            })
+            .collect()
+    }
+
+    /// The request `op` sends to `host` (an allowed host: `None` otherwise); the enable's
+    /// records in `sent` whether it left the operator.
+    fn customer_request<'a>(
         &self,
-        creds: &LwaCredentials,
         host: &str,
         skill: &str,
-        op: &CustomerOp<'_>,
-    ) -> Attempt {
-        let base = self.inner.config.customer_base_url(host);
+        op: &CustomerOp<'a>,
+        sent: &'a AtomicBool,
+    ) -> Option<Request<'a>> {
+        let base = self.inner.config.customer_base_url(host)?;
         let url = join(
             &base,
             &format!("/v1/users/~current/skills/{skill}/enablement"),
@@ -336,6 +410,7 @@ impl AlexaClient {
                 request.body = Some(body.clone());
                 request.idempotent = false;
                 request.secrets = secrets.clone();
+                request.sent = Some(sent);
                 request
             }
             CustomerOp::Disable => Request::new(operation, Method::DELETE, url),
@@ -343,10 +418,35 @@ impl AlexaClient {
         if self.inner.config.endpoint_overrides.contains_key(host) {
             request.setting = Setting::EndpointOverride;
         }
+        Some(request)
+    }
+
+    /// One customer request against one endpoint host.
+    async fn customer_attempt(
+        &self,
+        creds: &LwaCredentials,
+        host: &str,
+        skill: &str,
+        op: &CustomerOp<'_>,
+    ) -> Attempt {
+        let operation = op.operation();
+        let sent = AtomicBool::new(false);
+        let Some(request) = self.customer_request(host, skill, op, &sent) else {
+            // Unreachable: hosts are filtered before they get here.
+            return Attempt::NotSent(AlexaError::Config {
+                message: format!("{host} is not a customer API host the operator may call"),
+            });
+        };
         // A 401 here usually means "wrong region", not "stale token": no refresh per endpoint
         // (customer_op refreshes once if every endpoint says 401).
         let mut auth = AuthRetry::spent();
         let result = self.execute(creds, &request, &mut auth).await;
+        let result = match result {
+            Err(err) if op.carries_code() && !sent.load(Ordering::Acquire) => {
+                return Attempt::NotSent(err);
+            }
+            other => other,
+        };
         match (op, result) {
             (CustomerOp::Status, Ok(answer)) => {
                 match CustomerEnablementStatus::from_json(&answer.body) {

@@ -51,6 +51,7 @@ pub use config::{
     FALLBACK_CUSTOMER_ENDPOINTS,
 };
 pub use credentials::LwaCredentials;
+pub use customer::EnableFailure;
 pub use errors::{AlexaError, ApiError, DeferCause, Setting, Violation};
 pub use models::{
     AccountLinkingInfo, AccountLinkingRequest, CustomerEnableRequest, CustomerEnablementStatus,

@@ -115,6 +115,20 @@ pub enum EnablementMode {
     Customer,
 }
 
+/// Customer mode: what is known about the code in authCodeHash. Pending: saved before it was
+/// sent, outcome not known yet (Amazon's status decides; never resent). Accepted: Amazon
+/// answered 2xx, linking not completed yet (polled). Spent: linked, refused, or its outcome
+/// stayed unknown (a new code is needed). Absent with authCodeHash set means Spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum AuthCodeState {
+    /// Recorded in status before the request carrying it was sent; outcome not known yet.
+    Pending,
+    /// Amazon answered 2xx but does not report the accounts linked yet.
+    Accepted,
+    /// Linked, refused, or its outcome stayed unknown: never sent again.
+    Spent,
+}
+
 /// Observed state of a SkillEnablement, written only by the operator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -151,10 +165,18 @@ pub struct SkillEnablementStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
 
-    /// Customer mode: SHA-256 of the last authorization code sent ("sha256:<hex>"), so a
-    /// single-use code is never sent twice.
+    /// Customer mode: SHA-256 of the last authorization code the operator sent or is about to
+    /// send ("sha256:<hex>"), so a single-use code is never sent twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_code_hash: Option<String>,
+
+    /// Customer mode: what is known about the code in authCodeHash. Pending: recorded before
+    /// it was sent, outcome not known yet (after a crash or a lost answer Amazon's status
+    /// decides, the code is never resent); Accepted: Amazon answered 2xx and linking has not
+    /// completed yet (polled); Spent: linked, refused, or its outcome stayed unknown (a new
+    /// code is needed to link again). Absent with authCodeHash set means Spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_code_state: Option<AuthCodeState>,
 
     /// Differences from the spec found in Observe mode.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

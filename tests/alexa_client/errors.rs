@@ -225,7 +225,10 @@ async fn transient_errors_are_retried_in_call_but_a_customer_enable_is_not_repea
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, AlexaError::Unavailable { .. }), "{err:?}");
+    assert!(
+        matches!(err.error, AlexaError::Unavailable { .. }) && err.sent,
+        "{err:?}"
+    );
     assert_eq!(sim.count(Operation::CustomerEnable), 1);
     // ... but a 429 (certainly not processed) is.
     faults.script(

@@ -90,7 +90,7 @@ async fn secrets_never_appear_in_debug_output_errors_or_logs() {
         .customer_enable(&cust, None, SKILL, &request)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("INVALID_AUTH_CODE"));
+    assert_eq!(err.error.code(), Some("INVALID_AUTH_CODE"));
     texts.push(err.to_string());
     texts.push(format!("{err:?}"));
     let bad = LwaCredentials::new(

@@ -55,8 +55,15 @@ struct ScriptRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct DropNextRequest {
     count: u64,
+    /// Carry the requests out first, then drop (only with `operation`).
+    #[serde(default)]
+    after_applying: bool,
+    /// The operation whose requests are dropped after applying.
+    #[serde(default)]
+    operation: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -387,7 +394,16 @@ fn script(request: &AdminRequest<'_>) -> Answer {
 
 fn drop_next(request: &AdminRequest<'_>) -> Answer {
     let drop: DropNextRequest = request.json()?;
-    request.shared.faults.drop_next(drop.count);
+    if !drop.after_applying {
+        request.shared.faults.drop_next(drop.count);
+        return Ok(Reply::empty(204));
+    }
+    let name = drop
+        .operation
+        .ok_or_else(|| bad_request("afterApplying needs an operation".to_string()))?;
+    let op =
+        Operation::parse(&name).ok_or_else(|| bad_request(format!("unknown operation {name}")))?;
+    request.shared.faults.drop_after_applying(op, drop.count);
     Ok(Reply::empty(204))
 }
 

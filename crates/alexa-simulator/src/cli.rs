@@ -84,6 +84,11 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub stale_etag: bool,
 
+    /// Customer linking completes late: the enable answers NOT_LINKED and the first N status
+    /// reads of that enablement too; 0 links at once.
+    #[arg(long, default_value_t = 0)]
+    pub link_after_reads: u32,
+
     /// Behaviour of GET /v1/alexaApiEndpoint.
     #[arg(long, value_enum, default_value_t = DiscoveryMode::Normal)]
     pub discovery: DiscoveryMode,
@@ -218,6 +223,7 @@ pub(crate) fn config_from_args(args: &SimulateArgs) -> Result<SimConfig, Simulat
         include_lwa: args.fault_lwa,
         put_answer: args.put_answer,
         throttle_clients: args.throttle_clients.clone(),
+        link_after_reads: args.link_after_reads,
         divergences: Divergences {
             echo_skip_on_enablement: args.echo_skip_on_enablement,
             reverse_lists: args.reverse_lists,

@@ -154,18 +154,26 @@ fn redeem_partner_code(store: &mut Store, code: &str, customer: &str) -> Result<
     Ok(())
 }
 
-/// `POST /v1/users/~current/skills/{skillId}/enablement`: 201 + status body.
-pub(crate) fn enable(store: &mut Store, customer: &str, skill_id: &str, body: &[u8]) -> Reply {
-    try_enable(store, customer, skill_id, body).unwrap_or_else(|reply| reply)
+/// `POST /v1/users/~current/skills/{skillId}/enablement`: 201 + status body. With
+/// `link_after_reads` > 0 the body says `NOT_LINKED` and linking completes after that many
+/// status reads.
+pub(crate) fn enable(
+    store: &mut Store,
+    customer: &str,
+    skill_id: &str,
+    body: &[u8],
+    link_after_reads: u32,
+) -> Reply {
+    try_enable(store, (customer, skill_id), body, link_after_reads).unwrap_or_else(|reply| reply)
 }
 
 /// The checks in Amazon's order: body (400), skill and stage (404), customer (401), partner
 /// code (400).
 fn try_enable(
     store: &mut Store,
-    customer: &str,
-    skill_id: &str,
+    (customer, skill_id): (&str, &str),
     body: &[u8],
+    link_after_reads: u32,
 ) -> Result<Reply, Reply> {
     let parsed = reply::json_body(body)?;
     let request = EnableRequest::parse(&parsed).map_err(Reply::violations)?;
@@ -187,7 +195,8 @@ fn try_enable(
         request.stage,
         user_id,
         request.redirect_uri.map(str::to_string),
-    );
+    )
+    .linked_after(link_after_reads);
     let body = record.status_body();
     if let Some(customer) = store.customers.get_mut(customer) {
         customer.enablements.insert(skill_id.to_string(), record);
@@ -196,12 +205,21 @@ fn try_enable(
 }
 
 /// `GET`: 200 + status body, 404 when the skill is unknown or not enabled for the customer.
-pub(crate) fn status(store: &Store, customer: &str, skill_id: &str) -> Reply {
+/// A read counts towards a late link's completion.
+pub(crate) fn status(store: &mut Store, customer: &str, skill_id: &str) -> Reply {
     if !store.skills.contains_key(skill_id) {
         return reply::skill_not_found(skill_id);
     }
-    match store.customer_enablement(customer, skill_id) {
-        Some(record) => Reply::json(200, record.status_body()),
+    let record = store
+        .customers
+        .get_mut(customer)
+        .and_then(|c| c.enablements.get_mut(skill_id));
+    match record {
+        Some(record) => {
+            let body = record.status_body();
+            record.reads_until_linked = record.reads_until_linked.saturating_sub(1);
+            Reply::json(200, body)
+        }
         None => not_enabled(skill_id),
     }
 }

@@ -159,6 +159,11 @@ pub struct FaultConfig {
     /// Per-client throttle windows: every API request of that LWA client gets 429 until the
     /// window ends (LWA too with `includeLwa`).
     pub throttle_clients: Vec<ThrottleWindow>,
+    /// Customer linking completes late: a successful enable answers 201 with
+    /// `accountLink.status` `NOT_LINKED`, and the first this many status reads of that
+    /// enablement still show `NOT_LINKED`; the next one shows `LINKED`. 0 (default): linked at
+    /// once, as the seed's example shows.
+    pub link_after_reads: u32,
 }
 
 impl FaultConfig {
@@ -200,6 +205,7 @@ struct FaultState {
     throttled_until: HashMap<String, (Instant, Duration)>,
     scripts: HashMap<Operation, VecDeque<ScriptedResponse>>,
     drop_next: u64,
+    drop_after_applying: HashMap<Operation, u64>,
     buckets: HashMap<String, Bucket>,
 }
 
@@ -225,6 +231,7 @@ impl Faults {
                 config,
                 scripts: HashMap::new(),
                 drop_next: 0,
+                drop_after_applying: HashMap::new(),
                 buckets: HashMap::new(),
             })),
         }
@@ -303,6 +310,35 @@ impl Faults {
         self.inner.lock().drop_next = n;
     }
 
+    /// The next `n` requests of `op` are carried out (state changes, codes redeemed) and then
+    /// the connection is closed without the answer: "processed, answer lost". Replaces an
+    /// earlier count for `op`.
+    pub fn drop_after_applying(&self, op: Operation, n: u64) {
+        self.inner.lock().drop_after_applying.insert(op, n);
+    }
+
+    /// Whether this request of `op` loses its answer after being carried out (uses one).
+    pub(crate) fn take_drop_after_applying(&self, op: Operation) -> bool {
+        let mut state = self.inner.lock();
+        match state.drop_after_applying.get_mut(&op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Customer linking completes after this many status reads (see
+    /// [`FaultConfig::link_after_reads`]).
+    pub fn set_link_after_reads(&self, reads: u32) {
+        self.inner.lock().config.link_after_reads = reads;
+    }
+
+    pub(crate) fn link_after_reads(&self) -> u32 {
+        self.inner.lock().config.link_after_reads
+    }
+
     /// When on, every account-linking PUT that carries any `If-Match` gets 412.
     pub fn set_stale_etag(&self, on: bool) {
         self.inner.lock().config.stale_etag = on;
@@ -325,6 +361,7 @@ impl Faults {
         state.throttled_until.clear();
         state.scripts.clear();
         state.drop_next = 0;
+        state.drop_after_applying.clear();
         state.buckets.clear();
     }
 

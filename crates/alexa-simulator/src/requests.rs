@@ -122,6 +122,8 @@ pub enum FaultKind {
     ServerError,
     /// The connection was closed without a response.
     Dropped,
+    /// The request was carried out, then the connection was closed without the response.
+    DroppedAfterApplying,
     /// The forced stale-ETag switch (412).
     StaleEtag,
 }

@@ -334,6 +334,7 @@ fn customer_enablement(
     skill_id: &str,
 ) -> Result<Reply, Reply> {
     let wrong_region_status = shared.settings.lock().wrong_region_status;
+    let link_after_reads = shared.faults.link_after_reads();
     let mut store = shared.store.lock();
     let home = store.customers.get(customer).map(|c| c.region);
     if let Some(home) = home.filter(|home| *home != request.region) {
@@ -344,7 +345,9 @@ fn customer_enablement(
     }
     let store = &mut *store;
     Ok(match request.op {
-        Operation::CustomerEnable => customer::enable(store, customer, skill_id, request.body),
+        Operation::CustomerEnable => {
+            customer::enable(store, customer, skill_id, request.body, link_after_reads)
+        }
         Operation::CustomerStatus => customer::status(store, customer, skill_id),
         Operation::CustomerDisable => customer::disable(store, customer, skill_id),
         _ => method_not_allowed(),

@@ -506,7 +506,13 @@ async fn serve_api(
                 headers: &parts.headers,
                 body,
             };
-            routes::dispatch(shared, request, caller, token_request)
+            let reply = routes::dispatch(shared, request, caller, token_request);
+            if shared.faults.take_drop_after_applying(op) {
+                record.fault = Some(FaultKind::DroppedAfterApplying);
+                shared.log.push(record);
+                return Err(DroppedConnection);
+            }
+            reply
         }
     };
     record.fault = reply.fault;

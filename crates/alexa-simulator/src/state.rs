@@ -311,6 +311,10 @@ pub(crate) struct Grant {
     pub(crate) subject: Subject,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// A customer's enablement of a skill, as the status body reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -327,6 +331,10 @@ pub struct CustomerEnablementRecord {
     pub status: String,
     /// `redirectUri` the enablement request carried.
     pub redirect_uri: Option<String>,
+    /// Status reads still answered `NOT_LINKED` before linking completes (see
+    /// `FaultConfig::link_after_reads`); 0: linked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reads_until_linked: u32,
 }
 
 impl CustomerEnablementRecord {
@@ -344,6 +352,22 @@ impl CustomerEnablementRecord {
             account_link_status: "LINKED".to_string(),
             status: "ENABLED".to_string(),
             redirect_uri,
+            reads_until_linked: 0,
+        }
+    }
+
+    /// The same enablement with linking completing only after `reads` status reads.
+    pub(crate) fn linked_after(mut self, reads: u32) -> CustomerEnablementRecord {
+        self.reads_until_linked = reads;
+        self
+    }
+
+    /// The account link status a read shows now.
+    fn link_status(&self) -> &str {
+        if self.reads_until_linked > 0 {
+            "NOT_LINKED"
+        } else {
+            &self.account_link_status
         }
     }
 
@@ -352,7 +376,7 @@ impl CustomerEnablementRecord {
         serde_json::json!({
             "skill": {"id": self.skill_id, "stage": self.stage},
             "user": {"id": self.user_id},
-            "accountLink": {"status": self.account_link_status},
+            "accountLink": {"status": self.link_status()},
             "status": self.status,
         })
     }

@@ -162,17 +162,17 @@ impl ManagedKind for SkillEnablement {
         status.mode = Some(mode(&self.spec));
     }
 
-    // Every effect of an enablement call can be read back from Amazon (GET enablement or
-    // status), so a crash after a call never makes the operator resend it: no checkpoint.
+    // Owner mode's effects can be read back from Amazon, so it needs no checkpoint. Customer
+    // mode saves the code as Pending before sending it: a crash after sending must not resend it.
     async fn apply(
         &self,
         ctx: &KindContext<Self>,
         status: &mut Self::Status,
-        _checkpoint: &Checkpoint<'_, Self>,
+        checkpoint: &Checkpoint<'_, Self>,
     ) -> Result<Done, Failure> {
         match (&self.spec.credentials_secret_ref, &self.spec.customer) {
             (Some(secret), _) => self.apply_owner(ctx, &secret.name, status).await,
-            (None, Some(customer)) => self.apply_customer(ctx, customer, status).await,
+            (None, Some(customer)) => self.apply_customer(ctx, customer, status, checkpoint).await,
             (None, None) => Err(Failure::new(
                 Outcome::stalled(Reason::InvalidSpec, "no mode selected"),
                 Retry::AwaitChange,

@@ -1,8 +1,9 @@
 //! The SkillEnablement planners, one per mode, plus the single-use authorization code rule.
 //! Pure: no client, no clock, no I/O.
 
-use crate::alexa::CustomerEnablementStatus;
+use crate::alexa::{AlexaError, CustomerEnablementStatus, EnableFailure};
 use crate::controller::lifecycle::policy::Policy;
+use crate::crd::enablement::AuthCodeState;
 
 /// What owner mode observed: a conflicting object in the cache (then Amazon is not read), or
 /// whether Amazon has the stage enabled.
@@ -98,28 +99,122 @@ pub fn plan_customer(
     }
 }
 
-/// Whether the authorization code in the Secret may be sent.
+/// What status records about the last code the operator sent (or began sending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkPlan {
-    /// This code was sent before; codes are single-use, so wait for a new one.
-    CodeAlreadySent,
-    /// A code never sent: send it.
-    Send,
+pub struct CodeRecord<'a> {
+    /// Digest of that code.
+    pub digest: &'a str,
+    /// What is known about it.
+    pub state: AuthCodeState,
 }
 
-/// Decides whether to send the code whose hash is `code_hash`, given the hash of the last code
-/// sent (recorded in status).
-pub fn plan_link(recorded_code_hash: Option<&str>, code_hash: &str) -> LinkPlan {
-    if recorded_code_hash == Some(code_hash) {
-        LinkPlan::CodeAlreadySent
-    } else {
-        LinkPlan::Send
+impl<'a> CodeRecord<'a> {
+    /// The record in status; a digest without a state (written before states existed) is
+    /// Spent, which is what it meant then.
+    pub fn of(digest: Option<&'a str>, state: Option<AuthCodeState>) -> Option<CodeRecord<'a>> {
+        digest.map(|digest| CodeRecord {
+            digest,
+            state: state.unwrap_or(AuthCodeState::Spent),
+        })
+    }
+}
+
+/// What to do with the code in the Secret when Amazon (read at the start of this reconcile)
+/// does not show the skill linked on the spec's stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPlan {
+    /// A code never sent: record it as Pending (saved to the API server first), then send it.
+    Send,
+    /// This code was spent (linked, refused, or outcome unknown): wait for a new one.
+    CodeAlreadySent,
+    /// This code was sent and its outcome never became known (a crash or lost answer after
+    /// sending), and Amazon does not show it linked: it counts as spent now; never resent.
+    OutcomeUnknown,
+    /// Amazon accepted this code and linking has not completed yet: poll, never resend.
+    AwaitLinking,
+}
+
+/// Decides whether the code with digest `code_digest` may be sent, given the record in status.
+pub fn plan_link(recorded: Option<CodeRecord<'_>>, code_digest: &str) -> LinkPlan {
+    match recorded {
+        Some(r) if r.digest == code_digest => match r.state {
+            AuthCodeState::Spent => LinkPlan::CodeAlreadySent,
+            AuthCodeState::Pending => LinkPlan::OutcomeUnknown,
+            AuthCodeState::Accepted => LinkPlan::AwaitLinking,
+        },
+        _ => LinkPlan::Send,
+    }
+}
+
+/// What the enable request carrying the code came to, as far as the code is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// 2xx and Amazon reports the accounts linked on the spec's stage.
+    Linked,
+    /// 2xx, but Amazon does not (yet) report them linked on the spec's stage: poll.
+    Accepted,
+    /// Nothing carrying the code was sent, or Amazon certainly did not process it (401, 403,
+    /// 404, 429, an answer that was not Amazon's): the code is unused; send it later.
+    NotProcessed,
+    /// Amazon refused the request (400 or another 4xx): consumed or invalid; never resend.
+    Rejected,
+    /// Sent, no usable answer (timeout, reset, 5xx, unreadable answer): read Amazon's status,
+    /// never resend.
+    Unknown,
+}
+
+/// Classifies the enable's result (see docs/AMAZON.md for the 4xx reading).
+pub fn delivery(
+    result: Result<&CustomerEnablementStatus, &EnableFailure>,
+    stage: &str,
+) -> Delivery {
+    let failure = match result {
+        Ok(s) if is_linked(s) && other_stage(s, stage).is_none() => return Delivery::Linked,
+        Ok(_) => return Delivery::Accepted,
+        Err(failure) => failure,
+    };
+    if !failure.sent {
+        return Delivery::NotProcessed;
+    }
+    match failure.error {
+        AlexaError::Unauthorized(_)
+        | AlexaError::Forbidden(_)
+        | AlexaError::NotFound(_)
+        | AlexaError::Throttled { .. }
+        | AlexaError::Credentials { .. }
+        | AlexaError::WrongEndpoint { .. }
+        | AlexaError::Config { .. } => Delivery::NotProcessed,
+        AlexaError::InvalidRequest(_) | AlexaError::PreconditionFailed(_) => Delivery::Rejected,
+        AlexaError::Unavailable { .. }
+        | AlexaError::Overloaded { .. }
+        | AlexaError::Transport { .. }
+        | AlexaError::Decode { .. } => Delivery::Unknown,
+    }
+}
+
+/// The code's state after the enable (`None`: restore the record from before it was marked
+/// Pending, the code was never used).
+pub fn state_after(delivery: Delivery) -> Option<AuthCodeState> {
+    match delivery {
+        Delivery::Linked | Delivery::Rejected => Some(AuthCodeState::Spent),
+        Delivery::Accepted => Some(AuthCodeState::Accepted),
+        Delivery::Unknown => Some(AuthCodeState::Pending),
+        Delivery::NotProcessed => None,
+    }
+}
+
+/// The code's state once Amazon shows the accounts linked: a Pending or Accepted code was used.
+pub fn state_when_linked(state: Option<AuthCodeState>) -> Option<AuthCodeState> {
+    match state {
+        Some(AuthCodeState::Pending | AuthCodeState::Accepted) => Some(AuthCodeState::Spent),
+        other => other,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alexa::ApiError;
 
     #[test]
     fn owner_plans() {
@@ -216,13 +311,127 @@ mod tests {
 
     #[test]
     fn a_code_is_sent_once() {
+        use AuthCodeState::{Accepted, Pending, Spent};
+        let record = |digest, state| CodeRecord::of(Some(digest), state);
+        // (recorded digest and state, code in the Secret, expected)
         let cases = [
             (None, "sha256:a", LinkPlan::Send),
-            (Some("sha256:a"), "sha256:a", LinkPlan::CodeAlreadySent),
-            (Some("sha256:a"), "sha256:b", LinkPlan::Send),
+            (
+                record("sha256:a", Some(Spent)),
+                "sha256:a",
+                LinkPlan::CodeAlreadySent,
+            ),
+            // Written before states existed: the hash meant "sent".
+            (
+                record("sha256:a", None),
+                "sha256:a",
+                LinkPlan::CodeAlreadySent,
+            ),
+            (
+                record("sha256:a", Some(Pending)),
+                "sha256:a",
+                LinkPlan::OutcomeUnknown,
+            ),
+            (
+                record("sha256:a", Some(Accepted)),
+                "sha256:a",
+                LinkPlan::AwaitLinking,
+            ),
+            (record("sha256:a", Some(Spent)), "sha256:b", LinkPlan::Send),
+            (
+                record("sha256:a", Some(Pending)),
+                "sha256:b",
+                LinkPlan::Send,
+            ),
+            (
+                record("sha256:a", Some(Accepted)),
+                "sha256:b",
+                LinkPlan::Send,
+            ),
         ];
         for (recorded, code, want) in cases {
             assert_eq!(plan_link(recorded, code), want, "{recorded:?} {code}");
+        }
+    }
+
+    #[test]
+    fn what_a_sent_code_came_to() {
+        let answer = || ApiError::message("x");
+        let sent = |error| EnableFailure { error, sent: true };
+        let unsent = |error| EnableFailure { error, sent: false };
+        let transport = || AlexaError::Transport {
+            message: "reset".into(),
+        };
+        let unavailable = AlexaError::Unavailable {
+            status: 503,
+            message: "x".into(),
+        };
+        let throttled = AlexaError::Throttled {
+            answer: answer(),
+            retry_after: None,
+        };
+        let decode = AlexaError::Decode {
+            operation: crate::alexa::Operation::CustomerEnable,
+            message: "x".into(),
+        };
+        let credentials = AlexaError::Credentials {
+            error: "invalid_grant".into(),
+            description: None,
+        };
+        let linked = status(true, Some("LINKED"));
+        let not_yet = status(true, Some("NOT_LINKED"));
+        let empty = CustomerEnablementStatus::default();
+        use Delivery::*;
+        // (result, expected delivery); the spec's stage is "development" except where noted
+        let cases: Vec<(Result<&CustomerEnablementStatus, EnableFailure>, Delivery)> = vec![
+            (Ok(&linked), Linked),
+            (Ok(&not_yet), Accepted),
+            // Linked, but on another stage than the spec's ("live", see `stages`).
+            (Ok(&linked), Accepted),
+            (Ok(&empty), Accepted),
+            // Before anything carrying the code left: LWA refresh, discovery, the throttle,
+            // a connection that could not be opened.
+            (Err(unsent(credentials.clone())), NotProcessed),
+            (Err(unsent(transport())), NotProcessed),
+            (Err(unsent(unavailable.clone())), NotProcessed),
+            (Err(unsent(decode.clone())), NotProcessed),
+            (Err(unsent(throttled.clone())), NotProcessed),
+            (Err(sent(throttled)), NotProcessed),
+            (Err(sent(AlexaError::Unauthorized(answer()))), NotProcessed),
+            (Err(sent(AlexaError::Forbidden(answer()))), NotProcessed),
+            (Err(sent(AlexaError::NotFound(answer()))), NotProcessed),
+            (Err(sent(AlexaError::InvalidRequest(answer()))), Rejected),
+            (Err(sent(transport())), Unknown),
+            (Err(sent(unavailable)), Unknown),
+            (Err(sent(decode)), Unknown),
+        ];
+        let stages = ["development", "development", "live"];
+        for (i, (result, want)) in cases.iter().enumerate() {
+            let stage = stages.get(i).copied().unwrap_or("development");
+            assert_eq!(
+                delivery(result.as_ref().map(|s| *s), stage),
+                *want,
+                "{result:?} on {stage}"
+            );
+        }
+        let after = [
+            (Linked, Some(AuthCodeState::Spent)),
+            (Rejected, Some(AuthCodeState::Spent)),
+            (Accepted, Some(AuthCodeState::Accepted)),
+            (Unknown, Some(AuthCodeState::Pending)),
+            (NotProcessed, None),
+        ];
+        for (delivery, want) in after {
+            assert_eq!(state_after(delivery), want, "{delivery:?}");
+        }
+        let linked_now = [
+            (None, None),
+            (Some(AuthCodeState::Pending), Some(AuthCodeState::Spent)),
+            (Some(AuthCodeState::Accepted), Some(AuthCodeState::Spent)),
+            (Some(AuthCodeState::Spent), Some(AuthCodeState::Spent)),
+        ];
+        for (state, want) in linked_now {
+            assert_eq!(state_when_linked(state), want, "{state:?}");
         }
     }
 }
