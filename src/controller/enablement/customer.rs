@@ -13,7 +13,7 @@ use crate::alexa::{
 use crate::controller::conditions::{Outcome, Reason, ready_condition};
 use crate::controller::lifecycle::policy::{self, Policy};
 use crate::controller::lifecycle::{Doing, Done, Failure, KindContext, ManagedKind, Note, Retry};
-use crate::controller::secrets::{hash_tag, read_credentials, read_key};
+use crate::controller::secrets::{read_credentials, read_key};
 use crate::crd::enablement::{CustomerEnablement, SkillEnablement, SkillEnablementStatus};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -41,6 +41,7 @@ impl SkillEnablement {
         status: &mut SkillEnablementStatus,
     ) -> Result<Done, Failure> {
         let ns = self.namespace().unwrap_or_default();
+        ctx.digester.upgrade(&mut status.auth_code_hash);
         let creds = read_credentials(&ctx.kube, &ns, &customer.token_secret_ref.name).await?;
         let observed = self.observe_customer(ctx, &creds, status).await?;
         let policy = Policy::of(self.spec.management_policy);
@@ -127,9 +128,12 @@ impl SkillEnablement {
         let link = &customer.account_link_request;
         let code_ref = &link.auth_code_secret_ref;
         let code = read_key(&ctx.kube, &ns, &code_ref.name, &code_ref.key).await?;
-        let code_hash = hash_tag(&code);
+        let code_hash = ctx.digester.digest(&code);
+        let recorded = ctx
+            .digester
+            .recorded_code(status.auth_code_hash.as_deref(), &code);
         let where_ = format!("Secret {ns}/{} key {:?}", code_ref.name, code_ref.key);
-        if plan_link(status.auth_code_hash.as_deref(), &code_hash) == LinkPlan::CodeAlreadySent {
+        if plan_link(recorded.as_deref(), &code_hash) == LinkPlan::CodeAlreadySent {
             let message = match &wrong_stage {
                 Some(other) => format!(
                     "the skill is enabled for the customer on stage {other}, not {}; enabling it on {} needs a new authorization code: the one in {where_} was already sent and codes are single-use",

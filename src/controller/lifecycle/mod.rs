@@ -689,7 +689,7 @@ pub async fn publish<K: ManagedKind>(ctx: &Context, obj: &K, note: &Note) {
             EventType::Normal
         },
         reason: note.reason.to_string(),
-        note: Some(note.message.chars().take(1000).collect()),
+        note: Some(conditions::bound_message(&note.message)),
         action: note.action.to_string(),
         secondary: None,
     };
