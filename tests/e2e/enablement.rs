@@ -202,10 +202,10 @@ async fn customers_in_every_region_are_enabled_and_linked() {
         assert_eq!(status.user_id.as_deref(), Some(sandbox::user_id(region)));
         assert_eq!(status.account_link_status.as_deref(), Some("LINKED"));
         assert_eq!(status.enablement_status.as_deref(), Some("ENABLED"));
-        assert!(
-            status
-                .auth_code_hash
-                .is_some_and(|h| h.starts_with("sha256:"))
+        assert_eq!(
+            status.auth_code_hash,
+            Some(h.digest(&sandbox::partner_code(region, 1)).await),
+            "the keyed digest of the code sent"
         );
         let record = h
             .sim
@@ -485,6 +485,51 @@ async fn a_customer_enabled_on_the_other_stage_is_not_ready() {
         h.count(Operation::CustomerEnable),
         0,
         "Observe never sends the code"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plain_code_digest_recorded_by_an_earlier_version_is_upgraded_without_sending_a_code() {
+    use alexa_skill_operator::controller::context::FIELD_MANAGER;
+    use alexa_skill_operator::controller::secrets::hash_tag;
+    use kube::api::{Api, Patch, PatchParams};
+
+    let mut h = Harness::start().await;
+    let code = sandbox::partner_code(Region::Na, 1);
+    customer_secrets(&h, Region::Na, &code).await;
+    enable_customer_at(&h, Region::Na).await;
+    let keyed = h.digest(&code).await;
+    h.stop_operator().await;
+    let obj = h.get::<SkillEnablement>("na-customer").await.unwrap();
+    let mut status = obj.status.unwrap();
+    assert_eq!(status.auth_code_hash.as_deref(), Some(keyed.as_str()));
+    // What an earlier version recorded: the plain SHA-256 of the code.
+    status.auth_code_hash = Some(hash_tag(&code));
+    let api: Api<SkillEnablement> = Api::namespaced(h.client.clone(), &h.ns);
+    api.patch_status(
+        "na-customer",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(json!({
+            "apiVersion": "alexa.operator.dev/v1alpha1",
+            "kind": "SkillEnablement",
+            "status": status,
+        })),
+    )
+    .await
+    .unwrap();
+    h.sim.clear_requests();
+    h.start_operator(&[]).await;
+    h.wait_for::<SkillEnablement, _>("na-customer", "the keyed digest recorded", |o| {
+        is_ready(o)
+            && o.status.as_ref().and_then(|s| s.auth_code_hash.as_deref()) == Some(keyed.as_str())
+    })
+    .await;
+    settle().await;
+    assert_eq!(
+        h.count(Operation::CustomerEnable),
+        0,
+        "the upgrade sends no code"
     );
     h.shutdown().await;
 }
