@@ -759,3 +759,45 @@ async fn a_plain_digest_recorded_by_an_earlier_version_is_upgraded_without_writi
     }
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_huge_violations_list_gives_a_condition_and_an_event_of_at_most_one_kib() {
+    let h = Harness::with_owner(&[], Some("s")).await;
+    // About 100 KB of violations, with multi-byte characters so a cut by characters would not
+    // be enough.
+    let violations: Vec<_> = (0..1_000)
+        .map(|i| json!({"code": "INVALID_VALUE", "message": format!("champ n°{i} refusé: {}", "é".repeat(40))}))
+        .collect();
+    h.sim.faults().script(
+        Operation::UpdateAccountLinking,
+        vec![ScriptedResponse::json(
+            400,
+            json!({"message": "invalid request", "violations": violations}),
+        )],
+    );
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Stalled", |o| reason(o) == "InvalidSpec")
+        .await;
+    for condition in &obj.status.as_ref().unwrap().conditions {
+        assert!(
+            condition.message.len() <= 1024,
+            "{}: {} bytes",
+            condition.type_,
+            condition.message.len()
+        );
+    }
+    let text = message(&obj);
+    assert!(
+        text.contains("Amazon rejected the request as invalid"),
+        "{text}"
+    );
+    assert!(text.ends_with("… [truncated]"), "{text}");
+    h.wait_event("weather", "InvalidSpec", |note| {
+        note.len() <= 1024 && note.ends_with("… [truncated]")
+    })
+    .await;
+    h.shutdown().await;
+}
