@@ -599,8 +599,8 @@ impl ManagedKind for SkillAccountLinking {
         status: &mut Self::Status,
         checkpoint: &Checkpoint<'_, Self>,
     ) -> Result<Done, Failure> {
-        let (creds, desired) = self.desired(ctx).await?;
         upgrade_records(&ctx.digester, status);
+        let (creds, desired) = self.desired(ctx).await?;
         let policy = Policy::of(self.spec.management_policy);
         let mut conflicts = 0;
         loop {
