@@ -142,7 +142,8 @@ pub struct RunArgs {
     )]
     pub lease_name: String,
 
-    /// Namespace of the leader-election Lease (defaults to the pod's namespace).
+    /// Namespace of the leader-election Lease and of the digest key Secret (defaults to the
+    /// pod's namespace).
     #[arg(
         long,
         env = "POD_NAMESPACE",

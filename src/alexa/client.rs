@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::config::ClientConfig;
 use super::credentials::LwaCredentials;
-use super::errors::{AlexaError, ApiError, Setting, foreign_api_answer};
+use super::errors::{AlexaError, ApiError, Setting, foreign_api_answer, redact_body};
 use super::models::{AccountLinkingInfo, AccountLinkingRequest, Versioned};
 use super::observer::Operation;
 use super::throttle::Throttle;
@@ -435,6 +435,9 @@ impl AlexaClient {
         if (200..300).contains(&status) {
             return Ok(Answer { headers, body });
         }
+        let mut secrets = request.secrets.clone();
+        secrets.push(token.expose_secret());
+        let body = redact_body(&body, &secrets);
         if let Some(answered) = foreign_api_answer(status, &body) {
             let error = AlexaError::wrong_endpoint(
                 "Amazon's Alexa API",

@@ -1,13 +1,25 @@
 //! Login with Amazon credentials as read from a Kubernetes Secret.
 
 use std::fmt;
+use std::sync::OnceLock;
 
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-/// Hex characters of the SHA-256 kept in a fingerprint (64 bits: unique enough to key caches,
-/// too short to brute-force anything from).
+/// Hex characters of the HMAC kept in a fingerprint (64 bits: unique enough to key caches and
+/// tell credentials apart in logs).
 const FINGERPRINT_HEX_CHARS: usize = 16;
+
+/// Key of the fingerprint HMAC: set once at start-up from the installation's digest key, so
+/// fingerprints are stable across restarts but nobody without the key can test a guessed
+/// refresh token against a logged one. Until set (tests), a random key of this process.
+static FINGERPRINT_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Sets the key fingerprints are made with; only the first call counts (one per process).
+pub fn set_fingerprint_key(key: [u8; 32]) {
+    let _ = FINGERPRINT_KEY.set(key);
+}
 
 /// The Login with Amazon (LWA) client and refresh token one set of calls is made with: the
 /// skill owner's for SMAPI, a customer's for the customer enablement API. Secret parts are
@@ -37,14 +49,18 @@ impl LwaCredentials {
     }
 
     /// A stable, log-safe identifier of these credentials: the first 16 hex characters of
-    /// SHA-256(client ID, NUL, refresh token). Keys the token cache and the rate budget, and is
-    /// what logs show instead of any secret. A new refresh token gives a new fingerprint.
+    /// HMAC-SHA256(fingerprint key, client ID, NUL, refresh token). Keys the rate budget and the
+    /// Retry-After gate, and is what logs show instead of any secret. A new refresh token gives
+    /// a new fingerprint.
     pub fn fingerprint(&self) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(self.client_id.as_bytes());
-        hasher.update([0u8]);
-        hasher.update(self.refresh_token.expose_secret().as_bytes());
-        let mut hex = hex::encode(hasher.finalize());
+        let key = FINGERPRINT_KEY.get_or_init(rand::random);
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+            return String::new(); // unreachable: HMAC takes keys of any length
+        };
+        mac.update(self.client_id.as_bytes());
+        mac.update(&[0u8]);
+        mac.update(self.refresh_token.expose_secret().as_bytes());
+        let mut hex = hex::encode(mac.finalize().into_bytes());
         hex.truncate(FINGERPRINT_HEX_CHARS);
         hex
     }
@@ -106,6 +122,10 @@ mod tests {
         assert_ne!(a.fingerprint(), c.fingerprint());
         assert_ne!(a.fingerprint(), d.fingerprint());
         assert_eq!(a.fingerprint().len(), FINGERPRINT_HEX_CHARS);
+        // Keyed: the plain SHA-256 a reader of the logs could recompute is not what is shown.
+        let mut plain = Sha256::new();
+        plain.update(b"c\0r");
+        assert!(!hex::encode(plain.finalize()).starts_with(&a.fingerprint()));
         // Concatenation ambiguity is avoided by the separator.
         assert_ne!(
             LwaCredentials::new("ab", "", "c").fingerprint(),

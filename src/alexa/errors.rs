@@ -13,6 +13,8 @@ use super::observer::Operation;
 
 /// Longest message taken from a response body; keeps condition messages readable.
 const MAX_MESSAGE_CHARS: usize = 1000;
+/// Longest transport error text kept (cut after redaction, in [`AlexaError::redact`]).
+pub(crate) const MAX_TRANSPORT_CHARS: usize = 500;
 /// Longest non-JSON body snippet quoted in a message.
 const MAX_SNIPPET_CHARS: usize = 200;
 /// A Retry-After longer than this is treated as this long, so a broken header cannot stall
@@ -425,7 +427,7 @@ impl AlexaError {
                 retry_after,
             },
             AlexaError::Transport { message } => AlexaError::Transport {
-                message: r(message),
+                message: truncate(&r(message), MAX_TRANSPORT_CHARS),
             },
             AlexaError::Deferred { .. } => self,
             AlexaError::Credentials { error, description } => AlexaError::Credentials {
@@ -749,15 +751,79 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
 }
 
 /// Replaces every occurrence of each secret (ignoring very short values, which would mangle
-/// ordinary words) with a marker.
+/// ordinary words) with a marker, in every form an answer can echo it in: as sent, JSON-escaped
+/// (also with `\/`) and percent-encoded (URL and form encoding). Runs before any truncation,
+/// so a secret is never cut into a part that escapes it.
 pub(crate) fn redact_text(text: String, secrets: &[&str]) -> String {
     let mut text = text;
-    for secret in secrets {
-        if secret.len() >= 4 && text.contains(secret) {
-            text = text.replace(secret, REDACTED);
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        for form in echoed_forms(secret) {
+            if text.contains(&form) {
+                text = text.replace(&form, REDACTED);
+            }
         }
     }
     text
+}
+
+/// Characters form encoding (`application/x-www-form-urlencoded`) leaves as they are.
+const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
+
+/// The forms of `secret` an answer may carry, longest first (so a longer form is not left
+/// half-replaced by a shorter one inside it).
+fn echoed_forms(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json
+        .strip_prefix('"')
+        .and_then(|j| j.strip_suffix('"'))
+        .unwrap_or(secret)
+        .to_owned();
+    let encode = |set| percent_encoding::utf8_percent_encode(secret, set).to_string();
+    let mut forms = vec![
+        secret.to_owned(),
+        json.replace('/', "\\/"),
+        json,
+        encode(percent_encoding::NON_ALPHANUMERIC),
+        encode(FORM).replace("%20", "+"),
+    ];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+}
+
+/// An answer's body with every echoed secret replaced, before anything reads (and truncates)
+/// it: a JSON body's strings and keys are redacted after JSON unescaping (so `\u0041`-style
+/// escapes cannot hide a secret), any other text as it is.
+pub(crate) fn redact_body(body: &[u8], secrets: &[&str]) -> Vec<u8> {
+    if let Ok(mut value) = serde_json::from_slice::<Value>(body) {
+        redact_value(&mut value, secrets);
+        return serde_json::to_vec(&value).unwrap_or_default();
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => redact_text(text.to_owned(), secrets).into_bytes(),
+        Err(_) => body.to_vec(), // never shown: messages only quote UTF-8 bodies
+    }
+}
+
+fn redact_value(value: &mut Value, secrets: &[&str]) {
+    match value {
+        Value::String(s) => *s = redact_text(std::mem::take(s), secrets),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_value(v, secrets)),
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(k, mut v)| {
+                    redact_value(&mut v, secrets);
+                    (redact_text(k, secrets), v)
+                })
+                .collect();
+        }
+        _ => {}
+    }
 }
 
 /// Cuts `text` to at most `max` characters (on a character boundary), marking the cut.
@@ -1246,6 +1312,73 @@ mod tests {
                 "{absurd}"
             );
         }
+    }
+
+    /// What the client does with an error answer: redact the body, classify, redact again.
+    fn answered(status: u16, body: &str, secrets: &[&str]) -> String {
+        let body = redact_body(body.as_bytes(), secrets);
+        let err = AlexaError::from_response(Operation::GetAccountLinking, status, None, &body)
+            .redact(secrets);
+        format!("{err} {err:?}")
+    }
+
+    #[test]
+    fn secrets_are_redacted_before_cutting_and_in_escaped_forms() {
+        // Has a '/', a '"' and a space, so every escaping changes it.
+        let secret = r#"s3cr/et"Val ue"#;
+        let pad = "x".repeat(MAX_MESSAGE_CHARS - 6);
+        let json = |message: &str| json_body(serde_json::json!({"message": message}));
+        // (what, status, body)
+        let cases = [
+            ("across the cut", 400, json(&format!("{pad} {secret} tail"))),
+            (
+                "in re-serialised validation details",
+                400,
+                json_body(
+                    serde_json::json!({"message": "bad", "validationDetails": {"echo": secret}}),
+                ),
+            ),
+            (
+                "as \\u escapes",
+                400,
+                r#"{"message": "got \u0073\u0033cr\/et\"Val\u0020ue"}"#.to_owned(),
+            ),
+            (
+                "JSON-escaped in text",
+                403,
+                r#"rejected s3cr\/et\"Val ue"#.to_owned(),
+            ),
+            (
+                "percent-encoded in text",
+                400,
+                "client_secret=s3cr%2Fet%22Val%20ue".to_owned(),
+            ),
+            (
+                "form-encoded in text",
+                400,
+                "client_secret=s3cr%2Fet%22Val+ue".to_owned(),
+            ),
+            (
+                "in a violation across the cut",
+                400,
+                json_body(
+                    serde_json::json!({"violations": [{"message": format!("{pad} {secret}")}]}),
+                ),
+            ),
+        ];
+        let leaks: Vec<&str> = cases
+            .iter()
+            .filter(|(_, status, body)| {
+                let text = answered(*status, body, &[secret]);
+                text.contains("s3cr") || text.contains("Val") || !text.contains("[REDA")
+            })
+            .map(|(what, _, _)| *what)
+            .collect();
+        assert!(leaks.is_empty(), "leaked (or no marker): {leaks:?}");
+    }
+
+    fn json_body(value: serde_json::Value) -> String {
+        value.to_string()
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub use config::{
     ClientConfig, DEFAULT_CUSTOMER_DISCOVERY_URL, DEFAULT_LWA_URL, DEFAULT_SMAPI_URL,
     FALLBACK_CUSTOMER_ENDPOINTS,
 };
-pub use credentials::LwaCredentials;
+pub use credentials::{LwaCredentials, set_fingerprint_key};
 pub use customer::EnableFailure;
 pub use errors::{AlexaError, ApiError, DeferCause, Setting, Violation};
 pub use models::{

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::config::ClientConfig;
 use super::credentials::LwaCredentials;
-use super::errors::{AlexaError, Setting, foreign_lwa_answer};
+use super::errors::{AlexaError, Setting, foreign_lwa_answer, redact_body};
 use super::models::TokenResponse;
 use super::observer::{ApiObserver, Operation};
 use super::throttle::Throttle;
@@ -367,6 +367,15 @@ impl TokenCache {
                     message: "answer is too large".into(),
                 });
             }
+        };
+        let secrets = [
+            refresh_token.expose_secret(),
+            creds.client_secret.expose_secret(),
+        ];
+        let body = if (200..300).contains(&status) {
+            body
+        } else {
+            redact_body(&body, &secrets)
         };
         if let Some(answered) = foreign_lwa_answer(status, &body) {
             let error = AlexaError::wrong_endpoint(

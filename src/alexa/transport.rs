@@ -10,7 +10,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::config::ClientConfig;
-use super::errors::{AlexaError, parse_retry_after, truncate};
+use super::errors::{AlexaError, MAX_TRANSPORT_CHARS, parse_retry_after, truncate};
 
 /// Largest response body read; Amazon's answers are a few KiB, anything bigger is refused
 /// rather than buffered.
@@ -114,7 +114,11 @@ pub(crate) fn transport_error(err: &reqwest::Error, host: &str) -> AlexaError {
         "request failed"
     };
     AlexaError::Transport {
-        message: truncate(&format!("{what} ({host}){}", error_chain(err)), 500),
+        // Cut only after redaction ([`AlexaError::redact`]); bounded here against runaway chains.
+        message: truncate(
+            &format!("{what} ({host}){}", error_chain(err)),
+            4 * MAX_TRANSPORT_CHARS,
+        ),
     }
 }
 

@@ -206,7 +206,8 @@ pub fn build(
         }
     };
     let reason = outcome.reason.as_str();
-    let message = outcome.message.as_str();
+    let message = bound_message(&outcome.message);
+    let message = message.as_str();
     vec![
         make(READY, ready, reason, message),
         if reconciling {
@@ -220,6 +221,27 @@ pub fn build(
             make(STALLED, false, reason, "")
         },
     ]
+}
+
+/// Most bytes of a condition message or event note (events.k8s.io refuses notes over 1 KiB;
+/// conditions get the same bound so a huge violations list cannot push status towards etcd's
+/// object size limit).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Ends a message cut to [`MAX_MESSAGE_BYTES`].
+pub const TRUNCATED: &str = "… [truncated]";
+
+/// `message` cut to at most [`MAX_MESSAGE_BYTES`] bytes, on a character boundary, ending with
+/// [`TRUNCATED`] when cut. The last step before a condition or an event is made, so no path
+/// escapes it; secrets were redacted before anything was cut.
+pub fn bound_message(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE_BYTES - TRUNCATED.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED}", &message[..end])
 }
 
 /// The Ready condition of a list, if present.
@@ -292,6 +314,45 @@ mod tests {
         assert_eq!(find(&list, READY).reason, "Paused");
         assert_eq!(find(&list, RECONCILING).status, "False");
         assert_eq!(find(&list, STALLED).status, "False");
+    }
+
+    #[test]
+    fn messages_are_bounded_to_one_kib_on_a_character_boundary() {
+        let violations: String = (0..5_000)
+            .map(|i| format!("INVALID_FIELD: field {i} is wrong; "))
+            .collect();
+        assert!(violations.len() > 100_000);
+        // (message, expect a cut)
+        let cases = [
+            ("short".to_string(), false),
+            ("x".repeat(MAX_MESSAGE_BYTES), false),
+            ("x".repeat(MAX_MESSAGE_BYTES + 1), true),
+            ("é".repeat(MAX_MESSAGE_BYTES), true), // 2-byte characters across the cut
+            ("€".repeat(MAX_MESSAGE_BYTES), true), // 3-byte characters across the cut
+            (violations, true),
+        ];
+        for (message, cut) in cases {
+            let outcome = Outcome::stalled(Reason::InvalidSpec, message.clone());
+            for c in build(&[], &outcome, None, at(1))
+                .iter()
+                .filter(|c| !c.message.is_empty())
+            {
+                assert!(
+                    c.message.len() <= MAX_MESSAGE_BYTES,
+                    "{} bytes",
+                    c.message.len()
+                );
+                assert_eq!(c.message.ends_with(TRUNCATED), cut);
+                let kept = c.message.trim_end_matches(TRUNCATED);
+                assert!(message.starts_with(kept));
+                if cut {
+                    assert!(
+                        kept.len() + TRUNCATED.len() > MAX_MESSAGE_BYTES - 4,
+                        "cut as late as possible"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

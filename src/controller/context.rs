@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, ResourceExt};
 
+use super::digest::Digester;
 use super::lifecycle::ManagedKind;
 use crate::alexa::{AlexaClient, Backoff};
 use crate::metrics::Metrics;
@@ -87,6 +88,8 @@ pub struct Context {
     pub settings: Settings,
     /// Per-object failure counts.
     pub failures: FailureTracker,
+    /// Keyed digests of secret values for status (the installation's key).
+    pub digester: Digester,
     /// Per object (uid), the resourceVersion a status write of this operator was based on: the
     /// watch cache may still hold that older object when the next reconcile starts.
     written: Mutex<HashMap<String, Option<String>>>,
@@ -125,9 +128,17 @@ impl Context {
             metrics,
             settings,
             failures: FailureTracker::default(),
+            digester: Digester::random(),
             written: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The context with the installation's digest key (`new` starts with a random one, which
+    /// only tests may keep: digests would change with every start).
+    pub fn with_digester(mut self, digester: Digester) -> Self {
+        self.digester = digester;
+        self
     }
 
     /// An event recorder without kube-runtime's series cache: that cache keeps every event

@@ -165,7 +165,9 @@ pub async fn read_credentials(
     ))
 }
 
-/// `sha256:<hex>` of a value: lets status say which secret was applied without storing it.
+/// `sha256:<hex>` of a value. Not for status on its own (anyone reading it could test guesses
+/// offline): status records [`super::digest::Digester`]'s keyed form of it. Earlier versions
+/// recorded this plain form; the digester upgrades such records.
 pub fn hash_tag(value: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(value.as_bytes())))
 }
@@ -210,9 +212,17 @@ mod tests {
 
     #[test]
     fn errors_never_contain_values() {
-        let d = data(&[("client-secret", b"")]);
-        let err = d.get("client-secret").unwrap_err().to_string();
-        assert!(!err.contains("hunter2"));
+        // A real secret that is unusable (not UTF-8 because of its last byte): the error names
+        // the Secret and key, never the value.
+        let d = data(&[("client-secret", b"hunter2-client-secret\xff")]);
+        let err = d.get("client-secret").unwrap_err();
+        assert!(matches!(err, SecretError::BadValue { .. }), "{err}");
+        let text = format!("{err} {err:?}");
+        assert!(
+            text.contains("skills/lwa") && text.contains("client-secret"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
         assert_eq!(hash_tag("hunter2").len(), "sha256:".len() + 64);
         assert!(!hash_tag("hunter2").contains("hunter2"));
     }

@@ -142,8 +142,8 @@ pub struct AccountLinkingSpec {
 
     /// Secret key holding the client secret Alexa uses at your token endpoint. Required for
     /// AUTH_CODE by this operator (Amazon's pages do not require it; see docs/AMAZON.md). Amazon
-    /// never returns it, so only its SHA-256 is recorded, in status.clientSecretHash; the secret is
-    /// never stored in the object or its status.
+    /// never returns it, so only a keyed digest is recorded, in status.clientSecretHash; the secret
+    /// is never stored in the object or its status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
 
@@ -203,8 +203,9 @@ pub struct SkillAccountLinkingStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_urls: Vec<String>,
 
-    /// SHA-256 of the client secret last applied ("sha256:<hex>"); tells when the Secret
-    /// changed without storing it.
+    /// Keyed digest of the client secret last applied ("hmac-sha256:<keyid>:<hex>", under the
+    /// operator's digest key; see the README's security section); tells when the Secret changed
+    /// without storing it or anything a reader could test guesses against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_hash: Option<String>,
 
@@ -214,7 +215,7 @@ pub struct SkillAccountLinkingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_only_hash: Option<String>,
 
-    /// SHA-256 identity of the request whose writes Amazon accepted but whose read-back still
+    /// Keyed identity of the request whose writes Amazon accepted but whose read-back still
     /// differed, and how many such writes were sent (`unconvergedWrites`). After 3 the operator
     /// stops writing (reason NotConverging) until the spec or a Secret changes, the
     /// reconcile-requested-at annotation asks for one more attempt, or Amazon comes to agree.
@@ -225,7 +226,7 @@ pub struct SkillAccountLinkingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unconverged_writes: Option<u32>,
 
-    /// SHA-256 identity (spec and client secret hash) of an update carrying the client secret
+    /// Keyed identity (spec and client secret digest) of an update carrying the client secret
     /// that was sent but whose outcome is not recorded yet. If the operator stops before
     /// recording it, the next reconcile sees from Amazon's ETag that the update landed and does
     /// not send the secret again. Flat scalars rather than an object, so that server-side apply
@@ -238,7 +239,7 @@ pub struct SkillAccountLinkingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_base_etag: Option<String>,
 
-    /// SHA-256 of the last account linking request Amazon rejected as invalid (400). The same
+    /// Keyed identity of the last account linking request Amazon rejected as invalid (400). The same
     /// request is not sent again; a change to the spec or a referenced Secret produces a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_request_hash: Option<String>,

@@ -165,8 +165,9 @@ pub struct SkillEnablementStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
 
-    /// Customer mode: SHA-256 of the last authorization code the operator sent or is about to
-    /// send ("sha256:<hex>"), so a single-use code is never sent twice.
+    /// Customer mode: keyed digest of the last authorization code the operator sent or is about
+    /// to send ("hmac-sha256:<keyid>:<hex>", under the operator's digest key), so a single-use
+    /// code is never sent twice. One made under another key counts as the current code's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_code_hash: Option<String>,
 

@@ -34,6 +34,9 @@ pub enum RunError {
     /// The Alexa client could not be built.
     #[error("cannot build the Alexa API client: {0}")]
     Alexa(#[source] crate::alexa::AlexaError),
+    /// The digest key Secret could not be read or created.
+    #[error(transparent)]
+    DigestKey(#[from] crate::controller::digest::DigestKeyError),
     /// The metrics/health server could not start.
     #[error(transparent)]
     Serve(#[from] server::ServeError),
@@ -228,13 +231,19 @@ pub async fn start(args: RunArgs, client: kube::Client) -> Result<Running, RunEr
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(random_identity);
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        alexa,
-        metrics.clone(),
-        settings,
-        Some(identity.clone()),
-    ));
+    let digester =
+        crate::controller::digest::load_or_create(&client, &args.lease_namespace).await?;
+    crate::alexa::set_fingerprint_key(digester.fingerprint_key());
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            alexa,
+            metrics.clone(),
+            settings,
+            Some(identity.clone()),
+        )
+        .with_digester(digester),
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (dead_tx, dead_rx) = tokio::sync::watch::channel(false);

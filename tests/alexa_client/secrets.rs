@@ -79,6 +79,27 @@ async fn secrets_never_appear_in_debug_output_errors_or_logs() {
         .unwrap_err();
     texts.push(err.to_string());
     texts.push(format!("{err:?}"));
+    // Echoed where the message is cut (at 1,000 characters), and where the validation details
+    // the client re-serialises are cut (at 200): redaction runs before either cut.
+    let pad = "x".repeat(995);
+    sim.faults().script(
+        Operation::UpdateAccountLinking,
+        vec![
+            ScriptedResponse::json(400, json!({"message": format!("{pad} {LINK_SECRET}")})),
+            ScriptedResponse::json(
+                400,
+                json!({"message": "bad", "validationDetails": {"echo": format!("{} {LINK_SECRET}", &pad[..180])}}),
+            ),
+        ],
+    );
+    for _ in 0..2 {
+        let err = client
+            .update_account_linking(&creds, SKILL, Stage::Development, &link_request(), None)
+            .await
+            .unwrap_err();
+        texts.push(err.to_string());
+        texts.push(format!("{err:?}"));
+    }
     sim.faults().script(
         Operation::CustomerEnable,
         vec![ScriptedResponse::json(
@@ -122,6 +143,7 @@ async fn secrets_never_appear_in_debug_output_errors_or_logs() {
         sandbox::REFRESH_TOKEN,
         sandbox::customer_refresh_token(Region::Na),
         LINK_SECRET,
+        &LINK_SECRET[..8], // a part of it left by a cut
         code.as_str(),
         "wrong-client-secret-value",
         "Atzr|revoked-token-value",

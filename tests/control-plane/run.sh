@@ -154,6 +154,12 @@ lease_ok=(
   "patch leases.coordination.k8s.io"
 )
 lease_refused=("list leases.coordination.k8s.io" "delete leases.coordination.k8s.io")
+# The digest key Secret in the operator namespace: read by name, created on first start.
+digest_ok=("get secrets/alexa-skill-operator-digest-key" "create secrets")
+digest_refused=(
+  "get secrets" "list secrets" "update secrets/alexa-skill-operator-digest-key"
+  "patch secrets/alexa-skill-operator-digest-key" "delete secrets/alexa-skill-operator-digest-key"
+)
 others_refused=("${uses[@]}")
 
 # Namespaced variant first, while it is the only RBAC the ServiceAccount has.
@@ -162,6 +168,8 @@ if k kustomize deploy/namespaced 2>/dev/null | k apply --server-side --field-man
   check_rbac "deploy/namespaced refuses its neighbours in alexa-skills" no refused -n alexa-skills
   check_rbac "deploy/namespaced grants nothing in other namespaces" no others_refused -n default
   check_rbac "deploy/namespaced grants nothing cluster-wide" no others_refused --all-namespaces
+  check_rbac "deploy/namespaced grants the digest key in the operator namespace" yes digest_ok -n alexa-skill-operator-system
+  check_rbac "deploy/namespaced reads no other Secret there" no digest_refused -n alexa-skill-operator-system
 else
   cat "$out"
   fail "deploy/namespaced applies"
@@ -173,6 +181,7 @@ if k apply --server-side --field-manager=e2e -k deploy/ >"$out" 2>&1; then
   check_rbac "deploy/ grants the leader-election Lease in the operator namespace" yes lease_ok -n alexa-skill-operator-system
   check_rbac "deploy/ refuses other Lease verbs there" no lease_refused -n alexa-skill-operator-system
   check_rbac "deploy/ refuses Leases elsewhere" no lease_ok -n default
+  check_rbac "deploy/ grants the digest key in the operator namespace" yes digest_ok -n alexa-skill-operator-system
 else
   cat "$out"
   fail "deploy/ applies"

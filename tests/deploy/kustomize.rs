@@ -126,6 +126,16 @@ fn the_main_install_renders_exactly_the_expected_objects_without_warnings() {
             OPERATOR_NAMESPACE,
             "alexa-skill-operator-leader-election",
         ),
+        (
+            "Role",
+            OPERATOR_NAMESPACE,
+            "alexa-skill-operator-digest-key",
+        ),
+        (
+            "RoleBinding",
+            OPERATOR_NAMESPACE,
+            "alexa-skill-operator-digest-key",
+        ),
         ("ClusterRole", "", OPERATOR),
         ("ClusterRoleBinding", "", OPERATOR),
         ("Deployment", OPERATOR_NAMESPACE, OPERATOR),

@@ -87,6 +87,31 @@ fn workload_permissions() -> BTreeSet<Permission> {
     ])
 }
 
+/// The digest key Role: read its one Secret, create it on first start.
+const DIGEST_KEY_ROLE: &str = "alexa-skill-operator-digest-key";
+
+fn digest_key_permissions() -> BTreeSet<Permission> {
+    perms(&[("", &["secrets"], &["get", "create"])])
+}
+
+/// The digest key Role reads only its own Secret (resourceNames), and `create` (which
+/// Kubernetes cannot limit by name) is granted in the operator namespace only.
+fn check_digest_key_role(role: &Value) {
+    assert_eq!(role["kind"], "Role");
+    assert_eq!(role["metadata"]["namespace"], OPERATOR_NAMESPACE);
+    assert_eq!(permissions(role), digest_key_permissions());
+    for rule in role["rules"].as_array().expect("rules") {
+        let verbs = rule["verbs"].as_array().expect("verbs");
+        if verbs.iter().any(|v| v != "create") {
+            assert_eq!(
+                rule["resourceNames"],
+                json!([alexa_skill_operator::controller::digest::KEY_SECRET_NAME]),
+                "reading Secrets must name the key Secret: {rule}"
+            );
+        }
+    }
+}
+
 fn leader_election_permissions() -> BTreeSet<Permission> {
     perms(&[(
         "coordination.k8s.io",
@@ -106,10 +131,14 @@ fn check_common_rbac(r: &Rendered) {
     for role in &roles {
         let what = format!("{}: {:?}", r.dir, object_key(role));
         for (group, resource, verb) in permissions(role) {
+            let digest_key_role = role["kind"] == "Role"
+                && role["metadata"]["name"] == DIGEST_KEY_ROLE
+                && role["metadata"]["namespace"] == OPERATOR_NAMESPACE;
             if group.is_empty() && resource.starts_with("secrets") {
                 assert!(
-                    ["get", "list", "watch"].contains(&verb.as_str()),
-                    "{what}: Secrets verb {verb} (only get/list/watch allowed)"
+                    ["get", "list", "watch"].contains(&verb.as_str())
+                        || (verb == "create" && digest_key_role),
+                    "{what}: Secrets verb {verb} (only get/list/watch allowed, and create of the digest key in the operator namespace)"
                 );
             }
             if resource.starts_with("leases") {
@@ -159,8 +188,9 @@ fn cluster_wide_rbac_grants_exactly_what_the_operator_uses() {
         permissions(full.one("Role", "alexa-skill-operator-leader-election")),
         leader_election_permissions()
     );
+    check_digest_key_role(full.one("Role", DIGEST_KEY_ROLE));
     assert_eq!(full.of_kind("ClusterRole").count(), 1);
-    assert_eq!(full.of_kind("Role").count(), 1);
+    assert_eq!(full.of_kind("Role").count(), 2);
     check_common_rbac(&all["deploy/overlays/production"]);
 }
 
@@ -186,6 +216,8 @@ fn namespaced_rbac_has_no_cluster_wide_rules_and_matches_the_watched_namespaces(
         if role["metadata"]["name"] == "alexa-skill-operator-leader-election" {
             assert_eq!(namespace, OPERATOR_NAMESPACE);
             assert_eq!(permissions(role), leader_election_permissions());
+        } else if role["metadata"]["name"] == DIGEST_KEY_ROLE {
+            check_digest_key_role(role);
         } else {
             assert_eq!(
                 permissions(role),
@@ -236,6 +268,10 @@ fn rbac_checks_catch_wildcards_and_secret_writes() {
         (
             "writing Secrets",
             json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"]}),
+        ),
+        (
+            "creating Secrets cluster-wide",
+            json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}),
         ),
         (
             "Leases cluster-wide",

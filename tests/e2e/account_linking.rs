@@ -45,11 +45,10 @@ async fn create_becomes_ready_with_redirect_urls_and_the_secret_on_amazon() {
         status.redirect_urls
     );
     assert!(status.etag.is_some());
-    assert!(
-        status
-            .client_secret_hash
-            .as_deref()
-            .is_some_and(|h| h.starts_with("sha256:"))
+    assert_eq!(
+        status.client_secret_hash,
+        Some(h.digest("first-secret").await),
+        "the keyed digest, never a plain one"
     );
     let stored = h
         .sim
@@ -205,13 +204,12 @@ async fn rotated_client_secret_is_reapplied_without_waiting_for_resync() {
         h.sim.account_linking(SKILL, "development").unwrap()["clientSecret"] == "second-secret"
     })
     .await;
+    let want = h.digest("second-secret").await;
     let obj = h
         .wait_for::<SkillAccountLinking, _>("weather", "Ready with new hash", |o| {
             is_ready(o)
                 && o.status.as_ref().and_then(|s| s.client_secret_hash.clone())
-                    == Some(alexa_skill_operator::controller::secrets::hash_tag(
-                        "second-secret",
-                    ))
+                    == Some(want.clone())
         })
         .await;
     assert!(is_ready(&obj));
@@ -600,11 +598,12 @@ async fn a_secret_update_that_landed_before_the_status_write_failed_is_not_sent_
     });
     h.secret("oauth", &[("client-secret", "second-secret")])
         .await;
+    let want = h.digest("second-secret").await;
     let obj = h
         .wait_for::<SkillAccountLinking, _>("weather", "Ready with the new secret", |o| {
             is_ready(o)
                 && o.status.as_ref().and_then(|s| s.client_secret_hash.clone())
-                    == Some(hash_tag("second-secret"))
+                    == Some(want.clone())
         })
         .await;
     h.wait_event("weather", "Confirmed", |note| {
@@ -640,6 +639,7 @@ async fn a_pending_update_that_never_reached_amazon_is_sent_after_a_restart() {
     let etag = obj.status.as_ref().and_then(|s| s.etag.clone());
     assert!(etag.is_some(), "the simulator returns ETags");
     let mut status = obj.status.clone().unwrap();
+    // In the plain form earlier versions recorded (upgraded to the keyed one on the next run).
     status.pending_request_hash = Some(request_hash(
         &obj.spec.account_linking,
         Some(&hash_tag("second-secret")),
@@ -674,7 +674,7 @@ async fn a_pending_update_that_never_reached_amazon_is_sent_after_a_restart() {
     assert_eq!(h.count(Operation::UpdateAccountLinking), 1);
     assert_eq!(
         obj.status.unwrap().client_secret_hash,
-        Some(hash_tag("second-secret"))
+        Some(h.digest("second-secret").await)
     );
     h.shutdown().await;
 }
@@ -701,7 +701,7 @@ async fn an_update_in_flight_shows_updating_with_its_pending_record() {
     );
     assert_eq!(
         status.client_secret_hash,
-        Some(hash_tag("first-secret")),
+        Some(h.digest("first-secret").await),
         "the new secret is not recorded as applied yet"
     );
     h.sim.faults().clear();
@@ -710,6 +710,123 @@ async fn an_update_in_flight_shows_updating_with_its_pending_record() {
         .await;
     let status = obj.status.unwrap();
     assert_eq!(status.pending_request_hash, None);
-    assert_eq!(status.client_secret_hash, Some(hash_tag("second-secret")));
+    assert_eq!(
+        status.client_secret_hash,
+        Some(h.digest("second-secret").await)
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plain_digest_recorded_by_an_earlier_version_is_upgraded_without_writing_to_amazon() {
+    let mut h = ready_harness().await;
+    let keyed = h.digest("first-secret").await;
+    let obj = h.get::<SkillAccountLinking>("weather").await.unwrap();
+    let mut status = obj.status.clone().unwrap();
+    assert_eq!(status.client_secret_hash.as_deref(), Some(keyed.as_str()));
+    let plain = hash_tag("first-secret");
+    assert!(
+        !serde_json::to_string(&status)
+            .unwrap()
+            .contains(plain.trim_start_matches("sha256:")),
+        "no plain digest of the secret anywhere in status"
+    );
+    h.stop_operator().await;
+    // What an earlier version left: the plain SHA-256 of the secret, and request hashes made
+    // from it.
+    status.client_secret_hash = Some(plain.clone());
+    status.rejected_request_hash = Some(request_hash(
+        &obj.spec.account_linking,
+        Some(&hash_tag("an-older-secret")),
+    ));
+    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), &h.ns);
+    api.patch_status(
+        "weather",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(json!({
+            "apiVersion": "alexa.operator.dev/v1alpha1",
+            "kind": "SkillAccountLinking",
+            "status": status,
+        })),
+    )
+    .await
+    .unwrap();
+    h.sim.clear_requests();
+    h.start_operator(&[]).await;
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "the keyed digest recorded", |o| {
+            is_ready(o)
+                && o.status
+                    .as_ref()
+                    .and_then(|s| s.client_secret_hash.as_deref())
+                    == Some(keyed.as_str())
+        })
+        .await;
+    settle().await;
+    assert_eq!(
+        h.count(Operation::UpdateAccountLinking),
+        0,
+        "the upgrade sends nothing to Amazon"
+    );
+    assert!(
+        h.count(Operation::GetAccountLinking) >= 1,
+        "it did read Amazon"
+    );
+    let status = obj.status.unwrap();
+    for record in [
+        status.pending_request_hash,
+        status.rejected_request_hash,
+        status.unconverged_request_hash,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(
+            !record.starts_with("sha256:"),
+            "plain digest left: {record}"
+        );
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_huge_violations_list_gives_a_condition_and_an_event_of_at_most_one_kib() {
+    let h = Harness::with_owner(&[], Some("s")).await;
+    // About 100 KB of violations, with multi-byte characters so a cut by characters would not
+    // be enough.
+    let violations: Vec<_> = (0..1_000)
+        .map(|i| json!({"code": "INVALID_VALUE", "message": format!("champ n°{i} refusé: {}", "é".repeat(40))}))
+        .collect();
+    h.sim.faults().script(
+        Operation::UpdateAccountLinking,
+        vec![ScriptedResponse::json(
+            400,
+            json!({"message": "invalid request", "violations": violations}),
+        )],
+    );
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    let obj = h
+        .wait_for::<SkillAccountLinking, _>("weather", "Stalled", |o| reason(o) == "InvalidSpec")
+        .await;
+    for condition in &obj.status.as_ref().unwrap().conditions {
+        assert!(
+            condition.message.len() <= 1024,
+            "{}: {} bytes",
+            condition.type_,
+            condition.message.len()
+        );
+    }
+    let text = message(&obj);
+    assert!(
+        text.contains("Amazon rejected the request as invalid"),
+        "{text}"
+    );
+    assert!(text.ends_with("… [truncated]"), "{text}");
+    h.wait_event("weather", "InvalidSpec", |note| {
+        note.len() <= 1024 && note.ends_with("… [truncated]")
+    })
+    .await;
     h.shutdown().await;
 }

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alexa_simulator::{Operation, Region, ScriptedResponse, SimConfig, sandbox};
-use alexa_skill_operator::controller::enablement::customer::code_digest;
+// An earlier version's plain digest: the operator upgrades it to its keyed form.
+use alexa_skill_operator::controller::secrets::hash_tag as code_digest;
 use alexa_skill_operator::crd::SkillEnablement;
 use alexa_skill_operator::crd::enablement::AuthCodeState;
 use kube::Api;

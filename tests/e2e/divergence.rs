@@ -92,13 +92,12 @@ async fn seed_literal_amazon_costs_three_requests_to_converge_one_get_per_resync
         h.sim.account_linking(SKILL, "development").unwrap()["clientSecret"] == "second-secret"
     })
     .await;
+    let want = h.digest("second-secret").await;
     let obj = h
         .wait_for::<SkillAccountLinking, _>("weather", "Ready after the rotation", |o| {
             is_ready(o)
                 && o.status.as_ref().and_then(|s| s.client_secret_hash.clone())
-                    == Some(alexa_skill_operator::controller::secrets::hash_tag(
-                        "second-secret",
-                    ))
+                    == Some(want.clone())
         })
         .await;
     settle().await;

@@ -202,10 +202,10 @@ async fn customers_in_every_region_are_enabled_and_linked() {
         assert_eq!(status.user_id.as_deref(), Some(sandbox::user_id(region)));
         assert_eq!(status.account_link_status.as_deref(), Some("LINKED"));
         assert_eq!(status.enablement_status.as_deref(), Some("ENABLED"));
-        assert!(
-            status
-                .auth_code_hash
-                .is_some_and(|h| h.starts_with("sha256:"))
+        assert_eq!(
+            status.auth_code_hash,
+            Some(h.digest(&sandbox::partner_code(region, 1)).await),
+            "the keyed digest of the code sent"
         );
         let record = h
             .sim
@@ -516,5 +516,132 @@ async fn a_customer_enabled_on_the_other_stage_is_not_ready() {
         0,
         "Observe never sends the code"
     );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plain_code_digest_recorded_by_an_earlier_version_is_upgraded_without_sending_a_code() {
+    use alexa_skill_operator::controller::context::FIELD_MANAGER;
+    use alexa_skill_operator::controller::secrets::hash_tag;
+    use kube::api::{Api, Patch, PatchParams};
+
+    let mut h = Harness::start().await;
+    let code = sandbox::partner_code(Region::Na, 1);
+    customer_secrets(&h, Region::Na, &code).await;
+    enable_customer_at(&h, Region::Na).await;
+    let keyed = h.digest(&code).await;
+    h.stop_operator().await;
+    let obj = h.get::<SkillEnablement>("na-customer").await.unwrap();
+    let mut status = obj.status.unwrap();
+    assert_eq!(status.auth_code_hash.as_deref(), Some(keyed.as_str()));
+    // What an earlier version recorded: the plain SHA-256 of the code.
+    status.auth_code_hash = Some(hash_tag(&code));
+    let api: Api<SkillEnablement> = Api::namespaced(h.client.clone(), &h.ns);
+    api.patch_status(
+        "na-customer",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(json!({
+            "apiVersion": "alexa.operator.dev/v1alpha1",
+            "kind": "SkillEnablement",
+            "status": status,
+        })),
+    )
+    .await
+    .unwrap();
+    h.sim.clear_requests();
+    h.start_operator(&[]).await;
+    h.wait_for::<SkillEnablement, _>("na-customer", "the keyed digest recorded", |o| {
+        is_ready(o)
+            && o.status.as_ref().and_then(|s| s.auth_code_hash.as_deref()) == Some(keyed.as_str())
+    })
+    .await;
+    settle().await;
+    assert_eq!(
+        h.count(Operation::CustomerEnable),
+        0,
+        "the upgrade sends no code"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_new_digest_key_resends_a_client_secret_once_and_never_a_code() {
+    use alexa_skill_operator::controller::digest::KEY_SECRET_NAME;
+    use alexa_skill_operator::crd::SkillAccountLinking;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, Patch, PatchParams};
+
+    use crate::support::{auth_code_linking, sal, skip_on_real_server};
+
+    // Deleting the key would change it under every other test sharing the real cluster.
+    if skip_on_real_server("a digest key of its own") {
+        return;
+    }
+    let mut h = Harness::with_owner(&[], Some("first-secret")).await;
+    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
+        .await
+        .unwrap();
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    customer_secrets(&h, Region::Na, &sandbox::partner_code(Region::Na, 1)).await;
+    enable_customer_at(&h, Region::Na).await;
+    let old = h.digest("first-secret").await;
+
+    // The key is lost (deleted, or a restore without it), and the customer disabled the skill
+    // in the Alexa app, so linking is needed again with the code already sent.
+    h.stop_operator().await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "alexa-skill-operator-system");
+    secrets
+        .delete(KEY_SECRET_NAME, &Default::default())
+        .await
+        .unwrap();
+    h.sim
+        .remove_customer_enablement(sandbox::customer(Region::Na), SKILL);
+    h.sim.clear_requests();
+    h.start_operator(&[]).await;
+    let new = h.digest("first-secret").await;
+    assert_ne!(old.split(':').nth(1), new.split(':').nth(1), "a new key id");
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready under the new key", |o| {
+        is_ready(o)
+            && o.status
+                .as_ref()
+                .and_then(|s| s.client_secret_hash.as_deref())
+                == Some(new.as_str())
+    })
+    .await;
+    let obj = h
+        .wait_for::<SkillEnablement, _>("na-customer", "AuthCodeInvalid", |o| {
+            reason(o) == "AuthCodeInvalid"
+        })
+        .await;
+    assert!(stalled(&obj));
+    settle().await;
+    assert_eq!(
+        h.count(Operation::UpdateAccountLinking),
+        1,
+        "the client secret is sent once more"
+    );
+    assert_eq!(
+        h.count(Operation::CustomerEnable),
+        0,
+        "a code that may have been sent is never sent again"
+    );
+
+    // docs/OPERATIONS.md's remedy: remove the record, put a new code in the Secret.
+    let api: Api<SkillEnablement> = Api::namespaced(h.client.clone(), &h.ns);
+    api.patch_status(
+        "na-customer",
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(json!([{"op": "remove", "path": "/status/authCodeHash"}]))
+                .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    customer_secrets(&h, Region::Na, &sandbox::partner_code(Region::Na, 2)).await;
+    h.wait_for::<SkillEnablement, _>("na-customer", "Ready", is_ready)
+        .await;
+    assert_eq!(h.count(Operation::CustomerEnable), 1);
     h.shutdown().await;
 }

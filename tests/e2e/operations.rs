@@ -589,6 +589,7 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
     let rules = granted(&[
         "deploy/rbac/cluster-role.yaml",
         "deploy/base/leader-election-rbac.yaml",
+        "deploy/base/digest-key-rbac.yaml",
     ]);
     let mut used = std::collections::BTreeSet::new();
     for r in h.test_server().requests() {
@@ -615,6 +616,7 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
         ("alexa.operator.dev", "skillenablements", "patch"),
         ("events.k8s.io", "events", "create"),
         ("", "secrets", "get"),
+        ("", "secrets", "create"), // the digest key, on first start
     ] {
         let key = (
             needed.0.to_string(),

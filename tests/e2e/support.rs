@@ -518,6 +518,20 @@ impl Harness {
             .expect("delete Secret");
     }
 
+    /// The keyed digest the operator records in status for `value`, made with the key it
+    /// stored in its namespace (`--lease-namespace`'s default) on start-up.
+    pub async fn digest(&self, value: &str) -> String {
+        use alexa_skill_operator::controller::digest;
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), OPERATOR_NS);
+        let key = api
+            .get(digest::KEY_SECRET_NAME)
+            .await
+            .expect("digest key Secret");
+        digest::from_secret(&key, OPERATOR_NS)
+            .expect("usable digest key")
+            .digest(value)
+    }
+
     /// The sandbox skill owner's LWA credentials as Secret `lwa`.
     pub async fn owner_credentials(&self) {
         self.secret(

@@ -14,6 +14,7 @@ use kube::ResourceExt;
 
 use self::plan::{Desired, Observed, Plan, Recorded, Write};
 use super::conditions::{Outcome, Reason, ready_condition};
+use super::digest::Digester;
 use super::lifecycle::policy::{self, Change, Policy};
 use super::lifecycle::{
     Checkpoint, Doing, Done, Failure, KindContext, Leftover, ManagedKind, Note, Retry, requested_at,
@@ -109,6 +110,8 @@ impl PendingWrite {
 
 /// Identity of the request a spec and client secret produce (hashes only, never the secret):
 /// a request Amazon rejected is not resent, and a pending write is recognised after a restart.
+/// `secret_hash` is the secret's plain tag; status records this keyed
+/// ([`Digester::wrap`]), since the plain form would let readers test secrets offline.
 pub fn request_hash(spec: &AccountLinkingSpec, secret_hash: Option<&str>) -> String {
     hash_tag(&format!(
         "{}|{}",
@@ -176,7 +179,9 @@ impl SkillAccountLinking {
             Some(r) => Some(read_key(&ctx.kube, &ns, &r.name, &r.key).await?),
             None => None,
         };
-        let secret_hash = client_secret.as_deref().map(hash_tag);
+        // The plain tag never leaves memory: status gets keyed digests (controller::digest).
+        let secret_tag = client_secret.as_deref().map(hash_tag);
+        let secret_hash = secret_tag.as_deref().map(|t| ctx.digester.wrap(t));
         let mut unverifiable = Vec::new();
         if secret_hash.is_some() {
             unverifiable.push("clientSecret");
@@ -185,7 +190,9 @@ impl SkillAccountLinking {
             unverifiable.push("skipOnEnablement");
         }
         let desired = Desired {
-            request_hash: request_hash(spec, secret_hash.as_deref()),
+            request_hash: ctx
+                .digester
+                .wrap(&request_hash(spec, secret_tag.as_deref())),
             request: AccountLinkingRequest::from_spec(spec, client_secret.map(Into::into)),
             secret_hash,
             request_only_hash: request_only_hash(spec.skip_on_enablement),
@@ -500,6 +507,19 @@ impl SkillAccountLinking {
     }
 }
 
+/// Replaces legacy plain digests in status with the keyed digests of the same values, so an
+/// object recorded by an earlier version stays in sync and nothing is resent to Amazon.
+fn upgrade_records(digester: &Digester, status: &mut SkillAccountLinkingStatus) {
+    for record in [
+        &mut status.client_secret_hash,
+        &mut status.pending_request_hash,
+        &mut status.rejected_request_hash,
+        &mut status.unconverged_request_hash,
+    ] {
+        digester.upgrade(record);
+    }
+}
+
 /// Forgets the pending write, the drift report, the rejected request and writes that did not
 /// take: Amazon matches.
 fn clear_records(status: &mut SkillAccountLinkingStatus) {
@@ -589,6 +609,7 @@ impl ManagedKind for SkillAccountLinking {
         status: &mut Self::Status,
         checkpoint: &Checkpoint<'_, Self>,
     ) -> Result<Done, Failure> {
+        upgrade_records(&ctx.digester, status);
         let (creds, desired) = self.desired(ctx).await?;
         let policy = Policy::of(self.spec.management_policy);
         let mut conflicts = 0;

@@ -20,7 +20,7 @@ use crate::controller::lifecycle::policy::{self, Policy};
 use crate::controller::lifecycle::{
     Checkpoint, Doing, Done, Failure, KindContext, ManagedKind, Note, Retry,
 };
-use crate::controller::secrets::{hash_tag, read_credentials, read_key};
+use crate::controller::secrets::{read_credentials, read_key};
 use crate::crd::common::SecretKeyRef;
 use crate::crd::enablement::{
     AuthCodeState, CustomerEnablement, SkillEnablement, SkillEnablementStatus,
@@ -70,12 +70,6 @@ fn record_customer(
 /// accounts linked yet; the per-object back-off stretches it up to `--backoff-max`.
 pub const LINK_POLL: Duration = Duration::from_secs(5);
 
-/// The digest recorded in `status.authCodeHash` for an authorization code: the only place it
-/// is made (public for tests that set up a status as an earlier operator left it).
-pub fn code_digest(code: &str) -> String {
-    hash_tag(code)
-}
-
 /// The Secret key a code comes from, for messages ("Secret ns/name key \"k\"").
 fn code_source(ns: &str, code_ref: &SecretKeyRef) -> String {
     format!("Secret {ns}/{} key {:?}", code_ref.name, code_ref.key)
@@ -91,6 +85,7 @@ impl SkillEnablement {
         checkpoint: &Checkpoint<'_, Self>,
     ) -> Result<Done, Failure> {
         let ns = self.namespace().unwrap_or_default();
+        ctx.digester.upgrade(&mut status.auth_code_hash);
         let creds = read_credentials(&ctx.kube, &ns, &customer.token_secret_ref.name).await?;
         let observed = self.observe_customer(ctx, &creds, status).await?;
         let policy = Policy::of(self.spec.management_policy);
@@ -182,9 +177,13 @@ impl SkillEnablement {
         let request = &link.customer.account_link_request;
         let code_ref = &request.auth_code_secret_ref;
         let code = read_key(&ctx.kube, &ns, &code_ref.name, &code_ref.key).await?;
-        let digest = code_digest(&code);
+        let digest = ctx.digester.digest(&code);
         let where_ = code_source(&ns, code_ref);
-        let recorded = CodeRecord::of(status.auth_code_hash.as_deref(), status.auth_code_state);
+        // A record made under another digest key counts as this code's: never risk it twice.
+        let recorded_hash = ctx
+            .digester
+            .recorded_code(status.auth_code_hash.as_deref(), &code);
+        let recorded = CodeRecord::of(recorded_hash.as_deref(), status.auth_code_state);
         match plan_link(recorded, &digest) {
             LinkPlan::Send => {}
             LinkPlan::CodeAlreadySent => {

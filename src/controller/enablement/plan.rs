@@ -181,6 +181,7 @@ pub fn delivery(
         | AlexaError::Forbidden(_)
         | AlexaError::NotFound(_)
         | AlexaError::Throttled { .. }
+        | AlexaError::Deferred { .. }
         | AlexaError::Credentials { .. }
         | AlexaError::WrongEndpoint { .. }
         | AlexaError::Config { .. } => Delivery::NotProcessed,

@@ -760,7 +760,7 @@ async fn publish_about(ctx: &Context, kind: &str, reference: &ObjectReference, n
             EventType::Normal
         },
         reason: note.reason.to_string(),
-        note: Some(note.message.chars().take(1000).collect()),
+        note: Some(conditions::bound_message(&note.message)),
         action: note.action.to_string(),
         secondary: None,
     };
