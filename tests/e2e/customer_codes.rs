@@ -86,19 +86,25 @@ async fn an_answer_lost_after_linking_is_read_back_not_resent() {
     h.shutdown().await;
 }
 
+/// A customer object whose status says its code went out and the answer never came (an
+/// operator stopped after sending): the state the next operator has to settle.
+async fn left_pending(h: &Harness) {
+    let code = sandbox::partner_code(Region::Na, 1);
+    customer_secrets(h, Region::Na, &code).await;
+    h.apply::<SkillEnablement>(na_customer()).await.unwrap();
+    patch_status(
+        h,
+        json!({"authCodeHash": code_digest(&code), "authCodeState": "Pending"}),
+    )
+    .await;
+}
+
 /// The operator stopped after sending (status says Pending): the next one reads Amazon's
 /// status instead of sending. Not linked → the code counts as spent (0 POSTs).
 #[tokio::test]
 async fn a_pending_code_not_linked_on_amazon_is_spent_not_resent() {
     let mut h = Harness::servers(SimConfig::default()).await;
-    let code = sandbox::partner_code(Region::Na, 1);
-    customer_secrets(&h, Region::Na, &code).await;
-    h.apply::<SkillEnablement>(na_customer()).await.unwrap();
-    patch_status(
-        &h,
-        json!({"authCodeHash": code_digest(&code), "authCodeState": "Pending"}),
-    )
-    .await;
+    left_pending(&h).await;
     h.start_operator(&[]).await;
     let obj = h
         .wait_for::<SkillEnablement, _>(NAME, "AuthCodeInvalid", |o| reason(o) == "AuthCodeInvalid")
@@ -128,14 +134,7 @@ async fn a_pending_code_not_linked_on_amazon_is_spent_not_resent() {
 #[tokio::test]
 async fn a_pending_code_linked_on_amazon_is_ready_without_a_post() {
     let mut h = Harness::servers(SimConfig::default()).await;
-    let code = sandbox::partner_code(Region::Na, 1);
-    customer_secrets(&h, Region::Na, &code).await;
-    h.apply::<SkillEnablement>(na_customer()).await.unwrap();
-    patch_status(
-        &h,
-        json!({"authCodeHash": code_digest(&code), "authCodeState": "Pending"}),
-    )
-    .await;
+    left_pending(&h).await;
     let linked = json!({
         "skill": {"id": SKILL, "stage": "live"},
         "user": {"id": "amzn1.ask.account.customer"},
