@@ -6,7 +6,7 @@ use alexa_simulator::{Operation, ScriptedResponse};
 use alexa_skill_operator::controller::account_linking::request_hash;
 use alexa_skill_operator::controller::context::FIELD_MANAGER;
 use alexa_skill_operator::controller::secrets::hash_tag;
-use alexa_skill_operator::crd::SkillAccountLinking;
+use alexa_skill_operator::crd::{SkillAccountLinking, SkillAccountLinkingStatus};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube_test_server::Fault;
@@ -25,6 +25,23 @@ async fn ready_harness() -> Harness {
     h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
         .await;
     h
+}
+
+/// Writes `status` to object "weather" as the operator's field manager: the state an earlier
+/// operator (version) left behind.
+async fn write_status(h: &Harness, status: &SkillAccountLinkingStatus) {
+    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), &h.ns);
+    api.patch_status(
+        "weather",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(json!({
+            "apiVersion": "alexa.operator.dev/v1alpha1",
+            "kind": "SkillAccountLinking",
+            "status": status,
+        })),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -645,18 +662,7 @@ async fn a_pending_update_that_never_reached_amazon_is_sent_after_a_restart() {
         Some(&hash_tag("second-secret")),
     ));
     status.pending_base_etag = etag;
-    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), &h.ns);
-    api.patch_status(
-        "weather",
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(json!({
-            "apiVersion": "alexa.operator.dev/v1alpha1",
-            "kind": "SkillAccountLinking",
-            "status": status,
-        })),
-    )
-    .await
-    .unwrap();
+    write_status(&h, &status).await;
     h.sim.clear_requests();
     h.start_operator(&[]).await;
     h.wait_until("the new secret reaches Amazon", || {
@@ -739,18 +745,7 @@ async fn a_plain_digest_recorded_by_an_earlier_version_is_upgraded_without_writi
         &obj.spec.account_linking,
         Some(&hash_tag("an-older-secret")),
     ));
-    let api: Api<SkillAccountLinking> = Api::namespaced(h.client.clone(), &h.ns);
-    api.patch_status(
-        "weather",
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(json!({
-            "apiVersion": "alexa.operator.dev/v1alpha1",
-            "kind": "SkillAccountLinking",
-            "status": status,
-        })),
-    )
-    .await
-    .unwrap();
+    write_status(&h, &status).await;
     h.sim.clear_requests();
     h.start_operator(&[]).await;
     let obj = h
