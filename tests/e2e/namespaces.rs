@@ -233,7 +233,11 @@ async fn a_cleanup_without_credentials_outside_a_terminating_namespace_waits_and
         .unwrap();
     h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
         .await;
-    assert_eq!(objects_gauge(&h, "SkillAccountLinking"), 1);
+    // The gauge follows the reconcile that wrote Ready; wait for it rather than race it.
+    h.wait_until("the object is counted", || {
+        objects_gauge(&h, "SkillAccountLinking") == 1
+    })
+    .await;
     h.delete_secret("lwa").await;
     h.delete::<SkillAccountLinking>("weather").await;
     h.wait_for::<SkillAccountLinking, _>("weather", "waiting for its Secret", |o| {
