@@ -154,6 +154,7 @@ fn every_flag_reason_and_annotation_is_documented() {
     for annotation in [
         crd::common::PAUSED_ANNOTATION,
         crd::common::RECONCILE_REQUESTED_ANNOTATION,
+        crd::common::RESYNC_PERIOD_ANNOTATION,
         crd::common::FINALIZER,
     ] {
         assert!(

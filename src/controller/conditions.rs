@@ -51,6 +51,8 @@ pub enum Reason {
     Paused,
     /// Observe mode: Amazon's state differs from the spec and is only reported.
     DriftDetected,
+    /// spec.exports names a ConfigMap this object does not own; the operator will not overwrite it.
+    ExportConflict,
 }
 
 impl Reason {
@@ -75,11 +77,12 @@ impl Reason {
             Reason::NotConverging => "NotConverging",
             Reason::Paused => "Paused",
             Reason::DriftDetected => "DriftDetected",
+            Reason::ExportConflict => "ExportConflict",
         }
     }
 
     /// Every reason, for documentation and metric pre-registration.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::Synced,
         Reason::Creating,
         Reason::Updating,
@@ -98,6 +101,7 @@ impl Reason {
         Reason::NotConverging,
         Reason::Paused,
         Reason::DriftDetected,
+        Reason::ExportConflict,
     ];
 }
 

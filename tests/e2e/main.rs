@@ -13,5 +13,6 @@ mod fidelity;
 mod kstatus;
 mod namespaces;
 mod operations;
+mod outputs;
 mod support;
 mod throttling;
