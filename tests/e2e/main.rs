@@ -10,6 +10,7 @@ mod customer_codes;
 mod divergence;
 mod enablement;
 mod fidelity;
+mod import;
 mod kstatus;
 mod namespaces;
 mod operations;
