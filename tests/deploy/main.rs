@@ -29,12 +29,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod argocd;
+mod chart;
 mod credentials;
 mod docs;
 mod image;
 mod kustomize;
+mod monitoring;
 mod rbac;
+mod release;
 mod samples;
+mod tools;
 mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,7 +56,7 @@ pub(crate) const OPERATOR_NAMESPACE: &str = "alexa-skill-operator-system";
 pub(crate) const OPERATOR: &str = "alexa-skill-operator";
 /// Every kustomization under deploy/, relative to the repository root. A new one must be added
 /// here (see `kustomize::every_kustomization_is_tested`), so nothing ships untested.
-pub(crate) const KUSTOMIZATIONS: [&str; 9] = [
+pub(crate) const KUSTOMIZATIONS: [&str; 10] = [
     "deploy",
     "deploy/crds",
     "deploy/base",
@@ -60,6 +64,7 @@ pub(crate) const KUSTOMIZATIONS: [&str; 9] = [
     "deploy/namespaced",
     "deploy/addons/monitoring",
     "deploy/addons/network-policy",
+    "deploy/addons/kube-state-metrics",
     "deploy/overlays/production",
     "deploy/samples",
 ];
