@@ -119,7 +119,7 @@ if tools="$(bash "$repo/tests/tools/build.sh")"; then
     read -r -a values <<<"${setup#*:}"
     if "$tools/helm" install alexa-skill-operator charts/alexa-skill-operator --kubeconfig "$admin" \
       -n alexa-skill-operator-system --dry-run=server "${values[@]}" >"$out" 2>&1 &&
-      ! grep -qi "^Warning:" "$out"; then
+      ! grep -q "^Warning:" "$out"; then
       pass "chart ($name): helm install --dry-run=server accepted without warnings"
     else
       cat "$out"

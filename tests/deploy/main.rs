@@ -24,6 +24,13 @@
 //!   manifests only, so the check needs no crate the test build did not fetch) and the binary
 //!   itself on a read-only filesystem.
 //! - `docs`: the kind e2e script and the operations guide.
+//! - `chart`: the Helm chart (`helm lint`, `helm template` of the documented set-ups compared
+//!   object by object with the kustomizations above and checked like them, values.schema.json,
+//!   one value per flag, CRD copies).
+//! - `monitoring`: alerts (`promtool test rules`), dashboard and kube-state-metrics
+//!   configuration, their copies in deploy/addons/, metric names against a scraped /metrics.
+//! - `release`: the workflows (actionlint) and the Dockerfile's build in CI.
+//! - `tools`: where helm, promtool and actionlint are (tests/tools/build.sh builds them).
 
 // A test binary: panicking with a message is how its checks fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
