@@ -101,6 +101,9 @@ pub struct Metrics {
     /// Objects that stopped writing because Amazon accepted writes without its read-back
     /// agreeing (reason NotConverging), counted when they enter that state.
     pub not_converging: Family<KindLabels, Counter>,
+    /// 1 while this replica reconciles (it leads, or leader election is off), else 0; set at
+    /// each scrape, so an alert can tell "no replica leads" from "no objects".
+    pub leader: Gauge,
     states: Mutex<ObjectStates>,
 }
 
@@ -149,6 +152,7 @@ impl Metrics {
             time_to_first_ready: Family::new_with_constructor(ready_histogram as fn() -> Histogram),
             drift_repairs: Default::default(),
             not_converging: Default::default(),
+            leader: Default::default(),
             states: Mutex::new(ObjectStates::default()),
         };
         let mut registry = Registry::with_prefix("alexa_operator");
@@ -159,7 +163,7 @@ impl Metrics {
 
     /// Registers a handle to every metric (the families share their series with `self`).
     fn register_all(&self, registry: &mut Registry) {
-        let all: [(&str, &str, &dyn RegisterClone); 13] = [
+        let all: [(&str, &str, &dyn RegisterClone); 14] = [
             (
                 "reconciles",
                 "Reconciles by kind and result",
@@ -224,6 +228,11 @@ impl Metrics {
                 "not_converging",
                 "Objects that stopped writing because Amazon kept answering otherwise",
                 &self.not_converging,
+            ),
+            (
+                "leader",
+                "1 while this replica reconciles (leader, or no leader election), 0 on a standby",
+                &self.leader,
             ),
         ];
         for (name, help, metric) in all {

@@ -102,6 +102,8 @@ pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
+    let reconciles = matches!(state.health.role(), Role::Leader | Role::Single);
+    state.metrics.leader.set(i64::from(reconciles));
     (
         [(
             header::CONTENT_TYPE,
@@ -218,5 +220,24 @@ mod tests {
         );
         let (status, _) = get(&health, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "dead is not ready");
+    }
+
+    #[tokio::test]
+    async fn the_leader_gauge_says_whether_this_replica_reconciles() {
+        let health = Arc::new(Health::default());
+        for (role, want) in [
+            (Role::Single, 1),
+            (Role::Standby, 0),
+            (Role::Leader, 1),
+            (Role::Unhealthy, 0),
+        ] {
+            health.set_role(role);
+            let (_, body) = get(&health, "/metrics").await;
+            assert!(
+                body.lines()
+                    .any(|l| l == format!("alexa_operator_leader {want}")),
+                "{role:?}: {body}"
+            );
+        }
     }
 }

@@ -118,6 +118,34 @@ fn every_command_in_the_readme_is_known() {
                     "README applies {dir}, which has no kustomization"
                 );
             }
+            ["kubectl", "apply", "-f", file] => {
+                assert!(
+                    root.join(file).exists(),
+                    "README applies {file}, which does not exist"
+                );
+            }
+            // Install with Helm: the chart in the repository or a released one.
+            ["helm", "install", "alexa-skill-operator", chart, ..] => {
+                assert!(
+                    root.join(chart).join("Chart.yaml").exists()
+                        || chart.starts_with("oci://REGISTRY/charts/alexa-skill-operator"),
+                    "README installs {chart}, which is no chart"
+                );
+            }
+            // Releases: verification of what release.yml signs keylessly.
+            [
+                "cosign",
+                "verify" | "verify-attestation" | "verify-blob",
+                ..,
+            ] => {
+                assert!(
+                    command.contains("release.yml@refs/tags/v")
+                        && command.contains(
+                            "--certificate-oidc-issuer https://token.actions.githubusercontent.com"
+                        ),
+                    "README command `{command}` must pin the release workflow's identity"
+                );
+            }
             _ => panic!("README command `{command}` is not checked by any test; add it here"),
         }
     }
@@ -239,6 +267,22 @@ fn readme_yaml_examples_are_valid_objects() {
                     seen += 1;
                 }
                 Some("Secret") => seen += 1,
+                // An alert rule on kube-state-metrics' per-object series (Observability): the
+                // series it queries is the one charts/.../files/kube-state-metrics.yaml defines.
+                None if value[0]["alert"].is_string() => {
+                    let expr = value[0]["expr"].as_str().expect("expr");
+                    assert!(expr.starts_with("kube_alexa_status_condition{"), "{expr}");
+                    let ksm = std::fs::read_to_string(
+                        Path::new(env!("CARGO_MANIFEST_DIR"))
+                            .join("charts/alexa-skill-operator/files/kube-state-metrics.yaml"),
+                    )
+                    .expect("kube-state-metrics configuration");
+                    assert!(
+                        ksm.contains("metricNamePrefix: kube_alexa")
+                            && ksm.contains("- name: status_condition"),
+                        "the README's example alert queries a series the configuration does not define"
+                    );
+                }
                 other => panic!("unexpected README YAML kind {other:?}"),
             }
         }

@@ -5,7 +5,8 @@
 # kube-controller-manager of the release pinned in go.mod, starts it on loopback, and checks
 # against it: the CRDs of crds/ are accepted and Established (and a broken CEL rule is refused
 # with the apiserver's message); every kustomization of deploy/ passes a server-side dry-run
-# without warnings; deploy/'s RBAC (namespaced and cluster-wide variants) grants the operator's
+# without warnings; the Helm chart passes `helm install --dry-run=server` (default, namespaced
+# and all add-ons); deploy/'s RBAC (namespaced and cluster-wide variants) grants the operator's
 # ServiceAccount exactly what it uses; then the whole e2e suite runs against the cluster with the
 # in-process operator authenticated as that ServiceAccount, and kstatus judging its objects.
 # Always stops the control plane. The last line is `N passed, M failed`; exit status 1 on any
@@ -87,8 +88,10 @@ fi
 # Namespaced objects need their namespace, and the monitoring add-on its (stand-in) CRD.
 k create namespace alexa-skills >/dev/null 2>&1
 k apply --server-side --field-manager=e2e -f deploy/base/namespace.yaml >/dev/null 2>&1
-k apply --server-side --field-manager=e2e -f "$here/testdata/servicemonitor-crd.yaml" >/dev/null 2>&1 &&
-  k wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com >/dev/null 2>&1
+for crd in servicemonitor prometheusrule; do
+  k apply --server-side --field-manager=e2e -f "$here/testdata/$crd-crd.yaml" >/dev/null 2>&1 &&
+    k wait --for=condition=Established --timeout=60s "crd/${crd}s.monitoring.coreos.com" >/dev/null 2>&1
+done
 for kz in $(find deploy -name kustomization.yaml | sort); do
   dir="$(dirname "$kz")"
   ns_args=()
@@ -106,6 +109,26 @@ for kz in $(find deploy -name kustomization.yaml | sort); do
     fail "$dir: server-side dry-run accepted without warnings"
   fi
 done
+
+# --- the Helm chart: helm install --dry-run=server ------------------------------------------
+# helm is built from its Go module by tests/tools/build.sh (.ci/install runs it).
+if tools="$(bash "$repo/tests/tools/build.sh")"; then
+  for setup in "default:" "namespaced:--set watchNamespaces={alexa-skills}" \
+    "all add-ons:--set serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true,networkPolicy.enabled=true,kubeStateMetrics.enabled=true"; do
+    name="${setup%%:*}"
+    read -r -a values <<<"${setup#*:}"
+    if "$tools/helm" install alexa-skill-operator charts/alexa-skill-operator --kubeconfig "$admin" \
+      -n alexa-skill-operator-system --dry-run=server "${values[@]}" >"$out" 2>&1 &&
+      ! grep -q "^Warning:" "$out"; then
+      pass "chart ($name): helm install --dry-run=server accepted without warnings"
+    else
+      cat "$out"
+      fail "chart ($name): helm install --dry-run=server accepted without warnings"
+    fi
+  done
+else
+  fail "build helm (tests/tools/build.sh)"
+fi
 
 # --- RBAC: exactly what the operator uses --------------------------------------------------
 sa="system:serviceaccount:alexa-skill-operator-system:alexa-skill-operator"

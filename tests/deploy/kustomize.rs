@@ -13,7 +13,12 @@ use crate::{
 };
 
 /// Kinds kubernetes-validate has no schema for, and that these tests check themselves.
-const SELF_CHECKED_KINDS: [&str; 3] = ["ServiceMonitor", "SkillAccountLinking", "SkillEnablement"];
+const SELF_CHECKED_KINDS: [&str; 4] = [
+    "PrometheusRule",
+    "ServiceMonitor",
+    "SkillAccountLinking",
+    "SkillEnablement",
+];
 /// Oldest Kubernetes the manifests must validate against: CEL validation rules in CRDs
 /// (x-kubernetes-validations with oldSelf) are GA from 1.29.
 const OLDEST_KUBERNETES: &str = "1.29";
@@ -220,7 +225,7 @@ fn every_rendered_object_passes_the_schema_checks() {
 
 /// Checks every object's identity fields, whatever its kind, so the test is useful even where
 /// kubernetes-validate is missing.
-fn structural_check(dir: &str, o: &Value) {
+pub(crate) fn structural_check(dir: &str, o: &Value) {
     let what = format!("{dir}: {:?}", object_key(o));
     let api_version = o["apiVersion"].as_str().unwrap_or_default();
     assert!(!api_version.is_empty(), "{what}: no apiVersion");
@@ -257,6 +262,20 @@ fn structural_check(dir: &str, o: &Value) {
             "{what}: namespaced object without namespace"
         );
     }
+    if kind == "PrometheusRule" {
+        assert_eq!(api_version, "monitoring.coreos.com/v1", "{what}");
+        let groups = o["spec"]["groups"].as_array().expect("spec.groups");
+        assert!(!groups.is_empty(), "{what}");
+        for rule in groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().expect("rules"))
+        {
+            assert!(
+                rule["alert"].is_string() && rule["expr"].is_string(),
+                "{what}: {rule}"
+            );
+        }
+    }
     if kind == "ServiceMonitor" {
         assert_eq!(api_version, "monitoring.coreos.com/v1", "{what}");
         assert!(o["spec"]["selector"]["matchLabels"].is_object(), "{what}");
@@ -273,7 +292,7 @@ fn structural_check(dir: &str, o: &Value) {
 
 /// Runs PyPI's kubernetes-validate (schemas ship inside the package: no network) in strict mode
 /// on the rendered files, for the oldest supported and the newest Kubernetes it knows.
-fn kubernetes_validate(files: &[PathBuf]) {
+pub(crate) fn kubernetes_validate(files: &[PathBuf]) {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
     let available = Command::new(&python)
         .args(["-m", "kubernetes_validate", "--version"])

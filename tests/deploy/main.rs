@@ -24,17 +24,28 @@
 //!   manifests only, so the check needs no crate the test build did not fetch) and the binary
 //!   itself on a read-only filesystem.
 //! - `docs`: the kind e2e script and the operations guide.
+//! - `chart`: the Helm chart (`helm lint`, `helm template` of the documented set-ups compared
+//!   object by object with the kustomizations above and checked like them, values.schema.json,
+//!   one value per flag, CRD copies).
+//! - `monitoring`: alerts (`promtool test rules`), dashboard and kube-state-metrics
+//!   configuration, their copies in deploy/addons/, metric names against a scraped /metrics.
+//! - `release`: the workflows (actionlint) and the Dockerfile's build in CI.
+//! - `tools`: where helm, promtool and actionlint are (tests/tools/build.sh builds them).
 
 // A test binary: panicking with a message is how its checks fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod argocd;
+mod chart;
 mod credentials;
 mod docs;
 mod image;
 mod kustomize;
+mod monitoring;
 mod rbac;
+mod release;
 mod samples;
+mod tools;
 mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,7 +63,7 @@ pub(crate) const OPERATOR_NAMESPACE: &str = "alexa-skill-operator-system";
 pub(crate) const OPERATOR: &str = "alexa-skill-operator";
 /// Every kustomization under deploy/, relative to the repository root. A new one must be added
 /// here (see `kustomize::every_kustomization_is_tested`), so nothing ships untested.
-pub(crate) const KUSTOMIZATIONS: [&str; 9] = [
+pub(crate) const KUSTOMIZATIONS: [&str; 10] = [
     "deploy",
     "deploy/crds",
     "deploy/base",
@@ -60,6 +71,7 @@ pub(crate) const KUSTOMIZATIONS: [&str; 9] = [
     "deploy/namespaced",
     "deploy/addons/monitoring",
     "deploy/addons/network-policy",
+    "deploy/addons/kube-state-metrics",
     "deploy/overlays/production",
     "deploy/samples",
 ];

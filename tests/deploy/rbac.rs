@@ -9,7 +9,7 @@ use crate::{OPERATOR, OPERATOR_NAMESPACE, Rendered, object_key, render_all, run_
 /// One permission: (apiGroup, resource, verb).
 type Permission = (String, String, String);
 
-fn permissions(role: &Value) -> BTreeSet<Permission> {
+pub(crate) fn permissions(role: &Value) -> BTreeSet<Permission> {
     let mut out = BTreeSet::new();
     for rule in role["rules"].as_array().expect("rules") {
         let list = |field: &str| -> Vec<String> {
@@ -124,7 +124,7 @@ fn leader_election_permissions() -> BTreeSet<Permission> {
 
 /// Checks that hold for every variant: no wildcards, Secrets read-only, Leases only in the
 /// operator namespace, every binding names an existing role and only the operator's account.
-fn check_common_rbac(r: &Rendered) {
+pub(crate) fn check_common_rbac(r: &Rendered) {
     let roles: Vec<&Value> = r
         .objects
         .iter()

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{OPERATOR, OPERATOR_NAMESPACE, Rendered, render_all, run_args};
 
-fn check_deployment(r: &Rendered) {
+pub(crate) fn check_deployment(r: &Rendered) {
     let d = r.one("Deployment", OPERATOR);
     let what = r.dir;
     assert_eq!(d["metadata"]["namespace"], OPERATOR_NAMESPACE);
