@@ -51,6 +51,9 @@ rules:
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
 {{- end -}}
 
 {{/* The `run` arguments: deploy/'s first, in its order, then every flag set in values. */}}
