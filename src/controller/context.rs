@@ -99,6 +99,10 @@ pub struct Context {
     /// Per object (uid), the unusable resync-period annotation value last warned about, so a
     /// bad value earns one Warning event, not one per reconcile.
     pub resync_warned: Mutex<HashMap<String, String>>,
+    /// Kind and namespace of every object (uid) whose cleanup on Amazon succeeded, kept until
+    /// the object leaves the cache: a reconcile started from a cache that still shows the
+    /// finalizer (the removal's watch event not seen yet) must not call Amazon a second time.
+    cleaned: Mutex<HashMap<String, (&'static str, String)>>,
 }
 
 /// Which of the tracked objects one controller's cache covers: its kind and namespace (`None`:
@@ -135,6 +139,7 @@ impl Context {
             written: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
             resync_warned: Mutex::new(HashMap::new()),
+            cleaned: Mutex::new(HashMap::new()),
         }
     }
 
@@ -201,6 +206,21 @@ impl Context {
         self.resync_warned.lock().remove(uid);
     }
 
+    /// Records that the cleanup of an object of `kind` in `namespace` succeeded on Amazon and
+    /// forgets what was kept for it ([`Context::forget`]); [`Context::was_cleaned_up`] answers
+    /// true until a sweep finds the object gone from the cache.
+    pub fn cleaned_up(&self, kind: &'static str, namespace: &str, uid: &str) {
+        self.forget(uid);
+        self.cleaned
+            .lock()
+            .insert(uid.to_string(), (kind, namespace.to_string()));
+    }
+
+    /// Whether this object's cleanup already succeeded (see [`Context::cleaned_up`]).
+    pub fn was_cleaned_up(&self, uid: &str) -> bool {
+        self.cleaned.lock().contains_key(uid)
+    }
+
     /// Notes that an object of `kind` in `namespace` is being reconciled, so that
     /// [`Context::sweep`] can forget it once it is gone however it went (finalizer removed by
     /// hand, deleted while this replica was not watching).
@@ -239,6 +259,9 @@ impl Context {
         for uid in &gone {
             self.forget(uid);
         }
+        self.cleaned.lock().retain(|uid, (kind, ns)| {
+            *kind != scope.kind || scope.namespace.is_some_and(|s| s != ns) || live.contains(uid)
+        });
         gone.len()
     }
 
@@ -322,6 +345,14 @@ mod tests {
         };
         assert_eq!(ctx.sweep(everywhere, &live), 1, "the other namespace's");
         assert_eq!(ctx.tracked_objects(), 2);
+
+        // A cleaned-up object is remembered while the cache still holds it, then forgotten.
+        ctx.cleaned_up("SkillAccountLinking", "a", "live");
+        assert_eq!(ctx.tracked_objects(), 1, "its state is forgotten at once");
+        ctx.sweep(everywhere, &live);
+        assert!(ctx.was_cleaned_up("live"), "still in the cache");
+        ctx.sweep(scope, &HashSet::new());
+        assert!(!ctx.was_cleaned_up("live"), "gone from the cache");
     }
 
     #[tokio::test]

@@ -645,3 +645,38 @@ async fn a_new_digest_key_resends_a_client_secret_once_and_never_a_code() {
     assert_eq!(h.count(Operation::CustomerEnable), 1);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failed_finalizer_removal_does_not_disable_the_stage_a_second_time() {
+    if crate::support::skip_on_real_server("fault injection into the Kubernetes API") {
+        return;
+    }
+    let h = Harness::with_owner(&[], None).await;
+    h.apply::<SkillEnablement>(owner("dev", "development"))
+        .await
+        .unwrap();
+    h.wait_for::<SkillEnablement, _>("dev", "Ready", is_ready)
+        .await;
+    // The patch that removes the finalizer after the stage was disabled fails once, as a
+    // reconcile from a cache that still shows the finalizer would see it: the retry must only
+    // remove the finalizer, not call Amazon again.
+    let object_path = "/skillenablements/dev";
+    h.test_server().inject_fault(kube_test_server::Fault {
+        method: Some(http::Method::PATCH),
+        path_contains: Some(object_path.into()),
+        nth: 1,
+        status: 500,
+    });
+    h.delete::<SkillEnablement>("dev").await;
+    h.wait_gone::<SkillEnablement>("dev").await;
+    let failed_removals = h
+        .test_server()
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "patch" && r.path.ends_with(object_path) && r.status == 500)
+        .count();
+    assert_eq!(failed_removals, 1, "the finalizer removal failed once");
+    assert!(!h.sim.stage_enabled(SKILL, "development"));
+    assert_eq!(h.count(Operation::DisableStage), 1, "disabled exactly once");
+    h.shutdown().await;
+}

@@ -446,6 +446,15 @@ fn result_label(phase: Phase) -> &'static str {
     }
 }
 
+/// Whether a finalizer patch failed only because the object no longer exists.
+fn finalizer_target_gone(err: &kube::runtime::finalizer::Error<LifecycleError>) -> bool {
+    matches!(
+        err,
+        kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
+            if status.code == 404
+    )
+}
+
 /// The reconcile function handed to kube-runtime's `Controller` for kind `K`.
 pub async fn reconcile<K: ManagedKind>(
     obj: Arc<K>,
@@ -467,6 +476,13 @@ pub async fn reconcile<K: ManagedKind>(
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => LifecycleError::Finalizer(Box::new(other)),
     });
+    // Removing the finalizer of an object that is already gone: a reconcile of a stale copy.
+    let result = match result {
+        Err(LifecycleError::Finalizer(err)) if finalizer_target_gone(&err) => {
+            Ok(Action::await_change())
+        }
+        other => other,
+    };
     if let Err(err) = &result {
         ctx.metrics
             .reconciled(K::KIND, "error", start.elapsed().as_secs_f64());
@@ -562,13 +578,19 @@ async fn cleanup_flow<K: ManagedKind>(
         ctx.forget(&uid);
         return Ok(Action::await_change());
     }
+    if ctx.was_cleaned_up(&uid) {
+        // Amazon is already cleaned up: only the finalizer's removal is left (or this is a
+        // stale copy of an object already gone, see `reconcile`).
+        return Ok(Action::await_change());
+    }
     let previous: K::Status = ctx.latest_status(obj, api).await;
     match obj.cleanup(ctx, &previous).await {
         Ok(notes) => {
             for note in &notes {
                 publish(ctx, obj, note).await;
             }
-            ctx.forget(&uid);
+            let ns = obj.namespace().unwrap_or_default();
+            ctx.cleaned_up(K::KIND, &ns, &uid);
             Ok(Action::await_change())
         }
         Err(failure) => cleanup_failed(obj, ctx, api, previous, failure).await,
