@@ -51,6 +51,13 @@ pub enum Reason {
     Paused,
     /// Observe mode: Amazon's state differs from the spec and is only reported.
     DriftDetected,
+    /// The AlexaCredentials or ClusterAlexaCredentials named in spec.credentialsRef does not
+    /// exist.
+    CredentialsNotFound,
+    /// The ClusterAlexaCredentials' allowedNamespaces does not select the object's namespace.
+    NamespaceNotAllowed,
+    /// A credentials object's deletion waits until no object uses it.
+    InUse,
 }
 
 impl Reason {
@@ -75,11 +82,14 @@ impl Reason {
             Reason::NotConverging => "NotConverging",
             Reason::Paused => "Paused",
             Reason::DriftDetected => "DriftDetected",
+            Reason::CredentialsNotFound => "CredentialsNotFound",
+            Reason::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Reason::InUse => "InUse",
         }
     }
 
     /// Every reason, for documentation and metric pre-registration.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Synced,
         Reason::Creating,
         Reason::Updating,
@@ -98,6 +108,9 @@ impl Reason {
         Reason::NotConverging,
         Reason::Paused,
         Reason::DriftDetected,
+        Reason::CredentialsNotFound,
+        Reason::NamespaceNotAllowed,
+        Reason::InUse,
     ];
 }
 
