@@ -372,3 +372,43 @@ async fn the_api_refuses_both_credentials_fields_at_once_and_neither() {
     two["spec"]["credentialsSecretRef"] = json!({"name": "lwa"});
     assert!(h.apply::<SkillEnablement>(two).await.is_err());
 }
+
+/// Two namespaces using one ClusterAlexaCredentials share one Retry-After gate and budget:
+/// Amazon answers the shared credentials 429 (Retry-After 300 s) to the object in one
+/// namespace, and the object in the other namespace reads `Throttled` without sending anything.
+#[tokio::test]
+async fn namespaces_sharing_cluster_credentials_share_one_throttle() {
+    if skip_on_real_server("ClusterAlexaCredentials need the cluster-wide install") {
+        return;
+    }
+    let mut h = Harness::servers(Default::default()).await;
+    let other = shared_setup(&mut h).await;
+    let linking = with_ref(sal("link", implicit()), "ClusterAlexaCredentials", "shared");
+    h.apply::<SkillAccountLinking>(linking)
+        .await
+        .expect("apply");
+    h.wait_for::<SkillAccountLinking, _>("link", "Ready", is_ready)
+        .await;
+    let five_minutes = std::time::Duration::from_secs(300);
+    h.sim
+        .faults()
+        .throttle_client(sandbox::CLIENT_ID, five_minutes, five_minutes);
+    apply_in::<SkillEnablement>(&h, &other, owner_in("enable", "development")).await;
+    wait_enablement(&h, &other, "enable", |o| reason(o) == "Throttled").await;
+    h.request_reconcile("link", "after-429").await;
+    h.wait_for::<SkillAccountLinking, _>("link", "Throttled", |o| reason(o) == "Throttled")
+        .await;
+    let throttled: Vec<u16> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation != Operation::Token && r.status == 429)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        throttled,
+        vec![429],
+        "one request answered 429, none from the other namespace inside its Retry-After: {:?}",
+        h.sim.requests()
+    );
+}

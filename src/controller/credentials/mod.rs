@@ -163,3 +163,41 @@ impl From<Refusal> for Failure {
         Failure::new(outcome, retry)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_counted_per_credentials_object_and_changes_are_announced() {
+        let users = Users::default();
+        let mut changes = users.subscribe();
+        let shared = CredentialsKey::Cluster {
+            name: "shared".into(),
+        };
+        let secret = CredentialsKey::Secret {
+            namespace: "a".into(),
+            name: "lwa".into(),
+        };
+        users.note("u1", Some(shared.clone()), "SkillEnablement a/x".into());
+        users.note("u2", Some(shared.clone()), "SkillEnablement b/y".into());
+        users.note("u3", Some(secret.clone()), "SkillEnablement a/z".into());
+        let mut of = users.of(&shared);
+        of.sort();
+        assert_eq!(of, ["SkillEnablement a/x", "SkillEnablement b/y"]);
+        assert!(
+            users.of(&secret).is_empty(),
+            "plain Secrets are not counted"
+        );
+        // Noting the same use again announces nothing; switching and forgetting do.
+        users.note("u1", Some(shared.clone()), "SkillEnablement a/x".into());
+        users.note("u2", Some(secret), "SkillEnablement b/y".into());
+        users.forget("u1");
+        let mut announced = Vec::new();
+        while let Ok(key) = changes.try_recv() {
+            announced.push(key);
+        }
+        assert_eq!(announced, vec![shared.clone(); 4]);
+        assert!(users.of(&shared).is_empty());
+    }
+}

@@ -138,6 +138,12 @@ pub async fn reconcile<C: SharedCredentials>(
     ctx: Arc<Context>,
 ) -> Result<Action, CredentialsError> {
     let start = Instant::now();
+    // Tracked, so that the managed kinds' sweeps keep its failure count and metric state.
+    ctx.track(
+        C::KIND,
+        &obj.namespace().unwrap_or_default(),
+        &obj.uid().unwrap_or_default(),
+    );
     let api = obj.api_for(&ctx.kube);
     let result = finalizer(&api, IN_USE_FINALIZER, obj, |event| async {
         match event {
