@@ -395,7 +395,13 @@ where
         .predicate_filter(trigger_hash::<C>, Default::default());
     let store = reader.clone();
     Controller::for_stream(objects, reader)
-        .with_config(controller::Config::default().concurrency(2))
+        // Users arrive in bursts (every object at start-up): count them once per second, not
+        // once per user.
+        .with_config(
+            controller::Config::default()
+                .concurrency(2)
+                .debounce(std::time::Duration::from_secs(1)),
+        )
         .reconcile_on(user_changes::<C>(ctx.credential_users.subscribe()))
         .watches_stream(
             crate::controller::runner::secret_changes(secrets),
