@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::crd::common::Stage;
+
 /// Top-level command line of the `alexa-skill-operator` binary.
 #[derive(Debug, Parser)]
 #[command(name = "alexa-skill-operator", version, about)]
@@ -24,6 +26,11 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what crds/ is generated from).
     Crd,
+    /// Print YAML for objects (managementPolicy: Observe) that adopt a skill stage's current
+    /// account linking and owner enablement on Amazon. Credentials come from the ASK CLI's
+    /// environment variables (ASK_LWA_CLIENT_ID, ASK_LWA_CLIENT_CONFIRMATION,
+    /// ASK_REFRESH_TOKEN) or from --credentials-secret; none is ever printed.
+    Import(Box<ImportArgs>),
     /// Run the local Alexa API simulator (SMAPI, Skill Enablement, LWA) with fault injection:
     /// execs the `alexa-simulator` binary with ARGS (`simulate --help` shows its flags).
     #[command(disable_help_flag = true)]
@@ -32,6 +39,77 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+}
+
+/// Configuration of `alexa-skill-operator import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// ID of the skill to import, e.g. amzn1.ask.skill.00000000-0000-0000-0000-000000000000.
+    #[arg(long, value_parser = skill_id)]
+    pub skill_id: String,
+
+    /// Skill stage to import: development or live.
+    #[arg(long, value_parser = stage)]
+    pub stage: Stage,
+
+    /// Read the LWA credentials from this Secret (NAMESPACE/NAME, keys client-id,
+    /// client-secret, refresh-token) through the kubeconfig, instead of the ASK CLI's
+    /// environment variables; the objects printed reference it and go to its namespace.
+    #[arg(long, value_parser = secret_reference)]
+    pub credentials_secret: Option<(String, String)>,
+
+    /// Name of the objects printed (default: skill-<end of the skill ID>-<stage>).
+    #[arg(long, value_parser = object_name)]
+    pub name: Option<String>,
+
+    /// Namespace of the objects printed (default: that of --credentials-secret, else none).
+    #[arg(long, value_parser = namespace_name)]
+    pub namespace: Option<String>,
+
+    /// Base URL of the Skill Management API (SMAPI).
+    #[arg(
+        long,
+        env = "ALEXA_SMAPI_URL",
+        default_value = "https://api.amazonalexa.com",
+        value_parser = base_url
+    )]
+    pub smapi_url: String,
+
+    /// Login with Amazon token endpoint.
+    #[arg(
+        long,
+        env = "ALEXA_LWA_URL",
+        default_value = "https://api.amazon.com/auth/o2/token",
+        value_parser = base_url
+    )]
+    pub lwa_url: String,
+}
+
+/// A skill ID: 1 to 255 characters, as the CRDs allow.
+fn skill_id(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 255 || value.contains('/') {
+        return Err("must be a skill ID of 1 to 255 characters without '/'".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
+/// A skill stage.
+fn stage(value: &str) -> Result<Stage, String> {
+    match value.trim() {
+        "development" => Ok(Stage::Development),
+        "live" => Ok(Stage::Live),
+        _ => Err("must be development or live".to_owned()),
+    }
+}
+
+/// `NAMESPACE/NAME` of a Secret.
+fn secret_reference(value: &str) -> Result<(String, String), String> {
+    let (ns, name) = value
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| "must be NAMESPACE/NAME, e.g. skills/lwa-credentials".to_owned())?;
+    Ok((namespace_name(ns)?, object_name(name)?))
 }
 
 /// Log output format.

@@ -8,6 +8,7 @@ pub mod alexa;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod import;
 pub mod metrics;
 pub mod operator;
 pub mod server;

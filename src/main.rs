@@ -47,6 +47,16 @@ fn parse() -> Result<Cli, std::process::ExitCode> {
             {
                 line = format!("{line} {}", values.trim());
             }
+            if err.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+                // clap lists the missing flags on the following lines: keep them on this one.
+                let missing: Vec<&str> = rendered
+                    .lines()
+                    .skip(1)
+                    .map(str::trim)
+                    .take_while(|l| !l.is_empty())
+                    .collect();
+                line = format!("{line} {}", missing.join(", "));
+            }
             if let Some(env) = env_of(&err) {
                 line = format!("{line} (flag or environment variable {env})");
             }
@@ -97,6 +107,23 @@ fn hide_user_info(line: &str) -> String {
     out
 }
 
+/// `import`: the YAML on stdout; a missing credential is a usage error (exit 2), anything else
+/// that fails exits 1 with one line.
+async fn import(args: &alexa_skill_operator::cli::ImportArgs) -> std::process::ExitCode {
+    let env = |key: &str| std::env::var(key).ok();
+    match alexa_skill_operator::import::run(args, None, &env).await {
+        Ok(yaml) => {
+            print!("{yaml}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            let code = if err.is_usage() { USAGE } else { 1 };
+            std::process::ExitCode::from(code)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     alexa_skill_operator::alexa::install_crypto_provider();
@@ -119,6 +146,7 @@ async fn main() -> std::process::ExitCode {
                 .map_err(Into::into)
         }
         Command::Crd => alexa_skill_operator::crd::print_all(),
+        Command::Import(args) => return import(&args).await,
         Command::Simulate { args } => return alexa_skill_operator::cli::run_simulator(args),
     };
     match result {

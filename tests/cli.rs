@@ -248,3 +248,105 @@ fn help_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--resync-period"));
 }
+
+/// Runs `import ARGS` with only the given environment variables (no kubeconfig).
+fn import(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import").args(args).env_clear();
+    cmd.env(
+        "KUBECONFIG",
+        "/nonexistent/alexa-skill-operator-test/kubeconfig",
+    );
+    cmd.env("HOME", "/nonexistent/alexa-skill-operator-test");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run the operator binary")
+}
+
+/// Arguments, environment, and the words the one error line must contain.
+type ImportCase = (
+    Vec<&'static str>,
+    Vec<(&'static str, &'static str)>,
+    Vec<&'static str>,
+);
+
+#[test]
+fn import_refuses_bad_flags_and_missing_credentials_with_exit_2_and_one_line() {
+    let skill = ["--skill-id", "amzn1.ask.skill.x", "--stage", "live"];
+    let with = |extra: &[&'static str]| {
+        let mut args = skill.to_vec();
+        args.extend_from_slice(extra);
+        args
+    };
+    // (args, environment, words the one error line must contain)
+    let cases: Vec<ImportCase> = vec![
+        (
+            vec!["--skill-id", "s", "--stage", "prod"],
+            vec![],
+            vec!["--stage", "development or live"],
+        ),
+        (
+            vec!["--skill-id", "", "--stage", "live"],
+            vec![],
+            vec!["--skill-id", "1 to 255"],
+        ),
+        (vec!["--stage", "live"], vec![], vec!["--skill-id"]),
+        (
+            with(&["--credentials-secret", "lwa"]),
+            vec![],
+            vec!["--credentials-secret", "NAMESPACE/NAME"],
+        ),
+        (
+            with(&["--smapi-url", "ftp://x"]),
+            vec![],
+            vec!["--smapi-url", "ALEXA_SMAPI_URL"],
+        ),
+        (
+            with(&[]),
+            vec![("ASK_REFRESH_TOKEN", "Atzr|do-not-print")],
+            vec![
+                "ASK_LWA_CLIENT_ID, ASK_LWA_CLIENT_CONFIRMATION",
+                "--credentials-secret",
+            ],
+        ),
+    ];
+    for (args, env, words) in cases {
+        let out = import(&args, &env);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        for word in words {
+            assert!(err.contains(word), "{args:?}: {word:?} missing in {err}");
+        }
+        assert!(!err.contains("do-not-print"), "{err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+    }
+}
+
+#[test]
+fn import_with_unreachable_amazon_exits_1_without_printing_a_credential() {
+    let out = import(
+        &[
+            "--skill-id",
+            "amzn1.ask.skill.x",
+            "--stage",
+            "development",
+            "--lwa-url",
+            "http://127.0.0.1:9/token",
+        ],
+        &[
+            ("ASK_LWA_CLIENT_ID", "client-do-not-print"),
+            ("ASK_LWA_CLIENT_CONFIRMATION", "confirmation-do-not-print"),
+            ("ASK_REFRESH_TOKEN", "Atzr|token-do-not-print"),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: cannot read the account linking"),
+        "{err}"
+    );
+    assert!(!err.contains("do-not-print"), "{err}");
+    assert!(out.stdout.is_empty());
+}

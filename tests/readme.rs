@@ -145,6 +145,19 @@ fn every_flag_reason_and_annotation_is_documented() {
             }
         }
     }
+    let import = cli.find_subcommand("import").expect("import subcommand");
+    for long in import.get_arguments().filter_map(|a| a.get_long()) {
+        assert!(
+            long == "help" || text.contains(&format!("`--{long}")),
+            "import flag --{long} is not in the README"
+        );
+    }
+    for env in alexa_skill_operator::import::ASK_ENV {
+        assert!(
+            text.contains(&format!("`{env}`")),
+            "{env} is not in the README"
+        );
+    }
     for reason in Reason::ALL {
         assert!(
             text.contains(&format!("`{}`", reason.as_str())),
@@ -154,6 +167,7 @@ fn every_flag_reason_and_annotation_is_documented() {
     for annotation in [
         crd::common::PAUSED_ANNOTATION,
         crd::common::RECONCILE_REQUESTED_ANNOTATION,
+        crd::common::RESYNC_PERIOD_ANNOTATION,
         crd::common::FINALIZER,
     ] {
         assert!(

@@ -407,6 +407,10 @@ fn demo_reaches_ready_repairs_drift_recovers_from_a_missing_secret_and_shares_cr
     sb.assert_line("the redirect URLs", |l| {
         l.contains("redirect URLs") && l.contains("https://pitangui.amazon.com/api/skill/link/")
     });
+    sb.assert_line("the exported ConfigMap", |l| {
+        l.contains("OK   ConfigMap sandbox-skill-redirect-urls (spec.exports")
+            && l.contains("https://pitangui.amazon.com/api/skill/link/")
+    });
     sb.assert_line("the owner mode", |l| {
         l.contains("sen/sandbox-skill-owner") && l.contains(" Owner ")
     });

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use alexa_simulator::{Simulator, sandbox};
+use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
 use crate::Res;
@@ -76,6 +77,40 @@ impl Demo<'_> {
             )
             .await?;
         out::line("OK   all three example objects are Ready: Amazon (the simulator) matches them");
+        self.exported_redirect_urls().await
+    }
+
+    /// The sample's spec.exports: the redirect URLs to allow, in a ConfigMap the operator owns.
+    async fn exported_redirect_urls(&self) -> Res<()> {
+        let api: kube::Api<ConfigMap> =
+            kube::Api::namespaced(self.client.clone(), objects::NAMESPACE);
+        let deadline = tokio::time::Instant::now() + REACTION;
+        let cm = loop {
+            if let Some(cm) = api.get_opt(objects::EXPORTED_CONFIG_MAP).await? {
+                break cm;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "no ConfigMap {} exported for {}",
+                    objects::EXPORTED_CONFIG_MAP,
+                    objects::SAL
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let urls = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get("redirect-urls"))
+            .cloned()
+            .unwrap_or_default();
+        out::line(format!(
+            "OK   ConfigMap {} (spec.exports, owned by {}) lists the redirect URLs to allow in your OAuth server: {}",
+            objects::EXPORTED_CONFIG_MAP,
+            objects::SAL,
+            urls.lines().collect::<Vec<_>>().join(" ")
+        ));
         Ok(())
     }
 

@@ -52,6 +52,8 @@ pub const SHARED_CREDENTIALS: Manifest = manifest!("examples/sandbox/shared-cred
 
 /// Names of the sample objects the first demo waits for, as the table shows them.
 pub const SAL: &str = "sal/sandbox-skill-development";
+/// The ConfigMap the sample SkillAccountLinking exports its redirect URLs to (spec.exports).
+pub const EXPORTED_CONFIG_MAP: &str = "sandbox-skill-redirect-urls";
 pub const SEN_OWNER: &str = "sen/sandbox-skill-owner";
 pub const SEN_CUSTOMER: &str = "sen/sandbox-skill-na-customer";
 pub const SAL_MISSING_SECRET: &str = "sal/missing-secret-demo";

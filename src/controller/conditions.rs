@@ -58,6 +58,8 @@ pub enum Reason {
     NamespaceNotAllowed,
     /// A credentials object's deletion waits until no object uses it.
     InUse,
+    /// spec.exports names a ConfigMap this object does not own; the operator will not overwrite it.
+    ExportConflict,
 }
 
 impl Reason {
@@ -85,11 +87,12 @@ impl Reason {
             Reason::CredentialsNotFound => "CredentialsNotFound",
             Reason::NamespaceNotAllowed => "NamespaceNotAllowed",
             Reason::InUse => "InUse",
+            Reason::ExportConflict => "ExportConflict",
         }
     }
 
     /// Every reason, for documentation and metric pre-registration.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Synced,
         Reason::Creating,
         Reason::Updating,
@@ -111,6 +114,7 @@ impl Reason {
         Reason::CredentialsNotFound,
         Reason::NamespaceNotAllowed,
         Reason::InUse,
+        Reason::ExportConflict,
     ];
 }
 

@@ -98,6 +98,9 @@ pub struct Context {
     /// Kind and namespace of every object (uid) reconciled and not yet forgotten, so what is
     /// kept per object can be swept against a controller's cache ([`Context::sweep`]).
     tracked: Mutex<HashMap<String, (&'static str, String)>>,
+    /// Per object (uid), the unusable resync-period annotation value last warned about, so a
+    /// bad value earns one Warning event, not one per reconcile.
+    pub resync_warned: Mutex<HashMap<String, String>>,
 }
 
 /// Which of the tracked objects one controller's cache covers: its kind and namespace (`None`:
@@ -134,6 +137,7 @@ impl Context {
             credential_users: Default::default(),
             written: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
+            resync_warned: Mutex::new(HashMap::new()),
         }
     }
 
@@ -198,6 +202,7 @@ impl Context {
         self.written.lock().remove(uid);
         self.tracked.lock().remove(uid);
         self.credential_users.forget(uid);
+        self.resync_warned.lock().remove(uid);
     }
 
     /// Notes that an object of `kind` in `namespace` is being reconciled, so that

@@ -60,6 +60,22 @@ pub struct SkillAccountLinkingSpec {
 
     /// The account linking configuration, as in Amazon's accountLinkingRequest.
     pub account_linking: AccountLinkingSpec,
+
+    /// Outputs the operator keeps in Kubernetes for other tools to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exports: Option<Exports>,
+}
+
+/// Where the operator publishes what Amazon decided (the redirect URLs to allow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Exports {
+    /// ConfigMap in this namespace that the operator creates and keeps (owned by this object, so
+    /// it is deleted with it) with keys redirect-urls (one URL per line) and redirect-urls.json (a
+    /// JSON array). A ConfigMap of that name not owned by this object is never overwritten
+    /// (reason ExportConflict).
+    #[schemars(length(min = 1, max = 253))]
+    pub config_map_name: String,
 }
 
 /// OAuth 2.0 grant Alexa uses with your authorization server.

@@ -16,6 +16,10 @@ pub const PAUSED_ANNOTATION: &str = "alexa.operator.dev/paused";
 /// `status.lastHandledReconcileAt`), like `kubectl annotate --overwrite ... =$(date)`.
 pub const RECONCILE_REQUESTED_ANNOTATION: &str = "alexa.operator.dev/reconcile-requested-at";
 
+/// Annotation that overrides `--resync-period` for one object (a duration from 1m to 24h, e.g.
+/// `30m`); out of range or unparsable values earn a Warning event and the default is used.
+pub const RESYNC_PERIOD_ANNOTATION: &str = "alexa.operator.dev/resync-period";
+
 /// Skill stage as it appears in Amazon's URL paths.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,

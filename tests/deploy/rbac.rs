@@ -87,6 +87,8 @@ fn workload_permissions(cluster: bool) -> BTreeSet<Permission> {
         ("", &["secrets"], &["get", "list", "watch"]),
         ("events.k8s.io", &["events"], &["create"]),
         ("", &["namespaces"], &["get"]),
+        // spec.exports.configMapName: read by name, created, updated when the URLs change.
+        ("", &["configmaps"], &["get", "create", "patch"]),
     ])
 }
 

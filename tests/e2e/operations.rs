@@ -549,9 +549,9 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
     let mut h = Harness::servers(SimConfig::default()).await;
     h.owner_credentials().await;
     h.secret("oauth", &[("client-secret", "s")]).await;
-    h.apply::<SkillAccountLinking>(sal("weather", auth_code_linking()))
-        .await
-        .unwrap();
+    let mut weather = sal("weather", auth_code_linking());
+    weather["spec"]["exports"] = json!({"configMapName": "weather-redirect-urls"});
+    h.apply::<SkillAccountLinking>(weather).await.unwrap();
     // The enablement uses shared credentials, so the credentials controller's requests count.
     h.apply::<alexa_skill_operator::crd::AlexaCredentials>(serde_json::json!({
         "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "AlexaCredentials",
@@ -633,6 +633,8 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
         ("events.k8s.io", "events", "create"),
         ("", "secrets", "get"),
         ("", "secrets", "create"), // the digest key, on first start
+        ("", "configmaps", "get"), // spec.exports
+        ("", "configmaps", "create"),
     ] {
         let key = (
             needed.0.to_string(),

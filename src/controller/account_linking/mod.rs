@@ -6,6 +6,7 @@
 //! (someone changed it since the GET) goes round observe → plan again, at most
 //! [`PRECONDITION_RETRIES`] times.
 
+pub mod exports;
 pub mod plan;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -613,7 +614,11 @@ impl ManagedKind for SkillAccountLinking {
     }
 
     fn validate(&self) -> Result<(), String> {
-        validate_spec(&self.spec.account_linking, &self.spec.skill_id)
+        validate_spec(&self.spec.account_linking, &self.spec.skill_id)?;
+        match &self.spec.exports {
+            Some(e) => exports::validate_name(&e.config_map_name),
+            None => Ok(()),
+        }
     }
 
     fn location(&self) -> String {
@@ -663,7 +668,10 @@ impl ManagedKind for SkillAccountLinking {
                 .execute(ctx, &creds, &desired, (&observed, plan), status, checkpoint)
                 .await?
             {
-                Executed::Done(done) => return Ok(done),
+                Executed::Done(done) => {
+                    let export = exports::sync(&ctx.kube, self, &status.redirect_urls).await;
+                    return Ok(exports::combine(done, export.map_err(Failure::from)));
+                }
                 Executed::Conflict(_) if conflicts < PRECONDITION_RETRIES => conflicts += 1,
                 Executed::Conflict(err) => {
                     return Err(err).doing("update the account linking on Amazon");

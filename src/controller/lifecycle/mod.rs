@@ -34,6 +34,7 @@ use super::secrets::SecretError;
 use crate::alexa::AlexaError;
 use crate::crd::common::{
     DeletionPolicy, FINALIZER, ManagementPolicy, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION,
+    RESYNC_PERIOD_ANNOTATION,
 };
 
 /// Status fields the lifecycle writes for every kind.
@@ -436,6 +437,7 @@ pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     if let Some(annotations) = &meta.annotations {
         annotations.get(PAUSED_ANNOTATION).hash(&mut h);
         annotations.get(RECONCILE_REQUESTED_ANNOTATION).hash(&mut h);
+        annotations.get(RESYNC_PERIOD_ANNOTATION).hash(&mut h);
     }
     Some(h.finish())
 }
@@ -670,7 +672,35 @@ async fn finish<K: ManagedKind>(
         ctx.remember_status(obj);
     }
     report(obj, ctx, &done, previous, now).await;
-    Ok(requeue(obj, ctx, done.retry))
+    let resync = resync_override(obj, ctx).await;
+    Ok(requeue(obj, ctx, done.retry, &resync))
+}
+
+/// The object's resync-period annotation, parsed; an unusable value is warned about once
+/// ([`policy::warn_about`]) and the default applies.
+async fn resync_override<K: ManagedKind>(obj: &K, ctx: &Context) -> policy::ResyncOverride {
+    let value = obj
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESYNC_PERIOD_ANNOTATION));
+    let parsed = policy::ResyncOverride::parse(value.map(String::as_str));
+    let uid = obj.uid().unwrap_or_default();
+    let Some(note) = parsed.warning(ctx.settings.resync_period) else {
+        ctx.resync_warned.lock().remove(&uid);
+        return parsed;
+    };
+    let value = value.cloned().unwrap_or_default();
+    let warn = {
+        let mut warned = ctx.resync_warned.lock();
+        let warn = policy::warn_about(&value, warned.get(&uid).map(String::as_str));
+        warned.insert(uid, value);
+        warn
+    };
+    if warn {
+        publish(ctx, obj, &note).await;
+    }
+    parsed
 }
 
 /// Events (the kind's, then a condition change's), the drift-repair metric, the log line of a
@@ -739,7 +769,13 @@ fn count_for<K: ManagedKind>(
 }
 
 /// Updates the object's failure count and computes the requeue delay ([`policy::requeue_after`]).
-fn requeue<K: ManagedKind>(obj: &K, ctx: &Context, retry: Retry) -> Option<Duration> {
+/// `resync` is the object's own resync period, if its annotation sets one.
+fn requeue<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    retry: Retry,
+    resync: &policy::ResyncOverride,
+) -> Option<Duration> {
     let uid = obj.uid().unwrap_or_default();
     let failures = match policy::failures_after(retry) {
         Failures::Count => ctx.failures.record(&uid),
@@ -748,7 +784,8 @@ fn requeue<K: ManagedKind>(obj: &K, ctx: &Context, retry: Retry) -> Option<Durat
             0
         }
     };
-    policy::requeue_after(retry, failures, &ctx.settings, rand::random::<f64>())
+    let settings = resync.apply(&ctx.settings);
+    policy::requeue_after(retry, failures, &settings, rand::random::<f64>())
 }
 
 /// Publishes one event about `obj`; failures to publish are logged, never fatal.

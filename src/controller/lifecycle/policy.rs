@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use super::{Leftover, Note, Retry};
 use crate::controller::conditions::{Outcome, Phase, Reason, ready_condition};
 use crate::controller::context::Settings;
-use crate::crd::common::ManagementPolicy;
+use crate::crd::common::{ManagementPolicy, RESYNC_PERIOD_ANNOTATION};
 
 /// What the operator may do for one object, from its `spec.managementPolicy`. Every planner
 /// takes one: Observe never writes to Amazon.
@@ -217,6 +217,86 @@ pub fn failures_after(retry: Retry) -> Failures {
     }
 }
 
+/// Shortest period the resync-period annotation may ask for: shorter would spend the
+/// credential's shared rate budget on one object.
+pub const MIN_OBJECT_RESYNC: Duration = Duration::from_secs(60);
+/// Longest period the resync-period annotation may ask for: drift older than a day goes
+/// unnoticed for too long.
+pub const MAX_OBJECT_RESYNC: Duration = Duration::from_secs(24 * 3600);
+
+/// What an object's `alexa.operator.dev/resync-period` annotation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResyncOverride {
+    /// No annotation: `--resync-period` applies.
+    Default,
+    /// A valid period for this object.
+    Period(Duration),
+    /// Unusable (unparsable or out of range): `--resync-period` applies and users are told why.
+    Invalid {
+        /// The annotation's value as written.
+        value: String,
+        /// Why it is not used.
+        why: String,
+    },
+}
+
+impl ResyncOverride {
+    /// Parses the annotation's value (`None`: not set), humantime style ("90s", "10m", "1h").
+    pub fn parse(value: Option<&str>) -> ResyncOverride {
+        let Some(value) = value else {
+            return ResyncOverride::Default;
+        };
+        let invalid = |why: String| ResyncOverride::Invalid {
+            value: value.to_owned(),
+            why,
+        };
+        match humantime::parse_duration(value.trim()) {
+            Err(e) => invalid(format!("{e}; use a duration such as 30m or 2h")),
+            Ok(d) if d < MIN_OBJECT_RESYNC || d > MAX_OBJECT_RESYNC => invalid(format!(
+                "must be between {} and {}",
+                humantime::format_duration(MIN_OBJECT_RESYNC),
+                humantime::format_duration(MAX_OBJECT_RESYNC)
+            )),
+            Ok(d) => ResyncOverride::Period(d),
+        }
+    }
+
+    /// The settings to requeue with: `settings` with this object's resync period, if any.
+    pub fn apply(&self, settings: &Settings) -> Settings {
+        let mut out = settings.clone();
+        if let ResyncOverride::Period(period) = self {
+            out.resync_period = *period;
+        }
+        out
+    }
+
+    /// The Warning event of an unusable value, naming the default used instead.
+    pub fn warning(&self, default: Duration) -> Option<Note> {
+        let ResyncOverride::Invalid { value, why } = self else {
+            return None;
+        };
+        Some(Note {
+            warning: true,
+            reason: INVALID_RESYNC_PERIOD,
+            action: "Reconcile",
+            message: format!(
+                "annotation {RESYNC_PERIOD_ANNOTATION}: {value:?} {why}; resyncing every {} (--resync-period) instead",
+                humantime::format_duration(default)
+            ),
+        })
+    }
+}
+
+/// Event reason of [`ResyncOverride::warning`].
+pub const INVALID_RESYNC_PERIOD: &str = "InvalidResyncPeriod";
+
+/// Whether to publish the warning about an unusable annotation `value`: once per value and
+/// object, so a bad value does not earn an event on every reconcile. `last_warned` is the
+/// value last warned about (kept in memory).
+pub fn warn_about(value: &str, last_warned: Option<&str>) -> bool {
+    last_warned != Some(value)
+}
+
 /// When to look at the object again (`None`: wait for a change to it or its Secrets).
 /// `failures` is the consecutive-failure count including this one (used by back-off only);
 /// `jitter` in [0, 1) spreads resyncs by ±10% so objects created together do not resync
@@ -288,6 +368,60 @@ mod tests {
             requeue_after(Retry::After(secs(5)), 9, &s, 0.9),
             Some(secs(5))
         );
+    }
+
+    #[test]
+    fn the_resync_period_annotation_is_bounded_and_overrides_the_flag() {
+        let s = settings();
+        let mins = |m: u64| Duration::from_secs(m * 60);
+        // (annotation, expected resync period before jitter, expects a warning)
+        let cases: [(Option<&str>, Duration, bool); 10] = [
+            (None, mins(10), false),
+            (Some("30m"), mins(30), false),
+            (Some(" 1h "), mins(60), false),
+            (Some("1m"), mins(1), false),
+            (Some("24h"), mins(24 * 60), false),
+            (Some("90s"), Duration::from_secs(90), false),
+            (Some("59s"), mins(10), true),
+            (Some("25h"), mins(10), true),
+            (Some("soon"), mins(10), true),
+            (Some(""), mins(10), true),
+        ];
+        for (value, want, warns) in cases {
+            let parsed = ResyncOverride::parse(value);
+            let used = parsed.apply(&s);
+            assert_eq!(used.resync_period, want, "{value:?}");
+            assert_eq!(
+                requeue_after(Retry::Resync, 0, &used, 0.5),
+                Some(want),
+                "{value:?}"
+            );
+            // Only the resync period changes: back-off and slow retries stay.
+            assert_eq!(used.stalled_retry, s.stalled_retry);
+            let note = parsed.warning(s.resync_period);
+            assert_eq!(note.is_some(), warns, "{value:?}");
+            if let Some(note) = note {
+                assert!(note.warning);
+                assert_eq!(note.reason, INVALID_RESYNC_PERIOD);
+                assert!(
+                    note.message.contains(RESYNC_PERIOD_ANNOTATION) && note.message.contains("10m"),
+                    "{}",
+                    note.message
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_resync_period_is_warned_about_once_per_value() {
+        let cases = [
+            ("5s", None, true),
+            ("5s", Some("5s"), false),
+            ("6s", Some("5s"), true),
+        ];
+        for (value, last, want) in cases {
+            assert_eq!(warn_about(value, last), want, "{value} after {last:?}");
+        }
     }
 
     #[test]
