@@ -138,7 +138,7 @@ cluster_refused=(
 )
 # Neighbours it must not get.
 refused=(
-  "create secrets" "update secrets" "patch secrets" "delete secrets" "get configmaps"
+  "create secrets" "update secrets" "patch secrets" "delete secrets" "list configmaps"
   "create skillaccountlinkings.alexa.operator.dev" "update skillaccountlinkings.alexa.operator.dev"
   "delete skillaccountlinkings.alexa.operator.dev" "delete skillenablements.alexa.operator.dev"
   "update skillaccountlinkings.alexa.operator.dev status" "patch events.events.k8s.io"
