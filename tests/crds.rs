@@ -37,7 +37,22 @@ fn crd_names_and_columns_are_what_users_type() {
         .collect();
     assert_eq!(
         names,
-        vec![vec!["sal".to_string()], vec!["sen".to_string()]]
+        vec![
+            vec!["sal".to_string()],
+            vec!["sen".to_string()],
+            vec!["alc".to_string()],
+            vec!["calc".to_string()]
+        ]
+    );
+    let plurals: Vec<_> = all.iter().map(|c| c.spec.names.plural.as_str()).collect();
+    assert_eq!(
+        plurals,
+        [
+            "skillaccountlinkings",
+            "skillenablements",
+            "alexacredentials",
+            "clusteralexacredentials"
+        ]
     );
     for definition in &all {
         assert_eq!(
@@ -50,7 +65,12 @@ fn crd_names_and_columns_are_what_users_type() {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert!(columns.starts_with(&["Skill", "Stage"]), "{columns:?}");
+        let first = if definition.spec.names.kind.ends_with("Credentials") {
+            ["Secret", "In use"]
+        } else {
+            ["Skill", "Stage"]
+        };
+        assert!(columns.starts_with(&first), "{columns:?}");
         assert!(
             columns.ends_with(&["Ready", "Reason", "Age"]),
             "{columns:?}"

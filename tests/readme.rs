@@ -266,6 +266,21 @@ fn readme_yaml_examples_are_valid_objects() {
                         .expect("passes the operator's validation");
                     seen += 1;
                 }
+                Some("AlexaCredentials") => {
+                    let _: crd::AlexaCredentials =
+                        serde_json::from_value(value.clone()).expect("valid AlexaCredentials");
+                    seen += 1;
+                }
+                Some("ClusterAlexaCredentials") => {
+                    let obj: crd::ClusterAlexaCredentials = serde_json::from_value(value.clone())
+                        .expect("valid ClusterAlexaCredentials");
+                    let selector = obj.spec.allowed_namespaces;
+                    assert!(
+                        kube::core::Selector::try_from(selector).is_ok(),
+                        "README allowedNamespaces is a usable selector"
+                    );
+                    seen += 1;
+                }
                 Some("Secret") => seen += 1,
                 // An alert rule on kube-state-metrics' per-object series (Observability): the
                 // series it queries is the one charts/.../files/kube-state-metrics.yaml defines.

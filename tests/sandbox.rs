@@ -337,7 +337,7 @@ fn run_readme_kubectl(line: &str, kubeconfig: &Path, cache: &Path) {
 }
 
 #[test]
-fn demo_reaches_ready_repairs_drift_and_recovers_from_a_missing_secret() {
+fn demo_reaches_ready_repairs_drift_recovers_from_a_missing_secret_and_shares_credentials() {
     let mut sb = Sandbox::start(&["--exit-after-demo"]);
     let kubeconfig = kubeconfig_from(&sb.expect("the kubeconfig path", STARTUP, |l| {
         l.trim_start().starts_with("kubeconfig ")
@@ -352,7 +352,7 @@ fn demo_reaches_ready_repairs_drift_and_recovers_from_a_missing_secret() {
     let started = Instant::now();
 
     // kubectl works against the running sandbox while the demo waits for the drift repair.
-    sb.expect("step 2", DEMO, |l| l.contains("== 2/3"));
+    sb.expect("step 2", DEMO, |l| l.contains("== 2/4"));
     if kubectl_installed() {
         let cache = tempfile::tempdir().unwrap();
         for line in readme_quick_start_kubectl_lines() {
@@ -446,6 +446,31 @@ fn demo_reaches_ready_repairs_drift_and_recovers_from_a_missing_secret() {
         .position(stalled, row("sal/missing-secret-demo", "True", "Synced"))
         .unwrap_or_else(|| sb.fail("missing-secret-demo never became Ready"));
     assert!(ready > fixed && fixed > stalled);
+
+    // 4. Shared credentials: refused naming the selector, then Ready once the namespace is
+    // labelled, without a Secret of its own.
+    let refused = sb.assert_line(
+        "shared-credentials-demo refused",
+        row(
+            "sen/shared-credentials-demo",
+            "False",
+            "NamespaceNotAllowed",
+        ),
+    );
+    sb.assert_line("the selector in the message", |l| {
+        l.contains("ClusterAlexaCredentials sandbox-owner does not allow namespace default")
+            && l.contains("alexa.operator.dev/skills=true")
+    });
+    let shared = sb
+        .position(
+            refused,
+            row("sen/shared-credentials-demo", "True", "Synced"),
+        )
+        .unwrap_or_else(|| sb.fail("shared-credentials-demo never became Ready"));
+    assert!(shared > refused);
+    sb.assert_line("the in-use count", |l| {
+        l.contains("clusteralexacredentials/sandbox-owner is used by 1 object(s)")
+    });
 
     assert!(
         !kubeconfig.exists(),

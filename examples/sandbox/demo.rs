@@ -1,4 +1,4 @@
-//! The three demo steps. They talk only to the API server (like kubectl) and to the simulator
+//! The four demo steps. They talk only to the API server (like kubectl) and to the simulator
 //! (like a colleague in the developer console), never to the operator, so they run unchanged
 //! whether the operator runs in this process or was started separately (`--no-operator`).
 
@@ -35,6 +35,7 @@ impl Demo<'_> {
         self.apply_samples().await?;
         self.drift_repair().await?;
         self.missing_secret().await?;
+        self.shared_credentials().await?;
         Ok(())
     }
 
@@ -54,7 +55,7 @@ impl Demo<'_> {
     /// Step 1: the README's example objects become Ready.
     async fn apply_samples(&self) -> Res<()> {
         out::section(format!(
-            "1/3  Applying the example objects of deploy/samples/ in namespace {}",
+            "1/4  Applying the example objects of deploy/samples/ in namespace {}",
             objects::NAMESPACE
         ));
         self.apply("-k deploy/samples/", &objects::SAMPLES).await?;
@@ -115,7 +116,7 @@ impl Demo<'_> {
 
     /// Step 2: an out-of-band change on "Amazon" is undone at the next resync.
     async fn drift_repair(&self) -> Res<()> {
-        out::section("2/3  Drift repair: someone changes the account linking outside Kubernetes");
+        out::section("2/4  Drift repair: someone changes the account linking outside Kubernetes");
         let (skill, stage) = (sandbox::SKILL_ID, "development");
         let current = self
             .sim
@@ -164,7 +165,7 @@ impl Demo<'_> {
     /// Step 3: a reference to a missing Secret stalls with a clear message until it exists.
     async fn missing_secret(&self) -> Res<()> {
         out::section(
-            "3/3  A mistake: a SkillAccountLinking whose clientSecretRef names a Secret that does not exist",
+            "3/4  A mistake: a SkillAccountLinking whose clientSecretRef names a Secret that does not exist",
         );
         self.apply(
             &format!("-f {}", objects::MISSING_SECRET.path),
@@ -217,6 +218,60 @@ impl Demo<'_> {
         out::line(
             "OK   the operator noticed the new Secret at once and missing-secret-demo is Ready",
         );
+        Ok(())
+    }
+}
+
+impl Demo<'_> {
+    /// Step 4: a ClusterAlexaCredentials serves an object without a Secret of its own, once
+    /// its namespace carries the label the credentials allow.
+    async fn shared_credentials(&self) -> Res<()> {
+        out::section(
+            "4/4  Shared credentials: a SkillEnablement using a ClusterAlexaCredentials instead of a Secret",
+        );
+        let manifest = &objects::SHARED_CREDENTIALS;
+        self.apply(
+            &format!("-f {}", manifest.path),
+            std::slice::from_ref(manifest),
+        )
+        .await?;
+        let name = objects::SEN_SHARED;
+        let refused = self
+            .view
+            .wait_for("shared-credentials-demo to be refused", REACTION, |s| {
+                s.row(name)
+                    .is_some_and(|r| r.stalled && r.reason == "NamespaceNotAllowed")
+            })
+            .await?;
+        let message = refused
+            .row(name)
+            .map(|r| r.message.clone())
+            .unwrap_or_default();
+        out::line(format!(
+            "OK   namespace {} is not allowed yet: {message}",
+            objects::NAMESPACE
+        ));
+        out::line(format!(
+            "$ kubectl label namespace {} alexa.operator.dev/skills=true",
+            objects::NAMESPACE
+        ));
+        objects::label_namespace(&self.client, "alexa.operator.dev/skills", "true").await?;
+        // Namespaces are not watched: ask for a reconcile instead of waiting for the slow retry.
+        out::line(format!(
+            "$ kubectl annotate {name} alexa.operator.dev/reconcile-requested-at=now --overwrite"
+        ));
+        objects::request_reconcile(&self.client, "shared-credentials-demo").await?;
+        self.view
+            .wait_for("shared-credentials-demo to become Ready", REACTION, |s| {
+                s.ready(name)
+            })
+            .await?;
+        let in_use = objects::credentials_in_use(&self.client, "sandbox-owner").await?;
+        out::line(format!(
+            "OK   shared-credentials-demo is Ready without a Secret of its own; \
+             clusteralexacredentials/sandbox-owner is used by {in_use} object(s) \
+             (kubectl get calc)"
+        ));
         Ok(())
     }
 }

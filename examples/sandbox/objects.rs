@@ -1,9 +1,9 @@
 //! The objects the sandbox applies. The first demo applies `deploy/samples/` unchanged (the same
 //! files a user applies to a cluster, so the sandbox shows what they will get); the failure demo
-//! adds its own two files from `examples/sandbox/`. All are compiled in, so the demo does not
+//! and the shared-credentials demo add their own files from `examples/sandbox/`. All are compiled in, so the demo does not
 //! depend on the current directory.
 
-use alexa_skill_operator::crd::{SkillAccountLinking, SkillEnablement};
+use alexa_skill_operator::crd::{ClusterAlexaCredentials, SkillAccountLinking, SkillEnablement};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
@@ -47,6 +47,8 @@ pub const SAMPLES: [Manifest; 6] = [
 pub const MISSING_SECRET: Manifest = manifest!("examples/sandbox/missing-secret.yaml");
 /// The Secret that fixes it.
 pub const MISSING_SECRET_FIX: Manifest = manifest!("examples/sandbox/missing-secret-fix.yaml");
+/// A ClusterAlexaCredentials over the sample Secret and a SkillEnablement using it.
+pub const SHARED_CREDENTIALS: Manifest = manifest!("examples/sandbox/shared-credentials.yaml");
 
 /// Names of the sample objects the first demo waits for, as the table shows them.
 pub const SAL: &str = "sal/sandbox-skill-development";
@@ -55,6 +57,7 @@ pub const EXPORTED_CONFIG_MAP: &str = "sandbox-skill-redirect-urls";
 pub const SEN_OWNER: &str = "sen/sandbox-skill-owner";
 pub const SEN_CUSTOMER: &str = "sen/sandbox-skill-na-customer";
 pub const SAL_MISSING_SECRET: &str = "sal/missing-secret-demo";
+pub const SEN_SHARED: &str = "sen/shared-credentials-demo";
 
 /// Server-side applies every document of `manifest` in [`NAMESPACE`] and returns kubectl-style
 /// lines (`secret/lwa-credentials created`).
@@ -80,12 +83,20 @@ async fn apply_one(client: &kube::Client, path: &str, doc: &Value) -> Res<String
             ApiResource::erase::<SkillEnablement>(&()),
             "skillenablement.alexa.operator.dev",
         ),
+        "ClusterAlexaCredentials" => (
+            ApiResource::erase::<ClusterAlexaCredentials>(&()),
+            "clusteralexacredentials.alexa.operator.dev",
+        ),
         other => return Err(format!("{path}: unexpected kind {other:?}").into()),
     };
     let name = doc["metadata"]["name"]
         .as_str()
         .ok_or_else(|| format!("{path}: a {kind} without metadata.name"))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &resource);
+    let api: Api<DynamicObject> = if kind == "ClusterAlexaCredentials" {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), NAMESPACE, &resource)
+    };
     let existed = api.get_opt(name).await?.is_some();
     api.patch(
         name,
@@ -96,4 +107,42 @@ async fn apply_one(client: &kube::Client, path: &str, doc: &Value) -> Res<String
     .map_err(|e| format!("applying {path} ({kind} {name}): {e}"))?;
     let verb = if existed { "configured" } else { "created" };
     Ok(format!("{shown}/{name} {verb}"))
+}
+
+/// Sets a label on [`NAMESPACE`] (`kubectl label namespace`).
+pub async fn label_namespace(client: &kube::Client, key: &str, value: &str) -> Res<()> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"labels": {key: value}}});
+    api.patch(NAMESPACE, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Sets the reconcile-requested-at annotation of SkillEnablement `name` to a new value.
+pub async fn request_reconcile(client: &kube::Client, name: &str) -> Res<()> {
+    let api: Api<SkillEnablement> = Api::namespaced(client.clone(), NAMESPACE);
+    let value = format!("{:?}", std::time::SystemTime::now());
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        alexa_skill_operator::crd::common::RECONCILE_REQUESTED_ANNOTATION: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// How many objects a ClusterAlexaCredentials reports in use, once it reports any.
+pub async fn credentials_in_use(client: &kube::Client, name: &str) -> Res<u32> {
+    let api: Api<ClusterAlexaCredentials> = Api::all(client.clone());
+    for _ in 0..600 {
+        let count = api
+            .get(name)
+            .await?
+            .status
+            .and_then(|s| s.in_use)
+            .map_or(0, |u| u.count);
+        if count > 0 {
+            return Ok(count);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(format!("clusteralexacredentials/{name} never reported a user").into())
 }

@@ -151,6 +151,12 @@ impl AlexaClient {
         self.inner.tokens.invalidate(creds);
     }
 
+    /// Checks that Login with Amazon accepts `creds` by getting an access token (the cached one
+    /// while fresh, so checking often costs no request).
+    pub async fn verify_credentials(&self, creds: &LwaCredentials) -> Result<(), AlexaError> {
+        self.inner.tokens.token(creds).await.map(|_| ())
+    }
+
     /// Reads a skill stage's account linking. `Ok(None)` when Amazon answers 404 (not
     /// configured yet, or no such skill: a following update tells which).
     pub async fn get_account_linking(

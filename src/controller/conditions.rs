@@ -51,6 +51,13 @@ pub enum Reason {
     Paused,
     /// Observe mode: Amazon's state differs from the spec and is only reported.
     DriftDetected,
+    /// The AlexaCredentials or ClusterAlexaCredentials named in spec.credentialsRef does not
+    /// exist.
+    CredentialsNotFound,
+    /// The ClusterAlexaCredentials' allowedNamespaces does not select the object's namespace.
+    NamespaceNotAllowed,
+    /// A credentials object's deletion waits until no object uses it.
+    InUse,
     /// spec.exports names a ConfigMap this object does not own; the operator will not overwrite it.
     ExportConflict,
 }
@@ -77,12 +84,15 @@ impl Reason {
             Reason::NotConverging => "NotConverging",
             Reason::Paused => "Paused",
             Reason::DriftDetected => "DriftDetected",
+            Reason::CredentialsNotFound => "CredentialsNotFound",
+            Reason::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Reason::InUse => "InUse",
             Reason::ExportConflict => "ExportConflict",
         }
     }
 
     /// Every reason, for documentation and metric pre-registration.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Synced,
         Reason::Creating,
         Reason::Updating,
@@ -101,6 +111,9 @@ impl Reason {
         Reason::NotConverging,
         Reason::Paused,
         Reason::DriftDetected,
+        Reason::CredentialsNotFound,
+        Reason::NamespaceNotAllowed,
+        Reason::InUse,
         Reason::ExportConflict,
     ];
 }

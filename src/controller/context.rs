@@ -90,6 +90,8 @@ pub struct Context {
     pub failures: FailureTracker,
     /// Keyed digests of secret values for status (the installation's key).
     pub digester: Digester,
+    /// Which objects use which credentials object (the in-use count in their status).
+    pub credential_users: super::credentials::Users,
     /// Per object (uid), the resourceVersion a status write of this operator was based on: the
     /// watch cache may still hold that older object when the next reconcile starts.
     written: Mutex<HashMap<String, Option<String>>>,
@@ -136,6 +138,7 @@ impl Context {
             settings,
             failures: FailureTracker::default(),
             digester: Digester::random(),
+            credential_users: Default::default(),
             written: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
             resync_warned: Mutex::new(HashMap::new()),
@@ -203,6 +206,7 @@ impl Context {
         self.failures.reset(uid);
         self.written.lock().remove(uid);
         self.tracked.lock().remove(uid);
+        self.credential_users.forget(uid);
         self.resync_warned.lock().remove(uid);
     }
 

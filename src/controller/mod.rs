@@ -3,6 +3,7 @@
 pub mod account_linking;
 pub mod conditions;
 pub mod context;
+pub mod credentials;
 pub mod digest;
 pub mod enablement;
 pub mod lifecycle;

@@ -16,8 +16,14 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Resource, ResourceExt};
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
 use super::context::CacheScope;
+use super::credentials::CredentialsKey;
+use super::credentials::reconciler::SharedCredentials;
 use super::lifecycle::{KindContext, ManagedKind, error_policy, reconcile, trigger_hash};
+use crate::crd::credentials::{AlexaCredentials, ClusterAlexaCredentials, CredentialsStatus};
 
 /// Annotation kubectl writes with a full copy of the object; never needed by the operator.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -140,7 +146,7 @@ fn objects_using_secret<K: ManagedKind>(
 /// list with `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` and its
 /// watch with `as=PartialObjectMetadata` (what `metadata_watcher` does, which kube-runtime 3.1
 /// deprecated in favour of this form), so the apiserver never sends Secret data here.
-fn secret_changes(
+pub(crate) fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
     watcher::watcher(api, watcher::Config::default().any_semantic())
@@ -153,6 +159,57 @@ fn secret_changes(
             }
         })
         .predicate_filter(predicates::resource_version, Default::default())
+}
+
+/// The objects of kind `K` in `store` whose credentialsRef names `key`.
+fn objects_using_credentials<K: ManagedKind>(
+    store: &Store<K>,
+    key: &CredentialsKey,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.credentials_key().as_ref() == Some(key))
+        .map(|o| ObjectRef::from_obj(&*o))
+        .collect()
+}
+
+/// What of a credentials object its users react to: its spec, whether LWA accepts it and its
+/// Secret's version (a rotation). Not its in-use count, which changes with every new user.
+fn credentials_trigger(status: Option<&CredentialsStatus>, generation: Option<i64>) -> u64 {
+    let mut h = DefaultHasher::new();
+    generation.hash(&mut h);
+    if let Some(s) = status {
+        s.secret_resource_version.hash(&mut h);
+        super::conditions::ready_condition(&s.conditions)
+            .map(|c| (&c.status, &c.reason))
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Changes of the credentials objects of kind `C` (after the initial list) that users react
+/// to ([`credentials_trigger`]).
+fn credentials_changes<C>(
+    api: Api<C>,
+    status: fn(&C) -> Option<&CredentialsStatus>,
+) -> impl Stream<Item = Result<C, watcher::Error>> + Send
+where
+    C: SharedCredentials,
+{
+    watcher::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(Event::Apply(c)) | Ok(Event::Delete(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+        .predicate_filter(
+            move |c: &C| Some(credentials_trigger(status(c), c.meta().generation)),
+            Default::default(),
+        )
 }
 
 /// One Controller of kind `K` in one scope. Returns the stream to drive, its cache, and a flag
@@ -201,10 +258,29 @@ pub fn controller<K: ManagedKind>(
         .applied_objects()
         .predicate_filter(trigger_hash::<K>, Default::default());
     let store = reader.clone();
+    let (local_store, cluster_store) = (reader.clone(), reader.clone());
+    let local_credentials =
+        credentials_changes::<AlexaCredentials>(scope.api(&ctx.kube), |c| c.status.as_ref());
+    // ClusterAlexaCredentials need cluster-wide access: only the all-namespaces install reads them.
+    let cluster_credentials = match &scope {
+        Scope::All => {
+            credentials_changes::<ClusterAlexaCredentials>(Api::all(ctx.kube.clone()), |c| {
+                c.status.as_ref()
+            })
+            .boxed()
+        }
+        Scope::Namespace(_) => futures::stream::pending().boxed(),
+    };
     let stream = Controller::for_stream(objects, reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
         .watches_stream(secret_changes(secrets), move |secret| {
             objects_using_secret(&store, &secret)
+        })
+        .watches_stream(local_credentials, move |c| {
+            objects_using_credentials(&local_store, &c.key())
+        })
+        .watches_stream(cluster_credentials, move |c| {
+            objects_using_credentials(&cluster_store, &c.key())
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)

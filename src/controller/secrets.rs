@@ -157,12 +157,25 @@ pub async fn read_credentials(
     namespace: &str,
     name: &str,
 ) -> Result<LwaCredentials, SecretError> {
+    read_credentials_versioned(client, namespace, name)
+        .await
+        .map(|(creds, _)| creds)
+}
+
+/// Like [`read_credentials`], with the Secret's resourceVersion (what a credentials object's
+/// status records so that its users notice a rotation, without recording anything secret).
+pub async fn read_credentials_versioned(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(LwaCredentials, Option<String>), SecretError> {
     let data = SecretData::read(client, namespace, name).await?;
-    Ok(LwaCredentials::new(
+    let creds = LwaCredentials::new(
         data.get(CLIENT_ID_KEY)?,
         data.get(CLIENT_SECRET_KEY)?,
         data.get(REFRESH_TOKEN_KEY)?,
-    ))
+    );
+    Ok((creds, data.secret.metadata.resource_version.clone()))
 }
 
 /// `sha256:<hex>` of a value. Not for status on its own (anyone reading it could test guesses

@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{DeletionPolicy, ManagementPolicy, SecretKeyRef, SecretRef, Stage};
+use super::credentials::CredentialsRef;
 
 /// Desired account linking of one Alexa skill stage.
 #[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,7 @@ use super::common::{DeletionPolicy, ManagementPolicy, SecretKeyRef, SecretRef, S
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("has(self.credentialsSecretRef) != has(self.credentialsRef)").message("set exactly one of credentialsSecretRef (a Secret in this namespace) or credentialsRef (an AlexaCredentials or ClusterAlexaCredentials)"))]
 #[serde(rename_all = "camelCase")]
 pub struct SkillAccountLinkingSpec {
     /// ID of the skill, for example amzn1.ask.skill.00000000-0000-0000-0000-000000000000.
@@ -36,8 +38,15 @@ pub struct SkillAccountLinkingSpec {
     pub stage: Stage,
 
     /// Secret in this namespace holding the Login with Amazon credentials used to call the Skill
-    /// Management API, under the keys client-id, client-secret and refresh-token.
-    pub credentials_secret_ref: SecretRef,
+    /// Management API, under the keys client-id, client-secret and refresh-token. Set this or
+    /// credentialsRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+
+    /// Shared credentials: an AlexaCredentials in this namespace or a ClusterAlexaCredentials
+    /// that allows this namespace. Set this or credentialsSecretRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_ref: Option<CredentialsRef>,
 
     /// What happens to Amazon's account linking when this object is deleted: Delete removes it,
     /// Orphan leaves it in place.

@@ -6,9 +6,10 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{DeletionPolicy, ManagementPolicy, SecretKeyRef, SecretRef, Stage};
+use super::credentials::CredentialsRef;
 
 /// Desired enablement of one Alexa skill stage, in one of two modes: skill owner
-/// (credentialsSecretRef) or customer (customer).
+/// (credentialsSecretRef or credentialsRef) or customer (customer).
 #[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "alexa.operator.dev",
@@ -26,7 +27,7 @@ use super::common::{DeletionPolicy, ManagementPolicy, SecretKeyRef, SecretRef, S
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("has(self.credentialsSecretRef) != has(self.customer)").message("set exactly one of credentialsSecretRef (skill owner mode) or customer (customer mode)"))]
+#[x_kube(validation = Rule::new("(has(self.credentialsSecretRef) ? 1 : 0) + (has(self.credentialsRef) ? 1 : 0) + (has(self.customer) ? 1 : 0) == 1").message("set exactly one of credentialsSecretRef or credentialsRef (skill owner mode) or customer (customer mode)"))]
 #[serde(rename_all = "camelCase")]
 pub struct SkillEnablementSpec {
     /// ID of the skill to enable. Immutable.
@@ -43,6 +44,11 @@ pub struct SkillEnablementSpec {
     /// developer account. Enabling one stage disables the other stage for that account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
+
+    /// Skill owner mode with shared credentials: an AlexaCredentials in this namespace or a
+    /// ClusterAlexaCredentials that allows this namespace, instead of credentialsSecretRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_ref: Option<CredentialsRef>,
 
     /// Customer mode (app-to-app account linking): enables the skill for a customer and links
     /// the customer's account in your service.

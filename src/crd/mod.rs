@@ -2,6 +2,7 @@
 
 pub mod account_linking;
 pub mod common;
+pub mod credentials;
 pub mod enablement;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -10,11 +11,19 @@ use kube::CustomResourceExt;
 pub use account_linking::{
     SkillAccountLinking, SkillAccountLinkingSpec, SkillAccountLinkingStatus,
 };
+pub use credentials::{
+    AlexaCredentials, ClusterAlexaCredentials, CredentialsKind, CredentialsRef, CredentialsStatus,
+};
 pub use enablement::{SkillEnablement, SkillEnablementSpec, SkillEnablementStatus};
 
 /// Every CRD this operator owns, in the order they are installed.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![SkillAccountLinking::crd(), SkillEnablement::crd()]
+    vec![
+        SkillAccountLinking::crd(),
+        SkillEnablement::crd(),
+        AlexaCredentials::crd(),
+        ClusterAlexaCredentials::crd(),
+    ]
 }
 
 /// Error turning a CRD into YAML.

@@ -391,6 +391,7 @@ async fn run_term(
         }));
     }
     enablement_ctx.state.set(enablement_stores);
+    streams.extend(credentials_controllers(&ctx, &scopes, &stop));
     let sync = tokio::spawn(async move {
         let all = join_all(ready_waits).await;
         if all.into_iter().all(|r| matches!(r, Ok(true))) {
@@ -402,6 +403,38 @@ async fn run_term(
         .for_each(|()| async {})
         .await;
     sync.abort();
+}
+
+/// The controllers of the credentials kinds: AlexaCredentials in every scope, and
+/// ClusterAlexaCredentials when every namespace is watched (they need cluster-wide access).
+fn credentials_controllers(
+    ctx: &Arc<Context>,
+    scopes: &[Scope],
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<futures::stream::BoxStream<'static, ()>> {
+    use crate::controller::credentials::reconciler::controller as credentials;
+    use crate::crd::{AlexaCredentials, ClusterAlexaCredentials};
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::Api;
+    use kube::core::PartialObjectMeta;
+    let client = &ctx.kube;
+    let mut streams = Vec::new();
+    for scope in scopes {
+        let (api, secrets): (Api<AlexaCredentials>, Api<PartialObjectMeta<Secret>>) = match scope {
+            Scope::All => (Api::all(client.clone()), Api::all(client.clone())),
+            Scope::Namespace(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+        };
+        streams.push(credentials(ctx.clone(), api, secrets, stop_signal(stop.clone())).boxed());
+        if matches!(scope, Scope::All) {
+            let api: Api<ClusterAlexaCredentials> = Api::all(client.clone());
+            let secrets = Api::all(client.clone());
+            streams.push(credentials(ctx.clone(), api, secrets, stop_signal(stop.clone())).boxed());
+        }
+    }
+    streams
 }
 
 /// Runs the operator against `client` until `shutdown` completes, then stops gracefully.

@@ -143,15 +143,30 @@ uses=(
   "watch skillenablements.alexa.operator.dev" "patch skillenablements.alexa.operator.dev"
   "patch skillenablements.alexa.operator.dev status"
   "update skillenablements.alexa.operator.dev finalizers"
+  "get alexacredentials.alexa.operator.dev" "list alexacredentials.alexa.operator.dev"
+  "watch alexacredentials.alexa.operator.dev" "patch alexacredentials.alexa.operator.dev"
+  "patch alexacredentials.alexa.operator.dev status"
+  "update alexacredentials.alexa.operator.dev finalizers"
   "get secrets" "list secrets" "watch secrets" "create events.events.k8s.io" "get namespaces"
+)
+# The cluster-scoped ClusterAlexaCredentials: only the cluster-wide install follows them.
+cluster_uses=(
+  "get clusteralexacredentials.alexa.operator.dev" "list clusteralexacredentials.alexa.operator.dev"
+  "watch clusteralexacredentials.alexa.operator.dev" "patch clusteralexacredentials.alexa.operator.dev"
+  "patch clusteralexacredentials.alexa.operator.dev status"
+  "update clusteralexacredentials.alexa.operator.dev finalizers"
+)
+cluster_refused=(
+  "create clusteralexacredentials.alexa.operator.dev" "delete clusteralexacredentials.alexa.operator.dev"
 )
 # Neighbours it must not get.
 refused=(
-  "create secrets" "update secrets" "patch secrets" "delete secrets" "get configmaps"
+  "create secrets" "update secrets" "patch secrets" "delete secrets" "list configmaps"
   "create skillaccountlinkings.alexa.operator.dev" "update skillaccountlinkings.alexa.operator.dev"
   "delete skillaccountlinkings.alexa.operator.dev" "delete skillenablements.alexa.operator.dev"
   "update skillaccountlinkings.alexa.operator.dev status" "patch events.events.k8s.io"
   "create events" "list pods" "get leases.coordination.k8s.io"
+  "create alexacredentials.alexa.operator.dev" "delete alexacredentials.alexa.operator.dev"
 )
 # check_rbac LABEL yes|no ARRAY-NAME [can-i args...]: every entry of the array is (not) allowed.
 check_rbac() {
@@ -191,6 +206,7 @@ if k kustomize deploy/namespaced 2>/dev/null | k apply --server-side --field-man
   check_rbac "deploy/namespaced refuses its neighbours in alexa-skills" no refused -n alexa-skills
   check_rbac "deploy/namespaced grants nothing in other namespaces" no others_refused -n default
   check_rbac "deploy/namespaced grants nothing cluster-wide" no others_refused --all-namespaces
+  check_rbac "deploy/namespaced grants no ClusterAlexaCredentials" no cluster_uses
   check_rbac "deploy/namespaced grants the digest key in the operator namespace" yes digest_ok -n alexa-skill-operator-system
   check_rbac "deploy/namespaced reads no other Secret there" no digest_refused -n alexa-skill-operator-system
 else
@@ -201,6 +217,8 @@ if k apply --server-side --field-manager=e2e -k deploy/ >"$out" 2>&1; then
   check_rbac "deploy/ grants what the operator uses in any namespace" yes uses -n default
   check_rbac "deploy/ grants it cluster-wide (--all-namespaces)" yes uses --all-namespaces
   check_rbac "deploy/ refuses its neighbours" no refused -n default
+  check_rbac "deploy/ grants ClusterAlexaCredentials" yes cluster_uses
+  check_rbac "deploy/ refuses writing ClusterAlexaCredentials" no cluster_refused
   check_rbac "deploy/ grants the leader-election Lease in the operator namespace" yes lease_ok -n alexa-skill-operator-system
   check_rbac "deploy/ refuses other Lease verbs there" no lease_refused -n alexa-skill-operator-system
   check_rbac "deploy/ refuses Leases elsewhere" no lease_ok -n default

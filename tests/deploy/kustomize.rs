@@ -119,6 +119,16 @@ fn the_main_install_renders_exactly_the_expected_objects_without_warnings() {
             "",
             "skillenablements.alexa.operator.dev",
         ),
+        (
+            "CustomResourceDefinition",
+            "",
+            "alexacredentials.alexa.operator.dev",
+        ),
+        (
+            "CustomResourceDefinition",
+            "",
+            "clusteralexacredentials.alexa.operator.dev",
+        ),
         ("Namespace", "", OPERATOR_NAMESPACE),
         ("ServiceAccount", OPERATOR_NAMESPACE, OPERATOR),
         (

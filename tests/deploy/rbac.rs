@@ -60,27 +60,30 @@ fn perms(list: &[(&str, &[&str], &[&str])]) -> BTreeSet<Permission> {
     out
 }
 
-/// What the controllers use in the namespaces they watch, and nothing more.
-fn workload_permissions() -> BTreeSet<Permission> {
+/// What the controllers use in the namespaces they watch, and nothing more: the cluster-wide
+/// install also follows ClusterAlexaCredentials, which a Role cannot grant.
+fn workload_permissions(cluster: bool) -> BTreeSet<Permission> {
+    let mut kinds = vec![
+        "skillaccountlinkings",
+        "skillenablements",
+        "alexacredentials",
+    ];
+    if cluster {
+        kinds.push("clusteralexacredentials");
+    }
+    let sub =
+        |suffix: &str| -> Vec<String> { kinds.iter().map(|k| format!("{k}/{suffix}")).collect() };
+    let (status, finalizers) = (sub("status"), sub("finalizers"));
+    let status: Vec<&str> = status.iter().map(String::as_str).collect();
+    let finalizers: Vec<&str> = finalizers.iter().map(String::as_str).collect();
     perms(&[
         (
             "alexa.operator.dev",
-            &["skillaccountlinkings", "skillenablements"],
+            &kinds,
             &["get", "list", "watch", "patch"],
         ),
-        (
-            "alexa.operator.dev",
-            &["skillaccountlinkings/status", "skillenablements/status"],
-            &["patch"],
-        ),
-        (
-            "alexa.operator.dev",
-            &[
-                "skillaccountlinkings/finalizers",
-                "skillenablements/finalizers",
-            ],
-            &["update"],
-        ),
+        ("alexa.operator.dev", &status, &["patch"]),
+        ("alexa.operator.dev", &finalizers, &["update"]),
         ("", &["secrets"], &["get", "list", "watch"]),
         ("events.k8s.io", &["events"], &["create"]),
         ("", &["namespaces"], &["get"]),
@@ -184,7 +187,7 @@ fn cluster_wide_rbac_grants_exactly_what_the_operator_uses() {
     check_common_rbac(full);
     assert_eq!(
         permissions(full.one("ClusterRole", OPERATOR)),
-        workload_permissions()
+        workload_permissions(true)
     );
     assert_eq!(
         permissions(full.one("Role", "alexa-skill-operator-leader-election")),
@@ -223,7 +226,7 @@ fn namespaced_rbac_has_no_cluster_wide_rules_and_matches_the_watched_namespaces(
         } else {
             assert_eq!(
                 permissions(role),
-                workload_permissions(),
+                workload_permissions(false),
                 "Role in {namespace}"
             );
             role_namespaces.insert(namespace.to_string());

@@ -44,8 +44,15 @@ fn eval_cel(rule: &str, this: &Value) -> Result<bool, String> {
         "self.type == 'AUTH_CODE' || !has(self.defaultTokenExpirationInSeconds)" => {
             Ok(this["type"] == "AUTH_CODE" || !has("defaultTokenExpirationInSeconds"))
         }
-        "has(self.credentialsSecretRef) != has(self.customer)" => {
-            Ok(has("credentialsSecretRef") != has("customer"))
+        "has(self.credentialsSecretRef) != has(self.credentialsRef)" => {
+            Ok(has("credentialsSecretRef") != has("credentialsRef"))
+        }
+        "(has(self.credentialsSecretRef) ? 1 : 0) + (has(self.credentialsRef) ? 1 : 0) + (has(self.customer) ? 1 : 0) == 1" => {
+            Ok(["credentialsSecretRef", "credentialsRef", "customer"]
+                .iter()
+                .filter(|f| has(f))
+                .count()
+                == 1)
         }
         other => Err(format!(
             "CEL rule `{other}` is not known to tests/deploy/samples.rs: add it to eval_cel"
@@ -256,7 +263,9 @@ fn samples_match_the_crd_schemas_and_the_operator_types() {
             "SkillAccountLinking" => {
                 let sal: SkillAccountLinking =
                     serde_json::from_value(object.clone()).expect("sample deserializes");
-                has_credentials(&sal.spec.credentials_secret_ref.name);
+                if let Some(r) = &sal.spec.credentials_secret_ref {
+                    has_credentials(&r.name);
+                }
                 let r = sal
                     .spec
                     .account_linking

@@ -6,6 +6,7 @@
 
 mod account_linking;
 mod configuration;
+mod credentials;
 mod customer_codes;
 mod divergence;
 mod enablement;

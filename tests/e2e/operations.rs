@@ -552,9 +552,19 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
     let mut weather = sal("weather", auth_code_linking());
     weather["spec"]["exports"] = json!({"configMapName": "weather-redirect-urls"});
     h.apply::<SkillAccountLinking>(weather).await.unwrap();
-    h.apply::<SkillEnablement>(owner("dev", "development"))
+    // The enablement uses shared credentials, so the credentials controller's requests count.
+    h.apply::<alexa_skill_operator::crd::AlexaCredentials>(serde_json::json!({
+        "apiVersion": "alexa.operator.dev/v1alpha1", "kind": "AlexaCredentials",
+        "metadata": {"name": "team"}, "spec": {"secretRef": {"name": "lwa"}}}))
         .await
         .unwrap();
+    let mut dev = owner("dev", "development");
+    dev["spec"]["credentialsRef"] = serde_json::json!({"kind": "AlexaCredentials", "name": "team"});
+    dev["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialsSecretRef");
+    h.apply::<SkillEnablement>(dev).await.unwrap();
     // From here on the test itself only reads the store directly and deletes the two objects,
     // so the request log holds the operator's requests (and those deletes).
     h.test_server().clear_requests();
@@ -582,6 +592,12 @@ async fn every_request_the_operator_makes_is_granted_by_the_deploy_rbac() {
     h.wait_until("both objects gone", || {
         stored("skillaccountlinkings", "weather").is_none()
             && stored("skillenablements", "dev").is_none()
+    })
+    .await;
+    h.delete::<alexa_skill_operator::crd::AlexaCredentials>("team")
+        .await;
+    h.wait_until("the credentials gone", || {
+        stored("alexacredentials", "team").is_none()
     })
     .await;
     h.stop_operator().await;

@@ -180,7 +180,11 @@ impl Drop for NamespaceGuard {
             rt.block_on(async move {
                 let client = client_from(&kubeconfig).await;
                 for ns in names {
-                    for plural in ["skillaccountlinkings", "skillenablements"] {
+                    for plural in [
+                        "skillaccountlinkings",
+                        "skillenablements",
+                        "alexacredentials",
+                    ] {
                         clear_finalizers(&client, &ns, plural).await;
                     }
                     let api: Api<Namespace> = Api::all(client.clone());

@@ -15,12 +15,13 @@ use kube::ResourceExt;
 
 use self::plan::{Desired, Observed, Plan, Recorded, Write};
 use super::conditions::{Outcome, Reason, ready_condition};
+use super::credentials::{CredentialsKey, key_of, owner_credentials};
 use super::digest::Digester;
 use super::lifecycle::policy::{self, Change, Policy};
 use super::lifecycle::{
     Checkpoint, Doing, Done, Failure, KindContext, Leftover, ManagedKind, Note, Retry, requested_at,
 };
-use super::secrets::{hash_tag, read_credentials, read_key};
+use super::secrets::{hash_tag, read_key};
 use crate::alexa::{
     AccountLinkingInfo, AccountLinkingRequest, AlexaError, LwaCredentials, REQUEST_ONLY_FIELDS,
 };
@@ -170,11 +171,24 @@ enum Executed {
 }
 
 impl SkillAccountLinking {
+    /// The skill owner's credentials, from credentialsSecretRef or credentialsRef.
+    async fn owner_credentials(&self, ctx: &KindContext<Self>) -> Result<LwaCredentials, Failure> {
+        let ns = self.namespace().unwrap_or_default();
+        let user = format!("SkillAccountLinking {ns}/{}", self.name_any());
+        let uid = self.uid().unwrap_or_default();
+        owner_credentials(
+            ctx,
+            (&ns, user, &uid),
+            self.spec.credentials_secret_ref.as_ref(),
+            self.spec.credentials_ref.as_ref(),
+        )
+        .await
+    }
+
     /// Reads the credentials and the client secret, and builds the desired request.
     async fn desired(&self, ctx: &KindContext<Self>) -> Result<(LwaCredentials, Desired), Failure> {
         let ns = self.namespace().unwrap_or_default();
-        let creds =
-            read_credentials(&ctx.kube, &ns, &self.spec.credentials_secret_ref.name).await?;
+        let creds = self.owner_credentials(ctx).await?;
         let spec = &self.spec.account_linking;
         let client_secret = match &spec.client_secret_ref {
             Some(r) => Some(read_key(&ctx.kube, &ns, &r.name, &r.key).await?),
@@ -579,11 +593,24 @@ impl ManagedKind for SkillAccountLinking {
     }
 
     fn secret_names(&self) -> Vec<String> {
-        let mut names = vec![self.spec.credentials_secret_ref.name.clone()];
+        let mut names: Vec<String> = self
+            .spec
+            .credentials_secret_ref
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
         if let Some(r) = &self.spec.account_linking.client_secret_ref {
             names.push(r.name.clone());
         }
         names
+    }
+
+    fn credentials_key(&self) -> Option<CredentialsKey> {
+        key_of(
+            &self.namespace().unwrap_or_default(),
+            self.spec.credentials_secret_ref.as_ref(),
+            self.spec.credentials_ref.as_ref(),
+        )
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -658,9 +685,7 @@ impl ManagedKind for SkillAccountLinking {
         ctx: &KindContext<Self>,
         _status: &Self::Status,
     ) -> Result<Vec<Note>, Failure> {
-        let ns = self.namespace().unwrap_or_default();
-        let creds =
-            read_credentials(&ctx.kube, &ns, &self.spec.credentials_secret_ref.name).await?;
+        let creds = self.owner_credentials(ctx).await?;
         match ctx
             .alexa
             .delete_account_linking(&creds, &self.spec.skill_id, self.spec.stage)

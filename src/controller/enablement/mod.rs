@@ -16,10 +16,8 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use parking_lot::RwLock;
 
-use super::conditions::{Outcome, Reason};
-use super::lifecycle::{
-    Checkpoint, Done, Failure, KindContext, Leftover, ManagedKind, Note, Retry,
-};
+use super::credentials::{CredentialsKey, key_of};
+use super::lifecycle::{Checkpoint, Done, Failure, KindContext, Leftover, ManagedKind, Note};
 use crate::crd::common::{DeletionPolicy, ManagementPolicy};
 use crate::crd::enablement::{
     EnablementMode, SkillEnablement, SkillEnablementSpec, SkillEnablementStatus,
@@ -37,9 +35,15 @@ pub fn validate_spec(spec: &SkillEnablementSpec) -> Result<(), String> {
     if spec.skill_id.is_empty() || spec.skill_id.len() > 255 {
         return Err("invalid spec: spec.skillId must be 1 to 255 characters".to_string());
     }
-    match (&spec.credentials_secret_ref, &spec.customer) {
-        (Some(_), None) | (None, Some(_)) => Ok(()),
-        _ => Err("invalid spec: set exactly one of spec.credentialsSecretRef (skill owner mode) or spec.customer (customer mode)".to_string()),
+    let modes = [
+        spec.credentials_secret_ref.is_some(),
+        spec.credentials_ref.is_some(),
+        spec.customer.is_some(),
+    ];
+    if modes.iter().filter(|set| **set).count() == 1 {
+        Ok(())
+    } else {
+        Err("invalid spec: set exactly one of spec.credentialsSecretRef or spec.credentialsRef (skill owner mode) or spec.customer (customer mode)".to_string())
     }
 }
 
@@ -52,21 +56,27 @@ pub fn mode(spec: &SkillEnablementSpec) -> EnablementMode {
     }
 }
 
-/// Whether `other` enables a different stage of the same skill with the same credentials, so
-/// that Amazon would flip between the two.
+/// Whether `other` enables a different stage of the same skill with the same credentials (the
+/// same Secret reference, or the same credentials object, in whatever namespace), so that
+/// Amazon would flip between the two.
 pub fn conflicts_with(this: &SkillEnablement, other: &SkillEnablement) -> bool {
-    let (Some(mine), Some(theirs)) = (
-        &this.spec.credentials_secret_ref,
-        &other.spec.credentials_secret_ref,
-    ) else {
+    let (Some(mine), Some(theirs)) = (owner_key(this), owner_key(other)) else {
         return false;
     };
     this.uid() != other.uid()
-        && this.namespace() == other.namespace()
-        && mine.name == theirs.name
+        && mine == theirs
         && this.spec.skill_id == other.spec.skill_id
         && this.spec.stage != other.spec.stage
         && other.metadata.deletion_timestamp.is_none()
+}
+
+/// The owner-mode credentials of `obj` (`None` in customer mode).
+fn owner_key(obj: &SkillEnablement) -> Option<CredentialsKey> {
+    key_of(
+        &obj.namespace().unwrap_or_default(),
+        obj.spec.credentials_secret_ref.as_ref(),
+        obj.spec.credentials_ref.as_ref(),
+    )
 }
 
 /// Whether `other` was there first (older creation time; name breaks ties), so `this` yields.
@@ -131,6 +141,10 @@ impl ManagedKind for SkillEnablement {
         names
     }
 
+    fn credentials_key(&self) -> Option<CredentialsKey> {
+        owner_key(self)
+    }
+
     fn validate(&self) -> Result<(), String> {
         validate_spec(&self.spec)
     }
@@ -140,7 +154,7 @@ impl ManagedKind for SkillEnablement {
     }
 
     fn left_on_amazon(&self) -> Leftover {
-        if self.spec.credentials_secret_ref.is_some() {
+        if self.spec.customer.is_none() {
             return Leftover {
                 what: format!("the skill owner's enablement of {}", self.location()),
                 remove_with: format!(
@@ -170,13 +184,9 @@ impl ManagedKind for SkillEnablement {
         status: &mut Self::Status,
         checkpoint: &Checkpoint<'_, Self>,
     ) -> Result<Done, Failure> {
-        match (&self.spec.credentials_secret_ref, &self.spec.customer) {
-            (Some(secret), _) => self.apply_owner(ctx, &secret.name, status).await,
-            (None, Some(customer)) => self.apply_customer(ctx, customer, status, checkpoint).await,
-            (None, None) => Err(Failure::new(
-                Outcome::stalled(Reason::InvalidSpec, "no mode selected"),
-                Retry::AwaitChange,
-            )),
+        match &self.spec.customer {
+            None => self.apply_owner(ctx, status).await,
+            Some(customer) => self.apply_customer(ctx, customer, status, checkpoint).await,
         }
     }
 
@@ -185,10 +195,9 @@ impl ManagedKind for SkillEnablement {
         ctx: &KindContext<Self>,
         status: &Self::Status,
     ) -> Result<Vec<Note>, Failure> {
-        match (&self.spec.credentials_secret_ref, &self.spec.customer) {
-            (Some(secret), _) => self.cleanup_owner(ctx, &secret.name).await,
-            (None, Some(customer)) => self.cleanup_customer(ctx, customer, status).await,
-            (None, None) => Ok(Vec::new()),
+        match &self.spec.customer {
+            None => self.cleanup_owner(ctx).await,
+            Some(customer) => self.cleanup_customer(ctx, customer, status).await,
         }
     }
 }

@@ -7,22 +7,42 @@ use super::plan::{OwnerObserved, OwnerPlan, plan_owner};
 use super::{CONFLICT_RECHECK, conflicts_with, is_older};
 use crate::alexa::LwaCredentials;
 use crate::controller::conditions::{Outcome, Reason};
+use crate::controller::credentials::owner_credentials;
 use crate::controller::lifecycle::policy::{self, DRIFT_REPAIRED, Policy};
 use crate::controller::lifecycle::{Doing, Done, Failure, KindContext, ManagedKind, Note, Retry};
-use crate::controller::secrets::read_credentials;
 use crate::crd::enablement::{SkillEnablement, SkillEnablementStatus};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 impl SkillEnablement {
+    /// The skill owner's credentials, from credentialsSecretRef or credentialsRef.
+    async fn owner_credentials(&self, ctx: &KindContext<Self>) -> Result<LwaCredentials, Failure> {
+        let ns = self.namespace().unwrap_or_default();
+        let user = format!("SkillEnablement {ns}/{}", self.name_any());
+        let uid = self.uid().unwrap_or_default();
+        owner_credentials(
+            ctx,
+            (&ns, user, &uid),
+            self.spec.credentials_secret_ref.as_ref(),
+            self.spec.credentials_ref.as_ref(),
+        )
+        .await
+    }
+
     /// The older owner-mode object this one conflicts with, from the controllers' caches.
     pub(super) fn conflicting_owner(&self, ctx: &KindContext<Self>) -> Option<String> {
         ctx.state
             .all()
             .into_iter()
             .filter(|other| conflicts_with(self, other) && is_older(other, self))
-            .map(|other| other.name_any())
+            .map(|other| match other.namespace() {
+                // Shared credentials reach across namespaces: name the other one's.
+                Some(ns) if other.namespace() != self.namespace() => {
+                    format!("{ns}/{}", other.name_any())
+                }
+                _ => other.name_any(),
+            })
             .next()
     }
 
@@ -30,14 +50,12 @@ impl SkillEnablement {
     pub(super) async fn apply_owner(
         &self,
         ctx: &KindContext<Self>,
-        secret: &str,
         status: &mut SkillEnablementStatus,
     ) -> Result<Done, Failure> {
         let (observed, creds) = match self.conflicting_owner(ctx) {
             Some(other) => (OwnerObserved::Conflict { other }, None),
             None => {
-                let ns = self.namespace().unwrap_or_default();
-                let creds = read_credentials(&ctx.kube, &ns, secret).await?;
+                let creds = self.owner_credentials(ctx).await?;
                 (self.observe_owner(ctx, &creds, status).await?, Some(creds))
             }
         };
@@ -51,7 +69,7 @@ impl SkillEnablement {
             was_ready,
             Policy::of(self.spec.management_policy),
         );
-        self.execute_owner(ctx, (secret, creds), plan, status).await
+        self.execute_owner(ctx, creds, plan, status).await
     }
 
     async fn observe_owner(
@@ -73,7 +91,7 @@ impl SkillEnablement {
     async fn execute_owner(
         &self,
         ctx: &KindContext<Self>,
-        (secret, creds): (&str, Option<LwaCredentials>),
+        creds: Option<LwaCredentials>,
         plan: OwnerPlan,
         status: &mut SkillEnablementStatus,
     ) -> Result<Done, Failure> {
@@ -110,10 +128,7 @@ impl SkillEnablement {
                 // Read during observe; only a plan that never observed would read them here.
                 let creds = match creds {
                     Some(creds) => creds,
-                    None => {
-                        let ns = self.namespace().unwrap_or_default();
-                        read_credentials(&ctx.kube, &ns, secret).await?
-                    }
+                    None => self.owner_credentials(ctx).await?,
                 };
                 ctx.alexa
                     .enable_stage(&creds, &self.spec.skill_id, self.spec.stage)
@@ -146,14 +161,12 @@ impl SkillEnablement {
     pub(super) async fn cleanup_owner(
         &self,
         ctx: &KindContext<Self>,
-        secret: &str,
     ) -> Result<Vec<Note>, Failure> {
         if self.conflicting_owner(ctx).is_some() {
             // This object never enabled anything; disabling would turn off the other stage's owner.
             return Ok(Vec::new());
         }
-        let ns = self.namespace().unwrap_or_default();
-        let creds = read_credentials(&ctx.kube, &ns, secret).await?;
+        let creds = self.owner_credentials(ctx).await?;
         match ctx
             .alexa
             .disable_stage(&creds, &self.spec.skill_id, self.spec.stage)

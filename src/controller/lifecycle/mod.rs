@@ -275,6 +275,11 @@ pub trait ManagedKind:
     fn management_policy(&self) -> ManagementPolicy;
     /// Names of the Secrets (same namespace) the object reads; their changes trigger a reconcile.
     fn secret_names(&self) -> Vec<String>;
+    /// The credentials (object or Secret) its owner-mode calls use; changes of a credentials
+    /// object trigger a reconcile of the objects using it.
+    fn credentials_key(&self) -> Option<super::credentials::CredentialsKey> {
+        None
+    }
     /// Defence-in-depth validation of what the CRD schema should already have rejected.
     fn validate(&self) -> Result<(), String>;
     /// Where on Amazon the object lives, for messages and events ("skill X stage Y").
