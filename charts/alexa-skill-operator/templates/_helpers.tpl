@@ -29,18 +29,21 @@ subjects:
 
 {{/*
 What the operator may do where it watches: the rules of deploy/rbac/cluster-role.yaml and
-deploy/namespaced/watched-namespace-rbac.yaml (tests/deploy/chart.rs compares them).
+deploy/namespaced/watched-namespace-rbac.yaml (tests/deploy/chart.rs compares them). A Role
+cannot grant the cluster-scoped ClusterAlexaCredentials, so with watchNamespaces only
+AlexaCredentials are granted (and served), as in deploy/namespaced/.
 */}}
 {{- define "aso.workloadRules" -}}
+{{- $cluster := not .Values.watchNamespaces -}}
 rules:
 - apiGroups: ["alexa.operator.dev"]
-  resources: ["skillaccountlinkings", "skillenablements"]
+  resources: ["skillaccountlinkings", "skillenablements", "alexacredentials"{{ if $cluster }}, "clusteralexacredentials"{{ end }}]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["alexa.operator.dev"]
-  resources: ["skillaccountlinkings/status", "skillenablements/status"]
+  resources: ["skillaccountlinkings/status", "skillenablements/status", "alexacredentials/status"{{ if $cluster }}, "clusteralexacredentials/status"{{ end }}]
   verbs: ["patch"]
 - apiGroups: ["alexa.operator.dev"]
-  resources: ["skillaccountlinkings/finalizers", "skillenablements/finalizers"]
+  resources: ["skillaccountlinkings/finalizers", "skillenablements/finalizers", "alexacredentials/finalizers"{{ if $cluster }}, "clusteralexacredentials/finalizers"{{ end }}]
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets"]
