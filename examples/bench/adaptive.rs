@@ -135,6 +135,21 @@ async fn one(cfg: &AdaptiveCfg, run: &AdaptiveRun, ctx: &Ctx) -> BoxResult<Value
     Ok(result)
 }
 
+/// Where the busiest 1 s window starts (sorted times).
+fn busiest_second(times: &[Instant]) -> Option<Instant> {
+    let mut best = (0, None);
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi].duration_since(times[lo]) >= Duration::from_secs(1) {
+            lo += 1;
+        }
+        if hi - lo + 1 > best.0 {
+            best = (hi - lo + 1, Some(times[lo]));
+        }
+    }
+    best.1
+}
+
 /// The numbers of one run from the simulator's request log of its window.
 fn analyse(
     log: &[alexa_simulator::RequestRecord],
@@ -157,8 +172,13 @@ fn analyse(
         .filter(|r| r.status == 429)
         .map(|r| r.at)
         .collect();
-    let times: Vec<Instant> = log.iter().map(|r| r.at).collect();
+    let mut times: Vec<Instant> = log.iter().map(|r| r.at).collect();
+    times.sort();
     let max_1s = max_in_window(&times, Duration::from_secs(1));
+    let busiest_at = busiest_second(&times).map(|t| round(t.duration_since(t0).as_secs_f64(), 2));
+    let first_429 = refused
+        .first()
+        .map(|t| round(t.duration_since(t0).as_secs_f64(), 2));
     let allowed = run.rate + f64::from(cfg.burst);
     let (mut inside, mut in_flight) = (0, 0);
     for r in log {
@@ -190,6 +210,8 @@ fn analyse(
         "maxRequestsInAnySecond": max_1s,
         "ratePlusBurst": allowed,
         "withinRatePlusBurst": max_1s as f64 <= allowed,
+        "busiestSecondStartsAtSeconds": busiest_at,
+        "first429AtSeconds": first_429,
         "requestsInsideRetryAfter": inside,
         "requestsInFlightWhen429Sent": in_flight,
     })
@@ -266,7 +288,7 @@ pub fn section(o: &mut String, v: &Value) {
     );
     let _ = writeln!(
         o,
-        "| R /s | Retry-After | window s | accepted /s (whole window) | sustained /s (2nd half) | 429s | max in any 1 s (R + B) | inside Retry-After | rate reductions | load |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| R /s | Retry-After | window s | accepted /s (whole window) | sustained /s (2nd half) | 429s (first at s) | max in any 1 s (R + B), from s | inside Retry-After | rate reductions | load |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in runs {
         let load = r["loadAverage1mStartEnd"]
@@ -275,7 +297,7 @@ pub fn section(o: &mut String, v: &Value) {
             .unwrap_or_default();
         let _ = writeln!(
             o,
-            "| {} | {} s | {} | {} ({} %) | **{} ({} %)** | {} | {} ({}) | {} | {} | {} |",
+            "| {} | {} s | {} | {} ({} %) | **{} ({} %)** | {} ({}) | {} ({}), {} | {} | {} | {} |",
             text(&r["serverPerSecond"]),
             text(&r["retryAfterSeconds"]),
             text(&r["windowSeconds"]),
@@ -284,8 +306,10 @@ pub fn section(o: &mut String, v: &Value) {
             text(&r["sustainedPerSecond"]),
             text(&r["sustainedPercent"]),
             text(&r["answered429"]),
+            text(&r["first429AtSeconds"]),
             text(&r["maxRequestsInAnySecond"]),
             text(&r["ratePlusBurst"]),
+            text(&r["busiestSecondStartsAtSeconds"]),
             text(&r["requestsInsideRetryAfter"]),
             text(&r["rateReductions"]),
             load
