@@ -437,7 +437,7 @@ fn save_partial(ctx: &Ctx, results: &serde_json::Map<String, Value>, runs: &[Val
 }
 
 /// Section 8's grid: R = 5, 20, 50 requests/s with Retry-After 1 s (60 s runs) and 10 s (120 s
-/// runs, long enough for a few probes); one 6 s run for the smoke test.
+/// runs: the search for the limit is over in the first half); one 6 s run for the smoke test.
 fn adaptive_cfg(smoke: bool) -> adaptive::AdaptiveCfg {
     let run = |rate: f64, retry_after: u64, window: u64| adaptive::AdaptiveRun {
         rate,
