@@ -10,8 +10,10 @@
 //! ```
 //!
 //! Sections: 1 convergence, 2 steady state, 3 memory/CPU, 4 throttling, 5 fault storm,
-//! 6 ASK CLI side by side, 7 noisy neighbour. Sections 1–3 share their runs.
+//! 6 ASK CLI side by side, 7 noisy neighbour, 8 adaptive rate. Sections 1–3 share their runs.
 
+#[path = "bench/adaptive.rs"]
+mod adaptive;
 #[path = "bench/askcli.rs"]
 mod askcli;
 #[path = "bench/converge.rs"]
@@ -63,7 +65,8 @@ struct Args {
 
 const USAGE: &str = "usage: bench [--all | --section 1,2,...] [--smoke] [--max-n N] [--out DIR]
   --all          every section (1 convergence, 2 steady state, 3 memory, 4 throttling,
-                 5 fault storm, 6 ASK CLI, 7 noisy neighbour); writes docs/BENCHMARKS.{md,json}
+                 5 fault storm, 6 ASK CLI, 7 noisy neighbour, 8 adaptive rate);
+                 writes docs/BENCHMARKS.{md,json}
   --section L    only these sections (comma-separated); report to target/bench/report
   --smoke        tiny sizes and windows (seconds); report to target/bench/smoke
   --max-n N      largest convergence size (default 10000)
@@ -85,12 +88,12 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--all" => args.sections.extend(1..=7),
+            "--all" => args.sections.extend(1..=8),
             "--section" | "--sections" => {
                 let list = it.next().ok_or("--section needs a list")?;
                 for s in list.split(',') {
                     let n: u8 = s.trim().parse().map_err(|_| format!("bad section {s:?}"))?;
-                    if !(1..=7).contains(&n) {
+                    if !(1..=8).contains(&n) {
                         return Err(format!("no section {n}"));
                     }
                     args.sections.insert(n);
@@ -119,7 +122,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.sections.is_empty() && args.report_only.is_none() {
         if args.smoke {
-            args.sections.extend([1, 2, 3, 4, 5]);
+            args.sections.extend([1, 2, 3, 4, 5, 8]);
         } else {
             return Err(USAGE.to_string());
         }
@@ -202,7 +205,7 @@ async fn run(args: Args) -> BoxResult<bool> {
     let out = args.out.clone().unwrap_or_else(|| {
         if args.smoke {
             root.join("target/bench/smoke")
-        } else if args.sections.len() == 7 && args.max_n >= 10_000 {
+        } else if args.sections.len() == 8 && args.max_n >= 10_000 {
             root.join("docs")
         } else {
             root.join("target/bench/report")
@@ -387,6 +390,17 @@ async fn run(args: Args) -> BoxResult<bool> {
         .await;
     }
 
+    if s.contains(&8) {
+        guarded(
+            &mut results,
+            "adaptiveRate",
+            &mut ok,
+            adaptive::adaptive(&adaptive_cfg(smoke), &ctx),
+        )
+        .await;
+        save_partial(&ctx, &results, &[]);
+    }
+
     let total = started.elapsed();
     let doc = json!({
         "date": report::today(),
@@ -419,5 +433,27 @@ fn save_partial(ctx: &Ctx, results: &serde_json::Map<String, Value>, runs: &[Val
     let doc = json!({"results": results, "convergenceSoFar": runs});
     if let Ok(text) = serde_json::to_string_pretty(&doc) {
         let _ = std::fs::write(ctx.work.join("partial.json"), text);
+    }
+}
+
+/// Section 8's grid: R = 5, 20, 50 requests/s with Retry-After 1 s (60 s runs) and 10 s (180 s
+/// runs: the search for the limit is over in the first half); one 6 s run for the smoke test.
+fn adaptive_cfg(smoke: bool) -> adaptive::AdaptiveCfg {
+    let run = |rate: f64, retry_after: u64, window: u64| adaptive::AdaptiveRun {
+        rate,
+        retry_after: Duration::from_secs(retry_after),
+        window: Duration::from_secs(window),
+    };
+    let runs = if smoke {
+        vec![run(5.0, 1, 6)]
+    } else {
+        let mut runs: Vec<_> = [5.0, 20.0, 50.0].map(|r| run(r, 1, 60)).into();
+        runs.extend([5.0, 20.0, 50.0].map(|r| run(r, 10, 180)));
+        runs
+    };
+    adaptive::AdaptiveCfg {
+        runs,
+        burst: 5,
+        ceiling: (100.0, 10),
     }
 }

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub throttled_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Unix time until which a Retry-After gate holds calls (0 when none).
     pub retry_after_gate_until: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Times Amazon throttled a credential at a rate it had accepted, so its rate was lowered.
+    pub api_rate_reductions: Counter,
     /// Objects by kind and Ready status/reason.
     pub objects: Family<ObjectLabels, Gauge>,
     /// Seconds from object creation to its first Ready.
@@ -148,6 +150,7 @@ impl Metrics {
             throttled_waits: Default::default(),
             throttled_wait_seconds: Default::default(),
             retry_after_gate_until: Default::default(),
+            api_rate_reductions: Default::default(),
             objects: Default::default(),
             time_to_first_ready: Family::new_with_constructor(ready_histogram as fn() -> Histogram),
             drift_repairs: Default::default(),
@@ -208,6 +211,11 @@ impl Metrics {
                 "retry_after_gate_until_timestamp_seconds",
                 "Unix time until which Amazon asked the operator to wait (Retry-After); 0 if never",
                 &self.retry_after_gate_until,
+            ),
+            (
+                "api_rate_reductions",
+                "Times Amazon throttled a credential at a rate it had accepted, lowering its rate",
+                &self.api_rate_reductions,
             ),
             (
                 "objects",
@@ -369,6 +377,10 @@ impl crate::alexa::ApiObserver for Metrics {
         if until > self.retry_after_gate_until.get() {
             self.retry_after_gate_until.set(until);
         }
+    }
+
+    fn rate_reduced(&self, _rate: f64) {
+        self.api_rate_reductions.inc();
     }
 }
 

@@ -49,10 +49,20 @@ fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Er
         "## 1. Convergence",
         "## 2. Steady state",
         "## 5. Fault storm",
+        "## 8. Adaptive rate",
     ] {
         assert!(md.contains(heading), "report lacks {heading}");
     }
     let r = &doc["results"];
+    let adaptive = r["adaptiveRate"]["runs"]
+        .as_array()
+        .ok_or("no adaptive-rate runs")?;
+    assert!(
+        adaptive
+            .iter()
+            .all(|run| run["accepted"].as_u64() > Some(0)),
+        "{adaptive:?}"
+    );
     let runs = r["convergence"].as_array().ok_or("no convergence runs")?;
     assert_eq!(runs.len(), 2, "unlimited and rate-limited runs: {runs:?}");
     for run in runs {

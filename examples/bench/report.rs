@@ -302,6 +302,7 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
             Some(nn["noisyRequestsInsideRetryAfter"].as_u64() == Some(0)),
         );
     }
+    crate::adaptive::goal_rows(&mut o, &r["adaptiveRate"]);
     let st = &r["storm"];
     if st.get("allReady").is_some() {
         goal_row(
@@ -780,6 +781,7 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
         let _ = writeln!(o, "Not measured: {}\n", s(&a["error"]));
     }
     noisy_section(&mut o, nn);
+    crate::adaptive::section(&mut o, &r["adaptiveRate"]);
     if !analysis.trim().is_empty() {
         let _ = writeln!(o, "{}", analysis.trim_end());
     }

@@ -322,10 +322,11 @@ impl AlexaClient {
                 .throttle
                 .acquire(&fingerprint, config.max_in_call_wait)
                 .await?;
+            let sent_at = Instant::now();
             let (error, maybe_processed) = match self.send_once(request, &token.value, &host).await
             {
                 Ok(answer) => {
-                    inner.throttle.succeeded(&fingerprint);
+                    inner.throttle.succeeded(&fingerprint, sent_at);
                     return Ok(answer);
                 }
                 Err(failure) => failure,
@@ -347,7 +348,9 @@ impl AlexaClient {
 
             let wait = gate_for(&error, || config.backoff.delay(failures + 1));
             if let Some(gate) = wait {
-                inner.throttle.defer(&fingerprint, Instant::now() + gate);
+                inner
+                    .throttle
+                    .congested(&fingerprint, sent_at, Instant::now() + gate);
                 tracing::info!(
                     operation = %request.operation,
                     credential = %fingerprint,

@@ -96,4 +96,10 @@ pub trait ApiObserver: Send + Sync {
     fn retry_after_gate(&self, wait: Duration) {
         let _ = wait;
     }
+
+    /// Amazon throttled a credential at a rate it had accepted before, so its requests are
+    /// sent at `rate` per second from now on (the adaptive rate of the throttle module).
+    fn rate_reduced(&self, rate: f64) {
+        let _ = rate;
+    }
 }
