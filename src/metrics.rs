@@ -166,7 +166,7 @@ impl Metrics {
 
     /// Registers a handle to every metric (the families share their series with `self`).
     fn register_all(&self, registry: &mut Registry) {
-        let all: [(&str, &str, &dyn RegisterClone); 14] = [
+        let all: [(&str, &str, &dyn RegisterClone); 15] = [
             (
                 "reconciles",
                 "Reconciles by kind and result",
