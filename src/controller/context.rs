@@ -10,6 +10,7 @@ use kube::{Api, ResourceExt};
 
 use super::digest::Digester;
 use super::lifecycle::ManagedKind;
+use super::secrets::SecretReader;
 use crate::alexa::{AlexaClient, Backoff};
 use crate::metrics::Metrics;
 use parking_lot::Mutex;
@@ -90,6 +91,9 @@ pub struct Context {
     pub failures: FailureTracker,
     /// Keyed digests of secret values for status (the installation's key).
     pub digester: Digester,
+    /// Reads referenced Secrets, cached while their resourceVersion stays (see
+    /// [`super::secrets`]).
+    pub secrets: SecretReader,
     /// Per object (uid), the resourceVersion a status write of this operator was based on: the
     /// watch cache may still hold that older object when the next reconcile starts.
     written: Mutex<HashMap<String, Option<String>>>,
@@ -123,6 +127,7 @@ impl Context {
         };
         Self {
             reporter,
+            secrets: SecretReader::new(kube.clone()),
             kube,
             alexa,
             metrics,

@@ -13,5 +13,6 @@ mod fidelity;
 mod kstatus;
 mod namespaces;
 mod operations;
+mod steady_state;
 mod support;
 mod throttling;

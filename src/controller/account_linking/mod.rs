@@ -8,8 +8,6 @@
 
 pub mod plan;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use self::plan::{Desired, Observed, Plan, Recorded, Write};
@@ -173,10 +171,10 @@ impl SkillAccountLinking {
     async fn desired(&self, ctx: &KindContext<Self>) -> Result<(LwaCredentials, Desired), Failure> {
         let ns = self.namespace().unwrap_or_default();
         let creds =
-            read_credentials(&ctx.kube, &ns, &self.spec.credentials_secret_ref.name).await?;
+            read_credentials(&ctx.secrets, &ns, &self.spec.credentials_secret_ref.name).await?;
         let spec = &self.spec.account_linking;
         let client_secret = match &spec.client_secret_ref {
-            Some(r) => Some(read_key(&ctx.kube, &ns, &r.name, &r.key).await?),
+            Some(r) => Some(read_key(&ctx.secrets, &ns, &r.name, &r.key).await?),
             None => None,
         };
         // The plain tag never leaves memory: status gets keyed digests (controller::digest).
@@ -213,7 +211,7 @@ impl SkillAccountLinking {
             .get_account_linking(creds, &self.spec.skill_id, self.spec.stage)
             .await
             .doing("read the account linking from Amazon")?;
-        status.last_sync_time = Some(Time(Timestamp::now()));
+        ctx.metrics.synced(Self::KIND);
         if let Some(v) = &current {
             status.etag = v.etag.clone();
             status.redirect_urls = v.value.redirect_urls.clone();
@@ -652,7 +650,7 @@ impl ManagedKind for SkillAccountLinking {
     ) -> Result<Vec<Note>, Failure> {
         let ns = self.namespace().unwrap_or_default();
         let creds =
-            read_credentials(&ctx.kube, &ns, &self.spec.credentials_secret_ref.name).await?;
+            read_credentials(&ctx.secrets, &ns, &self.spec.credentials_secret_ref.name).await?;
         match ctx
             .alexa
             .delete_account_linking(&creds, &self.spec.skill_id, self.spec.stage)

@@ -12,9 +12,6 @@ use crate::controller::lifecycle::{Doing, Done, Failure, KindContext, ManagedKin
 use crate::controller::secrets::read_credentials;
 use crate::crd::enablement::{SkillEnablement, SkillEnablementStatus};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
-
 impl SkillEnablement {
     /// The older owner-mode object this one conflicts with, from the controllers' caches.
     pub(super) fn conflicting_owner(&self, ctx: &KindContext<Self>) -> Option<String> {
@@ -37,7 +34,7 @@ impl SkillEnablement {
             Some(other) => (OwnerObserved::Conflict { other }, None),
             None => {
                 let ns = self.namespace().unwrap_or_default();
-                let creds = read_credentials(&ctx.kube, &ns, secret).await?;
+                let creds = read_credentials(&ctx.secrets, &ns, secret).await?;
                 (self.observe_owner(ctx, &creds, status).await?, Some(creds))
             }
         };
@@ -65,7 +62,7 @@ impl SkillEnablement {
             .stage_enabled(creds, &self.spec.skill_id, self.spec.stage)
             .await
             .doing("read the stage enablement from Amazon")?;
-        status.last_sync_time = Some(Time(Timestamp::now()));
+        ctx.metrics.synced(Self::KIND);
         status.enabled = Some(enabled);
         Ok(OwnerObserved::Stage { enabled })
     }
@@ -112,7 +109,7 @@ impl SkillEnablement {
                     Some(creds) => creds,
                     None => {
                         let ns = self.namespace().unwrap_or_default();
-                        read_credentials(&ctx.kube, &ns, secret).await?
+                        read_credentials(&ctx.secrets, &ns, secret).await?
                     }
                 };
                 ctx.alexa
@@ -153,7 +150,7 @@ impl SkillEnablement {
             return Ok(Vec::new());
         }
         let ns = self.namespace().unwrap_or_default();
-        let creds = read_credentials(&ctx.kube, &ns, secret).await?;
+        let creds = read_credentials(&ctx.secrets, &ns, secret).await?;
         match ctx
             .alexa
             .disable_stage(&creds, &self.spec.skill_id, self.spec.stage)
