@@ -49,6 +49,7 @@ fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Er
         "## 1. Convergence",
         "## 2. Steady state",
         "## 5. Fault storm",
+        "## 9. Scale",
     ] {
         assert!(md.contains(heading), "report lacks {heading}");
     }
@@ -79,5 +80,8 @@ fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Er
     );
     assert_eq!(r["storm"]["allReady"], true, "{}", r["storm"]);
     assert_eq!(r["storm"]["configMismatches"], 0, "{}", r["storm"]);
+    let scale = &r["scale"]["runs"][0];
+    assert_eq!(scale["restart"]["kubeWrites"], 0, "{scale}");
+    assert_eq!(scale["restart"]["amazonGetsPerObject"], 1.0, "{scale}");
     Ok(())
 }

@@ -780,6 +780,7 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
         let _ = writeln!(o, "Not measured: {}\n", s(&a["error"]));
     }
     noisy_section(&mut o, nn);
+    crate::scale::markdown(&mut o, &r["scale"]);
     if !analysis.trim().is_empty() {
         let _ = writeln!(o, "{}", analysis.trim_end());
     }
