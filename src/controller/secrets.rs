@@ -151,6 +151,9 @@ pub fn cached_is_current(covered: bool, watched: &Watched, read_rv: &str) -> boo
 struct Entry {
     watched: Watched,
     read: Option<(String, SecretData)>,
+    /// Held across a GET, so concurrent reconciles that miss wait for one GET instead of each
+    /// sending their own (at start-up every object reads the shared credentials at once).
+    reading: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Which namespaces the running metadata watches of Secrets cover.
@@ -216,18 +219,18 @@ impl SecretReader {
 
     /// The cached data of a Secret, if still current; else registers interest, so a change
     /// reported while the GET is in flight is not lost.
-    fn cached(&self, key: &(String, String)) -> Option<SecretData> {
+    /// On a miss, also the entry's read lock to take before the GET.
+    fn cached(&self, key: &(String, String)) -> Result<SecretData, Arc<tokio::sync::Mutex<()>>> {
         let covered = self.covers(&key.0);
         let mut cache = self.cache.lock();
-        let entry = cache.entry(key.clone()).or_insert(Entry {
+        let entry = cache.entry(key.clone()).or_insert_with(|| Entry {
             watched: Watched::Quiet,
             read: None,
+            reading: Arc::default(),
         });
         match &entry.read {
-            Some((rv, data)) if cached_is_current(covered, &entry.watched, rv) => {
-                Some(data.clone())
-            }
-            _ => None,
+            Some((rv, data)) if cached_is_current(covered, &entry.watched, rv) => Ok(data.clone()),
+            _ => Err(entry.reading.clone()),
         }
     }
 
@@ -235,7 +238,12 @@ impl SecretReader {
     /// one GET.
     pub async fn read(&self, namespace: &str, name: &str) -> Result<SecretData, SecretError> {
         let key = (namespace.to_string(), name.to_string());
-        if let Some(data) = self.cached(&key) {
+        let reading = match self.cached(&key) {
+            Ok(data) => return Ok(data),
+            Err(reading) => reading,
+        };
+        let _one_get = reading.lock().await;
+        if let Ok(data) = self.cached(&key) {
             return Ok(data);
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
@@ -422,6 +430,21 @@ mod tests {
             .unwrap();
         let gone = read_key(&reader, "skills", "lwa", "client-id").await;
         assert!(matches!(gone, Err(SecretError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn concurrent_reads_of_one_secret_send_one_get() {
+        let server = kube_test_server::TestServer::new().with_namespaces(&["skills"]);
+        let client = server.client();
+        put_secret(&client, "one").await;
+        let reader = SecretReader::new(client.clone());
+        reader.watching(None);
+        server.clear_requests();
+        let reads = (0..20).map(|_| read_key(&reader, "skills", "lwa", "client-id"));
+        for value in futures::future::join_all(reads).await {
+            assert_eq!(value.unwrap(), "one");
+        }
+        assert_eq!(secret_gets(&server), 1);
     }
 
     #[test]
