@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Sections: 1 convergence, 2 steady state, 3 memory/CPU, 4 throttling, 5 fault storm,
-//! 6 ASK CLI side by side, 7 noisy neighbour, 8 adaptive rate. Sections 1–3 share their runs.
+//! 6 ASK CLI side by side, 7 noisy neighbour, 8 adaptive rate, 9 scale (1k/10k/100k objects,
+//! restart). Sections 1–3 share their runs.
 
 #[path = "bench/adaptive.rs"]
 mod adaptive;
@@ -26,6 +27,8 @@ mod noisy;
 mod proc;
 #[path = "bench/report.rs"]
 mod report;
+#[path = "bench/scale.rs"]
+mod scale;
 #[path = "bench/storm.rs"]
 mod storm;
 #[path = "bench/throttle.rs"]
@@ -59,18 +62,20 @@ struct Args {
     out: Option<PathBuf>,
     max_n: usize,
     sizes: Option<Vec<usize>>,
+    scale_sizes: Option<Vec<usize>>,
     /// Only rewrite BENCHMARKS.md from this BENCHMARKS.json (and bench/analysis.md).
     report_only: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: bench [--all | --section 1,2,...] [--smoke] [--max-n N] [--out DIR]
   --all          every section (1 convergence, 2 steady state, 3 memory, 4 throttling,
-                 5 fault storm, 6 ASK CLI, 7 noisy neighbour, 8 adaptive rate);
+                 5 fault storm, 6 ASK CLI, 7 noisy neighbour, 8 adaptive rate, 9 scale);
                  writes docs/BENCHMARKS.{md,json}
   --section L    only these sections (comma-separated); report to target/bench/report
   --smoke        tiny sizes and windows (seconds); report to target/bench/smoke
   --max-n N      largest convergence size (default 10000)
   --sizes L      convergence sizes instead of 100,1000,10000 (experiments)
+  --scale-sizes L  section 9's sizes instead of 1000,10000,100000
   --out DIR      where BENCHMARKS.md and BENCHMARKS.json go
   --report-only F  rewrite BENCHMARKS.md next to BENCHMARKS.json F (after editing bench/analysis.md)
 environment (experiments; recorded in the report): BENCH_OPERATOR_BIN=PATH,
@@ -83,17 +88,18 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         max_n: 10_000,
         sizes: None,
+        scale_sizes: None,
         report_only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--all" => args.sections.extend(1..=8),
+            "--all" => args.sections.extend(1..=9),
             "--section" | "--sections" => {
                 let list = it.next().ok_or("--section needs a list")?;
                 for s in list.split(',') {
                     let n: u8 = s.trim().parse().map_err(|_| format!("bad section {s:?}"))?;
-                    if !(1..=8).contains(&n) {
+                    if !(1..=9).contains(&n) {
                         return Err(format!("no section {n}"));
                     }
                     args.sections.insert(n);
@@ -105,6 +111,12 @@ fn parse_args() -> Result<Args, String> {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .ok_or("--max-n needs a number")?;
+            }
+            "--scale-sizes" => {
+                let list = it.next().ok_or("--scale-sizes needs a list")?;
+                let sizes: Result<Vec<usize>, _> =
+                    list.split(',').map(|v| v.trim().parse()).collect();
+                args.scale_sizes = Some(sizes.map_err(|_| format!("bad --scale-sizes {list:?}"))?);
             }
             "--sizes" => {
                 let list = it.next().ok_or("--sizes needs a list")?;
@@ -122,7 +134,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.sections.is_empty() && args.report_only.is_none() {
         if args.smoke {
-            args.sections.extend([1, 2, 3, 4, 5, 8]);
+            args.sections.extend([1, 2, 3, 4, 5, 8, 9]);
         } else {
             return Err(USAGE.to_string());
         }
@@ -388,6 +400,18 @@ async fn run(args: Args) -> BoxResult<bool> {
             noisy::noisy(&cfg, &ctx),
         )
         .await;
+    }
+    if s.contains(&9) {
+        let cfg = scale::ScaleCfg {
+            sizes: match (&args.scale_sizes, smoke) {
+                (Some(sizes), _) => sizes.clone(),
+                (None, true) => vec![30],
+                (None, false) => vec![1_000, 10_000, 100_000],
+            },
+            timeout: Duration::from_secs(if smoke { 60 } else { 1_800 }),
+        };
+        guarded(&mut results, "scale", &mut ok, scale::scale(&cfg, &ctx)).await;
+        save_partial(&ctx, &results, &[]);
     }
 
     if s.contains(&8) {

@@ -295,7 +295,8 @@ async fn credentials(
                 .await
                 .map_err(ImportError::KubeConfig)?,
         };
-        return Ok(read_credentials(&client, ns, name).await?);
+        let secrets = crate::controller::secrets::SecretReader::new(client);
+        return Ok(read_credentials(&secrets, ns, name).await?);
     }
     let values: Vec<Option<String>> = ASK_ENV
         .iter()

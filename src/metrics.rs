@@ -106,6 +106,9 @@ pub struct Metrics {
     /// 1 while this replica reconciles (it leads, or leader election is off), else 0; set at
     /// each scrape, so an alert can tell "no replica leads" from "no objects".
     pub leader: Gauge,
+    /// Unix time of the latest successful read of Amazon's state, by kind (replaces the
+    /// per-object status.lastSyncTime, whose write on every resync cost an apiserver write).
+    pub last_sync: Family<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     states: Mutex<ObjectStates>,
 }
 
@@ -156,6 +159,7 @@ impl Metrics {
             drift_repairs: Default::default(),
             not_converging: Default::default(),
             leader: Default::default(),
+            last_sync: Default::default(),
             states: Mutex::new(ObjectStates::default()),
         };
         let mut registry = Registry::with_prefix("alexa_operator");
@@ -166,7 +170,7 @@ impl Metrics {
 
     /// Registers a handle to every metric (the families share their series with `self`).
     fn register_all(&self, registry: &mut Registry) {
-        let all: [(&str, &str, &dyn RegisterClone); 15] = [
+        let all: [(&str, &str, &dyn RegisterClone); 16] = [
             (
                 "reconciles",
                 "Reconciles by kind and result",
@@ -242,6 +246,11 @@ impl Metrics {
                 "1 while this replica reconciles (leader, or no leader election), 0 on a standby",
                 &self.leader,
             ),
+            (
+                "last_sync_timestamp_seconds",
+                "Unix time Amazon's state was last read successfully for an object of this kind",
+                &self.last_sync,
+            ),
         ];
         for (name, help, metric) in all {
             metric.register_in(registry, name, help);
@@ -267,6 +276,18 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&labels)
             .observe(seconds);
+    }
+
+    /// Records a successful read of Amazon's state for an object of `kind`, now.
+    pub fn synced(&self, kind: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_sync
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .set(now);
     }
 
     /// Records the Ready state of one object (uid) after a status write; `age_seconds` is the
@@ -406,6 +427,30 @@ mod tests {
         m.object_gone("u1");
         let text = m.render();
         assert!(text.contains(r#"alexa_operator_objects{kind="SkillAccountLinking",ready="True",reason="Synced"} 0"#), "{text}");
+    }
+
+    #[test]
+    fn a_sync_sets_its_kinds_last_sync_time_to_now() {
+        let m = Metrics::new();
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        m.synced("SkillEnablement");
+        let kind = |k: &str| KindLabels {
+            kind: k.to_string(),
+        };
+        assert!(m.last_sync.get_or_create(&kind("SkillEnablement")).get() >= before);
+        assert_eq!(
+            m.last_sync
+                .get_or_create(&kind("SkillAccountLinking"))
+                .get(),
+            0.0
+        );
+        assert!(
+            m.render()
+                .contains("alexa_operator_last_sync_timestamp_seconds{kind=\"SkillEnablement\"}")
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Er
         "## 2. Steady state",
         "## 5. Fault storm",
         "## 8. Adaptive rate",
+        "## 9. Scale",
     ] {
         assert!(md.contains(heading), "report lacks {heading}");
     }
@@ -89,5 +90,8 @@ fn bench_smoke_run_produces_every_section() -> Result<(), Box<dyn std::error::Er
     );
     assert_eq!(r["storm"]["allReady"], true, "{}", r["storm"]);
     assert_eq!(r["storm"]["configMismatches"], 0, "{}", r["storm"]);
+    let scale = &r["scale"]["runs"][0];
+    assert_eq!(scale["restart"]["kubeWrites"], 0, "{scale}");
+    assert_eq!(scale["restart"]["amazonGetsPerObject"], 1.0, "{scale}");
     Ok(())
 }

@@ -782,6 +782,7 @@ pub fn markdown(doc: &Value, analysis: &str) -> String {
     }
     noisy_section(&mut o, nn);
     crate::adaptive::section(&mut o, &r["adaptiveRate"]);
+    crate::scale::markdown(&mut o, &r["scale"]);
     if !analysis.trim().is_empty() {
         let _ = writeln!(o, "{}", analysis.trim_end());
     }

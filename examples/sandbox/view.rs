@@ -176,8 +176,8 @@ impl View {
 }
 
 async fn run(mut updates: impl Stream<Item = Update> + Unpin, tx: watch::Sender<Snapshot>) {
-    // Rows as last printed, to print only changes (status writes such as lastSyncTime on every
-    // resync change nothing a user sees in `kubectl get`).
+    // Rows as last printed, to print only changes (a status write, e.g. a new ETag, can change
+    // nothing a user sees in `kubectl get`).
     let mut printed: HashMap<String, Row> = HashMap::new();
     let mut seen_events: HashSet<String> = HashSet::new();
     while let Some(update) = updates.next().await {

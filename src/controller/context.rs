@@ -10,6 +10,7 @@ use kube::{Api, ResourceExt};
 
 use super::digest::Digester;
 use super::lifecycle::ManagedKind;
+use super::secrets::SecretReader;
 use crate::alexa::{AlexaClient, Backoff};
 use crate::metrics::Metrics;
 use parking_lot::Mutex;
@@ -92,6 +93,9 @@ pub struct Context {
     pub digester: Digester,
     /// Which objects use which credentials object (the in-use count in their status).
     pub credential_users: super::credentials::Users,
+    /// Reads referenced Secrets, cached while their resourceVersion stays (see
+    /// [`super::secrets`]).
+    pub secrets: SecretReader,
     /// Per object (uid), the resourceVersion a status write of this operator was based on: the
     /// watch cache may still hold that older object when the next reconcile starts.
     written: Mutex<HashMap<String, Option<String>>>,
@@ -132,6 +136,7 @@ impl Context {
         };
         Self {
             reporter,
+            secrets: SecretReader::new(kube.clone()),
             kube,
             alexa,
             metrics,

@@ -23,6 +23,7 @@ use super::context::CacheScope;
 use super::credentials::CredentialsKey;
 use super::credentials::reconciler::SharedCredentials;
 use super::lifecycle::{KindContext, ManagedKind, error_policy, reconcile, trigger_hash};
+use super::secrets::SecretReader;
 use crate::crd::credentials::{AlexaCredentials, ClusterAlexaCredentials, CredentialsStatus};
 
 /// Annotation kubectl writes with a full copy of the object; never needed by the operator.
@@ -146,11 +147,26 @@ fn objects_using_secret<K: ManagedKind>(
 /// list with `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` and its
 /// watch with `as=PartialObjectMetadata` (what `metadata_watcher` does, which kube-runtime 3.1
 /// deprecated in favour of this form), so the apiserver never sends Secret data here.
+///
+/// Every report (re-lists included) also goes to the Secret cache, which reads a Secret again
+/// only once its resourceVersion changed.
 pub(crate) fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
+    cache: SecretReader,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
     watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |event| match event {
+            Ok(Event::Apply(s)) | Ok(Event::InitApply(s)) => cache.observe(
+                &s.namespace().unwrap_or_default(),
+                &s.name_any(),
+                s.resource_version().as_deref(),
+            ),
+            Ok(Event::Delete(s)) => {
+                cache.observe(&s.namespace().unwrap_or_default(), &s.name_any(), None)
+            }
+            _ => {}
+        })
         .filter_map(|event| async move {
             match event {
                 Ok(Event::Apply(s)) | Ok(Event::Delete(s)) => Some(Ok(s)),
@@ -230,6 +246,8 @@ pub fn controller<K: ManagedKind>(
         Scope::All => Api::all(ctx.kube.clone()),
         Scope::Namespace(ns) => Api::namespaced(ctx.kube.clone(), ns),
     };
+    let cache = ctx.secrets.clone();
+    cache.watching(scope.namespace().as_deref());
     let (reader, writer) = reflector::store();
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let sweeper = Sweeper {
@@ -273,7 +291,7 @@ pub fn controller<K: ManagedKind>(
     };
     let stream = Controller::for_stream(objects, reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
-        .watches_stream(secret_changes(secrets), move |secret| {
+        .watches_stream(secret_changes(secrets, cache), move |secret| {
             objects_using_secret(&store, &secret)
         })
         .watches_stream(local_credentials, move |c| {

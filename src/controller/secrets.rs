@@ -1,11 +1,17 @@
 //! Reading referenced Secrets and mapping Secret changes to the objects that use them.
 //!
 //! Secrets are watched metadata-only (`PartialObjectMetadata` list and watch requests: no secret
-//! data reaches the operator or its cache, so memory does not grow with the cluster's Secrets);
-//! the data is read with one GET when an object is reconciled.
+//! data comes through the watch, so memory does not grow with the cluster's Secrets). A
+//! referenced Secret's data is read with one GET and kept in [`SecretReader`]'s cache, keyed by
+//! namespace, name and resourceVersion: the next reconcile uses it without a request as long as
+//! the metadata watch has not reported another resourceVersion (or a deletion).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::alexa::LwaCredentials;
@@ -71,27 +77,194 @@ impl SecretError {
     }
 }
 
-/// A Secret's data, read once per reconcile.
+/// A Secret's data (its `data` keys, else `stringData`'s), shared by the cache and the reconciles
+/// that read it. No `Debug`: it holds secret values.
+#[derive(Clone)]
 pub struct SecretData {
     namespace: String,
     name: String,
-    secret: Secret,
+    values: Arc<BTreeMap<String, Vec<u8>>>,
+    /// The Secret's resourceVersion when it was read.
+    resource_version: Option<String>,
 }
 
 impl SecretData {
-    /// Reads a Secret by name.
-    pub async fn read(
-        client: &kube::Client,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Self, SecretError> {
-        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        match api.get_opt(name).await {
-            Ok(Some(secret)) => Ok(Self {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                secret,
+    /// The data of `secret` (named `namespace/name` in errors).
+    fn of(namespace: &str, name: &str, secret: &Secret) -> Self {
+        let mut values: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for (k, v) in secret.string_data.iter().flatten() {
+            values.insert(k.clone(), v.clone().into_bytes());
+        }
+        for (k, v) in secret.data.iter().flatten() {
+            values.insert(k.clone(), v.0.clone());
+        }
+        Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            values: Arc::new(values),
+            resource_version: secret.metadata.resource_version.clone(),
+        }
+    }
+
+    /// One key's value as text (surrounding whitespace, such as a trailing newline from
+    /// `kubectl create secret --from-file`, is removed).
+    pub fn get(&self, key: &str) -> Result<String, SecretError> {
+        let Some(bytes) = self.values.get(key) else {
+            return Err(SecretError::MissingKey {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                key: key.to_string(),
+            });
+        };
+        match std::str::from_utf8(bytes).map(str::trim) {
+            Ok(v) if !v.is_empty() => Ok(v.to_string()),
+            _ => Err(SecretError::BadValue {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                key: key.to_string(),
             }),
+        }
+    }
+}
+
+/// What the metadata watch said about a cached Secret since its cache entry was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// Nothing: a change after the entry was made would have been reported.
+    Quiet,
+    /// This resourceVersion (from an event or a re-list).
+    Version(String),
+    /// The Secret was deleted.
+    Deleted,
+}
+
+/// Whether data read at resourceVersion `read_rv` may be used instead of a GET: only when a
+/// metadata watch covers the Secret's namespace and has reported no other resourceVersion.
+/// (resourceVersions are opaque: a report of a different one, older or newer, means read again.)
+pub fn cached_is_current(covered: bool, watched: &Watched, read_rv: &str) -> bool {
+    covered
+        && match watched {
+            Watched::Quiet => true,
+            Watched::Version(rv) => rv == read_rv,
+            Watched::Deleted => false,
+        }
+}
+
+/// One cache entry: the watch's latest word and the data last read, with its resourceVersion.
+struct Entry {
+    watched: Watched,
+    read: Option<(String, SecretData)>,
+    /// Held across a GET, so concurrent reconciles that miss wait for one GET instead of each
+    /// sending their own (at start-up every object reads the shared credentials at once).
+    reading: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Which namespaces the running metadata watches of Secrets cover.
+#[derive(Default)]
+struct Coverage {
+    all: bool,
+    namespaces: HashSet<String>,
+}
+
+/// Reads referenced Secrets, with a cache keyed by namespace, name and resourceVersion that the
+/// metadata watches of Secrets keep honest ([`SecretReader::observe`]): in steady state a
+/// reconcile reads no Secret from the API server. Cheap to clone (shared cache).
+#[derive(Clone)]
+pub struct SecretReader {
+    client: kube::Client,
+    cache: Arc<Mutex<HashMap<(String, String), Entry>>>,
+    coverage: Arc<Mutex<Coverage>>,
+}
+
+impl SecretReader {
+    /// A reader with an empty cache; nothing is cached until [`SecretReader::watching`] says a
+    /// watch covers the namespace.
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            cache: Arc::default(),
+            coverage: Arc::default(),
+        }
+    }
+
+    /// Notes that a metadata watch of Secrets runs in `namespace` (`None`: every namespace), so
+    /// data read there may be cached.
+    pub fn watching(&self, namespace: Option<&str>) {
+        let mut coverage = self.coverage.lock();
+        match namespace {
+            None => coverage.all = true,
+            Some(ns) => {
+                coverage.namespaces.insert(ns.to_string());
+            }
+        }
+    }
+
+    fn covers(&self, namespace: &str) -> bool {
+        let coverage = self.coverage.lock();
+        coverage.all || coverage.namespaces.contains(namespace)
+    }
+
+    /// Records what a metadata watch reported about a Secret (`None`: deleted). Only Secrets
+    /// read before are tracked, so memory follows the referenced Secrets, not the cluster's.
+    pub fn observe(&self, namespace: &str, name: &str, resource_version: Option<&str>) {
+        let mut cache = self.cache.lock();
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(entry) = cache.get_mut(&key) {
+            entry.watched = match resource_version {
+                Some(rv) => Watched::Version(rv.to_string()),
+                None => Watched::Deleted,
+            };
+            if entry.watched == Watched::Deleted {
+                entry.read = None;
+            }
+        }
+    }
+
+    /// The cached data of a Secret, if still current; else registers interest, so a change
+    /// reported while the GET is in flight is not lost.
+    /// On a miss, also the entry's read lock to take before the GET.
+    fn cached(&self, key: &(String, String)) -> Result<SecretData, Arc<tokio::sync::Mutex<()>>> {
+        let covered = self.covers(&key.0);
+        let mut cache = self.cache.lock();
+        let entry = cache.entry(key.clone()).or_insert_with(|| Entry {
+            watched: Watched::Quiet,
+            read: None,
+            reading: Arc::default(),
+        });
+        match &entry.read {
+            Some((rv, data)) if cached_is_current(covered, &entry.watched, rv) => Ok(data.clone()),
+            _ => Err(entry.reading.clone()),
+        }
+    }
+
+    /// Reads a Secret by name: from the cache when its resourceVersion is unchanged, else with
+    /// one GET.
+    pub async fn read(&self, namespace: &str, name: &str) -> Result<SecretData, SecretError> {
+        let key = (namespace.to_string(), name.to_string());
+        let reading = match self.cached(&key) {
+            Ok(data) => return Ok(data),
+            Err(reading) => reading,
+        };
+        let _one_get = reading.lock().await;
+        if let Ok(data) = self.cached(&key) {
+            return Ok(data);
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(Some(secret)) => {
+                let data = SecretData::of(namespace, name, &secret);
+                // Only where a watch reports changes: elsewhere a cached value could go stale.
+                let rv = secret
+                    .metadata
+                    .resource_version
+                    .filter(|_| self.covers(namespace));
+                if let Some(rv) = rv {
+                    if let Some(entry) = self.cache.lock().get_mut(&key) {
+                        entry.read = Some((rv, data.clone()));
+                    }
+                }
+                Ok(data)
+            }
             Ok(None) => Err(SecretError::NotFound {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
@@ -103,61 +276,25 @@ impl SecretData {
             }),
         }
     }
-
-    /// One key's value as text (surrounding whitespace, such as a trailing newline from
-    /// `kubectl create secret --from-file`, is removed).
-    pub fn get(&self, key: &str) -> Result<String, SecretError> {
-        let from_data = self
-            .secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|bytes| String::from_utf8(bytes.0.clone()).ok());
-        let from_string_data = self
-            .secret
-            .string_data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .cloned()
-            .map(Some);
-        let value = match from_data.or(from_string_data) {
-            None => {
-                return Err(SecretError::MissingKey {
-                    namespace: self.namespace.clone(),
-                    name: self.name.clone(),
-                    key: key.to_string(),
-                });
-            }
-            Some(value) => value,
-        };
-        match value.map(|v| v.trim().to_string()) {
-            Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(SecretError::BadValue {
-                namespace: self.namespace.clone(),
-                name: self.name.clone(),
-                key: key.to_string(),
-            }),
-        }
-    }
 }
 
 /// Reads one key of a Secret.
 pub async fn read_key(
-    client: &kube::Client,
+    secrets: &SecretReader,
     namespace: &str,
     name: &str,
     key: &str,
 ) -> Result<String, SecretError> {
-    SecretData::read(client, namespace, name).await?.get(key)
+    secrets.read(namespace, name).await?.get(key)
 }
 
 /// Reads a Login with Amazon credentials Secret (keys client-id, client-secret, refresh-token).
 pub async fn read_credentials(
-    client: &kube::Client,
+    secrets: &SecretReader,
     namespace: &str,
     name: &str,
 ) -> Result<LwaCredentials, SecretError> {
-    read_credentials_versioned(client, namespace, name)
+    read_credentials_versioned(secrets, namespace, name)
         .await
         .map(|(creds, _)| creds)
 }
@@ -165,17 +302,17 @@ pub async fn read_credentials(
 /// Like [`read_credentials`], with the Secret's resourceVersion (what a credentials object's
 /// status records so that its users notice a rotation, without recording anything secret).
 pub async fn read_credentials_versioned(
-    client: &kube::Client,
+    secrets: &SecretReader,
     namespace: &str,
     name: &str,
 ) -> Result<(LwaCredentials, Option<String>), SecretError> {
-    let data = SecretData::read(client, namespace, name).await?;
+    let data = secrets.read(namespace, name).await?;
     let creds = LwaCredentials::new(
         data.get(CLIENT_ID_KEY)?,
         data.get(CLIENT_SECRET_KEY)?,
         data.get(REFRESH_TOKEN_KEY)?,
     );
-    Ok((creds, data.secret.metadata.resource_version.clone()))
+    Ok((creds, data.resource_version.clone()))
 }
 
 /// `sha256:<hex>` of a value. Not for status on its own (anyone reading it could test guesses
@@ -196,14 +333,11 @@ mod tests {
         for (k, v) in pairs {
             map.insert(k.to_string(), ByteString(v.to_vec()));
         }
-        SecretData {
-            namespace: "skills".into(),
-            name: "lwa".into(),
-            secret: Secret {
-                data: Some(map),
-                ..Secret::default()
-            },
-        }
+        let secret = Secret {
+            data: Some(map),
+            ..Secret::default()
+        };
+        SecretData::of("skills", "lwa", &secret)
     }
 
     #[test]
@@ -221,6 +355,112 @@ mod tests {
         );
         assert!(matches!(d.get("empty"), Err(SecretError::BadValue { .. })));
         assert!(matches!(d.get("binary"), Err(SecretError::BadValue { .. })));
+    }
+
+    #[test]
+    fn cached_data_is_used_only_while_the_watch_reports_no_other_version() {
+        use Watched::*;
+        let v = |rv: &str| Version(rv.to_string());
+        // (covered by a watch, what the watch said, resourceVersion read) → use the cache
+        let table = [
+            (true, Quiet, "5", true),
+            (true, v("5"), "5", true),
+            (true, v("6"), "5", false),
+            (true, v("4"), "5", false),
+            (true, Deleted, "5", false),
+            (false, Quiet, "5", false),
+            (false, v("5"), "5", false),
+        ];
+        for (covered, watched, read, expected) in table {
+            assert_eq!(
+                cached_is_current(covered, &watched, read),
+                expected,
+                "{covered} {watched:?} {read}"
+            );
+        }
+    }
+
+    fn secret_gets(server: &kube_test_server::TestServer) -> usize {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.verb == "get" && r.path.contains("/secrets/"))
+            .count()
+    }
+
+    async fn put_secret(client: &kube::Client, value: &str) -> String {
+        let api: Api<Secret> = Api::namespaced(client.clone(), "skills");
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "lwa"}, "stringData": {"client-id": value}
+        }))
+        .unwrap();
+        let params = kube::api::PatchParams::apply("test").force();
+        let applied = api
+            .patch("lwa", &params, &kube::api::Patch::Apply(&secret))
+            .await
+            .unwrap();
+        applied.metadata.resource_version.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_secret_is_read_again_only_after_the_watch_reports_another_version() {
+        let server = kube_test_server::TestServer::new().with_namespaces(&["skills"]);
+        let client = server.client();
+        let rv1 = put_secret(&client, "one").await;
+        let reader = SecretReader::new(client.clone());
+        let read = || async {
+            read_key(&reader, "skills", "lwa", "client-id")
+                .await
+                .unwrap()
+        };
+
+        assert_eq!(read().await, "one");
+        assert_eq!(read().await, "one");
+        assert_eq!(
+            secret_gets(&server),
+            2,
+            "no watch covers skills: never cached"
+        );
+
+        reader.watching(Some("skills"));
+        server.clear_requests();
+        assert_eq!(read().await, "one");
+        reader.observe("skills", "lwa", Some(&rv1));
+        assert_eq!(read().await, "one");
+        assert_eq!(read().await, "one");
+        assert_eq!(secret_gets(&server), 1, "cached while the version stays");
+
+        let rv2 = put_secret(&client, "two").await;
+        reader.observe("skills", "other", Some("99"));
+        assert_eq!(read().await, "one", "the watch has not told yet");
+        reader.observe("skills", "lwa", Some(&rv2));
+        assert_eq!(read().await, "two");
+        assert_eq!(read().await, "two");
+        assert_eq!(secret_gets(&server), 2, "one more read after the change");
+
+        reader.observe("skills", "lwa", None);
+        Api::<Secret>::namespaced(client.clone(), "skills")
+            .delete("lwa", &Default::default())
+            .await
+            .unwrap();
+        let gone = read_key(&reader, "skills", "lwa", "client-id").await;
+        assert!(matches!(gone, Err(SecretError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn concurrent_reads_of_one_secret_send_one_get() {
+        let server = kube_test_server::TestServer::new().with_namespaces(&["skills"]);
+        let client = server.client();
+        put_secret(&client, "one").await;
+        let reader = SecretReader::new(client.clone());
+        reader.watching(None);
+        server.clear_requests();
+        let reads = (0..20).map(|_| read_key(&reader, "skills", "lwa", "client-id"));
+        for value in futures::future::join_all(reads).await {
+            assert_eq!(value.unwrap(), "one");
+        }
+        assert_eq!(secret_gets(&server), 1);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `SkillAccountLinking`: the declared account linking of one skill stage.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -273,10 +273,6 @@ pub struct SkillAccountLinkingStatus {
     /// repair is pending).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
-
-    /// When Amazon's state was last read successfully.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_sync_time: Option<Time>,
 
     /// Last value of the reconcile-requested-at annotation that was acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

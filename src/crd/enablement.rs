@@ -1,7 +1,7 @@
 //! `SkillEnablement`: a skill stage enabled for the skill owner's developer account, or for a
 //! customer with their accounts linked (app-to-app account linking).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -188,10 +188,6 @@ pub struct SkillEnablementStatus {
     /// Differences from the spec found in Observe mode.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
-
-    /// When Amazon's state was last read successfully.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_sync_time: Option<Time>,
 
     /// Last value of the reconcile-requested-at annotation that was acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

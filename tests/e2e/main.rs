@@ -16,5 +16,6 @@ mod kstatus;
 mod namespaces;
 mod operations;
 mod outputs;
+mod steady_state;
 mod support;
 mod throttling;

@@ -9,8 +9,6 @@
 pub mod exports;
 pub mod plan;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use self::plan::{Desired, Observed, Plan, Recorded, Write};
@@ -191,7 +189,7 @@ impl SkillAccountLinking {
         let creds = self.owner_credentials(ctx).await?;
         let spec = &self.spec.account_linking;
         let client_secret = match &spec.client_secret_ref {
-            Some(r) => Some(read_key(&ctx.kube, &ns, &r.name, &r.key).await?),
+            Some(r) => Some(read_key(&ctx.secrets, &ns, &r.name, &r.key).await?),
             None => None,
         };
         // The plain tag never leaves memory: status gets keyed digests (controller::digest).
@@ -228,7 +226,7 @@ impl SkillAccountLinking {
             .get_account_linking(creds, &self.spec.skill_id, self.spec.stage)
             .await
             .doing("read the account linking from Amazon")?;
-        status.last_sync_time = Some(Time(Timestamp::now()));
+        ctx.metrics.synced(Self::KIND);
         if let Some(v) = &current {
             status.etag = v.etag.clone();
             status.redirect_urls = v.value.redirect_urls.clone();

@@ -112,7 +112,7 @@ pub async fn owner_credentials(
         Some(CredentialsKey::Secret { namespace, name }) => (namespace, name),
         Some(key) => secret_of(ctx, key, namespace).await?,
     };
-    Ok(read_credentials(&ctx.kube, &secret_ns, &secret_name).await?)
+    Ok(read_credentials(&ctx.secrets, &secret_ns, &secret_name).await?)
 }
 
 /// The Secret (namespace, name) a credentials object points to, if it exists and admits

@@ -186,7 +186,8 @@ async fn apply<C: SharedCredentials>(
     api: &Api<C>,
 ) -> Result<Action, CredentialsError> {
     let (ns, name) = obj.secret();
-    let (outcome, retry, version) = match read_credentials_versioned(&ctx.kube, &ns, &name).await {
+    let (outcome, retry, version) = match read_credentials_versioned(&ctx.secrets, &ns, &name).await
+    {
         Err(e) => {
             let (outcome, retry) = for_secret_error(&e);
             (outcome, retry, None)
@@ -404,7 +405,7 @@ where
         )
         .reconcile_on(user_changes::<C>(ctx.credential_users.subscribe()))
         .watches_stream(
-            crate::controller::runner::secret_changes(secrets),
+            crate::controller::runner::secret_changes(secrets, ctx.secrets.clone()),
             move |secret| objects_using_secret(&store, &secret),
         )
         .graceful_shutdown_on(shutdown)

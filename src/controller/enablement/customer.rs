@@ -26,9 +26,6 @@ use crate::crd::enablement::{
     AuthCodeState, CustomerEnablement, SkillEnablement, SkillEnablementStatus,
 };
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
-
 /// What linking needs besides the object and its status.
 struct Link<'a> {
     creds: &'a LwaCredentials,
@@ -86,7 +83,7 @@ impl SkillEnablement {
     ) -> Result<Done, Failure> {
         let ns = self.namespace().unwrap_or_default();
         ctx.digester.upgrade(&mut status.auth_code_hash);
-        let creds = read_credentials(&ctx.kube, &ns, &customer.token_secret_ref.name).await?;
+        let creds = read_credentials(&ctx.secrets, &ns, &customer.token_secret_ref.name).await?;
         let observed = self.observe_customer(ctx, &creds, status).await?;
         let policy = Policy::of(self.spec.management_policy);
         match plan_customer(observed.as_ref(), self.spec.stage.as_str(), policy) {
@@ -152,7 +149,7 @@ impl SkillEnablement {
                 return Err(err).doing("read the customer's skill enablement from Amazon");
             }
         };
-        status.last_sync_time = Some(Time(Timestamp::now()));
+        ctx.metrics.synced(Self::KIND);
         match &current {
             Some(s) => record_customer(status, endpoint, s),
             None => {
@@ -176,7 +173,7 @@ impl SkillEnablement {
         let ns = self.namespace().unwrap_or_default();
         let request = &link.customer.account_link_request;
         let code_ref = &request.auth_code_secret_ref;
-        let code = read_key(&ctx.kube, &ns, &code_ref.name, &code_ref.key).await?;
+        let code = read_key(&ctx.secrets, &ns, &code_ref.name, &code_ref.key).await?;
         let digest = ctx.digester.digest(&code);
         let where_ = code_source(&ns, code_ref);
         // A record made under another digest key counts as this code's: never risk it twice.
@@ -199,7 +196,7 @@ impl SkillEnablement {
             LinkPlan::AwaitLinking => return Ok(self.awaiting_link(status)),
         }
         let verifier = match &request.code_verifier_secret_ref {
-            Some(r) => Some(read_key(&ctx.kube, &ns, &r.name, &r.key).await?),
+            Some(r) => Some(read_key(&ctx.secrets, &ns, &r.name, &r.key).await?),
             None => None,
         };
         let body = CustomerEnableRequest {
@@ -392,7 +389,7 @@ impl SkillEnablement {
         status: &SkillEnablementStatus,
     ) -> Result<Vec<Note>, Failure> {
         let ns = self.namespace().unwrap_or_default();
-        let creds = read_credentials(&ctx.kube, &ns, &customer.token_secret_ref.name).await?;
+        let creds = read_credentials(&ctx.secrets, &ns, &customer.token_secret_ref.name).await?;
         match ctx
             .alexa
             .customer_disable(&creds, status.endpoint.as_deref(), &self.spec.skill_id)

@@ -12,9 +12,6 @@ use crate::controller::lifecycle::policy::{self, DRIFT_REPAIRED, Policy};
 use crate::controller::lifecycle::{Doing, Done, Failure, KindContext, ManagedKind, Note, Retry};
 use crate::crd::enablement::{SkillEnablement, SkillEnablementStatus};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
-
 impl SkillEnablement {
     /// The skill owner's credentials, from credentialsSecretRef or credentialsRef.
     async fn owner_credentials(&self, ctx: &KindContext<Self>) -> Result<LwaCredentials, Failure> {
@@ -83,7 +80,7 @@ impl SkillEnablement {
             .stage_enabled(creds, &self.spec.skill_id, self.spec.stage)
             .await
             .doing("read the stage enablement from Amazon")?;
-        status.last_sync_time = Some(Time(Timestamp::now()));
+        ctx.metrics.synced(Self::KIND);
         status.enabled = Some(enabled);
         Ok(OwnerObserved::Stage { enabled })
     }
