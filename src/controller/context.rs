@@ -93,6 +93,8 @@ pub struct Context {
     pub digester: Digester,
     /// Which objects use which credentials object (the in-use count in their status).
     pub credential_users: super::credentials::Users,
+    /// The credentials objects as the managed controllers' watches last saw them.
+    pub credential_caches: super::credentials::Caches,
     /// Reads referenced Secrets, cached while their resourceVersion stays (see
     /// [`super::secrets`]).
     pub secrets: SecretReader,
@@ -144,6 +146,7 @@ impl Context {
             failures: FailureTracker::default(),
             digester: Digester::random(),
             credential_users: Default::default(),
+            credential_caches: Default::default(),
             written: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
             resync_warned: Mutex::new(HashMap::new()),

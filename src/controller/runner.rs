@@ -206,15 +206,20 @@ fn credentials_trigger(status: Option<&CredentialsStatus>, generation: Option<i6
 
 /// Changes of the credentials objects of kind `C` (after the initial list) that users react
 /// to ([`credentials_trigger`]).
+///
+/// Every event also goes to `cache` (what [`crate::controller::credentials::Caches`] serves
+/// reconciles from, instead of a GET per reconcile).
 fn credentials_changes<C>(
     api: Api<C>,
     status: fn(&C) -> Option<&CredentialsStatus>,
+    cache: reflector::store::Writer<C>,
 ) -> impl Stream<Item = Result<C, watcher::Error>> + Send
 where
     C: SharedCredentials,
 {
     watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .reflect(cache)
         .filter_map(|event| async move {
             match event {
                 Ok(Event::Apply(c)) | Ok(Event::Delete(c)) => Some(Ok(c)),
@@ -277,14 +282,24 @@ pub fn controller<K: ManagedKind>(
         .predicate_filter(trigger_hash::<K>, Default::default());
     let store = reader.clone();
     let (local_store, cluster_store) = (reader.clone(), reader.clone());
-    let local_credentials =
-        credentials_changes::<AlexaCredentials>(scope.api(&ctx.kube), |c| c.status.as_ref());
+    let (local_cache, local_writer) = reflector::store();
+    ctx.credential_caches
+        .serve_local(scope.namespace(), local_cache);
+    let local_credentials = credentials_changes::<AlexaCredentials>(
+        scope.api(&ctx.kube),
+        |c| c.status.as_ref(),
+        local_writer,
+    );
     // ClusterAlexaCredentials need cluster-wide access: only the all-namespaces install reads them.
     let cluster_credentials = match &scope {
         Scope::All => {
-            credentials_changes::<ClusterAlexaCredentials>(Api::all(ctx.kube.clone()), |c| {
-                c.status.as_ref()
-            })
+            let (cluster_cache, cluster_writer) = reflector::store();
+            ctx.credential_caches.serve_cluster(cluster_cache);
+            credentials_changes::<ClusterAlexaCredentials>(
+                Api::all(ctx.kube.clone()),
+                |c| c.status.as_ref(),
+                cluster_writer,
+            )
             .boxed()
         }
         Scope::Namespace(_) => futures::stream::pending().boxed(),

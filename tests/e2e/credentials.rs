@@ -57,7 +57,7 @@ async fn cluster_credentials(h: &Harness, ops: &str) {
     .expect("apply ClusterAlexaCredentials");
 }
 
-fn with_ref(mut obj: Value, kind: &str, name: &str) -> Value {
+pub(crate) fn with_ref(mut obj: Value, kind: &str, name: &str) -> Value {
     let spec = obj["spec"].as_object_mut().expect("spec");
     spec.remove("credentialsSecretRef");
     spec.insert("credentialsRef".into(), json!({"kind": kind, "name": name}));

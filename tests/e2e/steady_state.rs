@@ -119,3 +119,57 @@ async fn a_changed_secret_is_read_once_then_resyncs_read_none() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn resyncs_through_shared_credentials_read_no_credentials_object_and_no_secret() {
+    if skip_on_real_server("the test server's request log") {
+        return;
+    }
+    let h = Harness::with_owner(&["--resync-period", "1s"], Some("first-secret")).await;
+    let team = serde_json::json!({"apiVersion": "alexa.operator.dev/v1alpha1",
+        "kind": "AlexaCredentials", "metadata": {"name": "team"},
+        "spec": {"secretRef": {"name": "lwa"}}});
+    h.apply::<alexa_skill_operator::crd::credentials::AlexaCredentials>(team)
+        .await
+        .expect("apply credentials");
+    let linking = crate::credentials::with_ref(
+        sal("weather", auth_code_linking()),
+        "AlexaCredentials",
+        "team",
+    );
+    h.apply::<SkillAccountLinking>(linking)
+        .await
+        .expect("apply");
+    h.wait_for::<SkillAccountLinking, _>("weather", "Ready", is_ready)
+        .await;
+    // The credentials object counts its user (debounced by 1 s) before the window starts.
+    h.wait_for::<alexa_skill_operator::crd::credentials::AlexaCredentials, _>(
+        "team",
+        "Ready and in use once",
+        |c| {
+            is_ready(c)
+                && c.status
+                    .as_ref()
+                    .and_then(|s| s.in_use.as_ref())
+                    .map(|u| u.count)
+                    == Some(1)
+        },
+    )
+    .await;
+    resyncs(&h, 2).await;
+    h.test_server().clear_requests();
+    resyncs(&h, 3).await;
+    let requests = kube_requests(&h);
+    assert_eq!(
+        requests.get("get alexacredentials").copied().unwrap_or(0),
+        0,
+        "the credentials object comes from the watch cache: {requests:?}"
+    );
+    assert_eq!(secret_gets(&requests), 0, "no Secret read: {requests:?}");
+    assert_eq!(
+        writes(&requests),
+        0,
+        "no write in steady state: {requests:?}"
+    );
+    h.shutdown().await;
+}

@@ -12,9 +12,11 @@ pub mod reconciler;
 pub mod resolve;
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
@@ -26,6 +28,40 @@ use super::secrets::read_credentials;
 use crate::alexa::LwaCredentials;
 use crate::crd::common::SecretRef;
 use crate::crd::credentials::{AlexaCredentials, ClusterAlexaCredentials, CredentialsRef};
+
+/// The credentials objects as the managed controllers' watches of them last saw them, so that a
+/// reconcile finds its credentials object in memory rather than with a GET (steady state costs
+/// the apiserver nothing). Each kind's cache is the first watch registered: with several watched
+/// namespaces, objects of the others miss and are read with a GET, as is one not listed yet.
+#[derive(Default)]
+pub struct Caches {
+    local: OnceLock<(Option<String>, Store<AlexaCredentials>)>,
+    cluster: OnceLock<Store<ClusterAlexaCredentials>>,
+}
+
+impl Caches {
+    /// Serves AlexaCredentials of `namespace` (`None`: every namespace) from `store`.
+    pub fn serve_local(&self, namespace: Option<String>, store: Store<AlexaCredentials>) {
+        let _ = self.local.set((namespace, store));
+    }
+
+    /// Serves ClusterAlexaCredentials from `store`.
+    pub fn serve_cluster(&self, store: Store<ClusterAlexaCredentials>) {
+        let _ = self.cluster.set(store);
+    }
+
+    fn local(&self, namespace: &str, name: &str) -> Option<Arc<AlexaCredentials>> {
+        let (scope, store) = self.local.get()?;
+        if scope.as_deref().is_some_and(|s| s != namespace) {
+            return None;
+        }
+        store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn cluster(&self, name: &str) -> Option<Arc<ClusterAlexaCredentials>> {
+        self.cluster.get()?.get(&ObjectRef::new(name))
+    }
+}
 
 /// Which object (by uid) uses which credentials object, as seen by this replica's reconciles,
 /// for the in-use count in the credentials objects' status. Changes are broadcast so that the
@@ -130,6 +166,9 @@ async fn secret_of(
     };
     match &key {
         CredentialsKey::Namespaced { namespace, name } => {
+            if let Some(c) = ctx.credential_caches.local(namespace, name) {
+                return Ok((namespace.clone(), c.spec.secret_ref.name.clone()));
+            }
             let api: Api<AlexaCredentials> = Api::namespaced(ctx.kube.clone(), namespace);
             match api.get_opt(name).await.map_err(api_failure)? {
                 Some(c) => Ok((namespace.clone(), c.spec.secret_ref.name)),
@@ -137,9 +176,15 @@ async fn secret_of(
             }
         }
         CredentialsKey::Cluster { name } => {
-            let api: Api<ClusterAlexaCredentials> = Api::all(ctx.kube.clone());
-            let Some(c) = api.get_opt(name).await.map_err(api_failure)? else {
-                return Err(Refusal::NotFound { key }.into());
+            let c = match ctx.credential_caches.cluster(name) {
+                Some(c) => c,
+                None => {
+                    let api: Api<ClusterAlexaCredentials> = Api::all(ctx.kube.clone());
+                    match api.get_opt(name).await.map_err(api_failure)? {
+                        Some(c) => Arc::new(c),
+                        None => return Err(Refusal::NotFound { key }.into()),
+                    }
+                }
             };
             let namespaces: Api<Namespace> = Api::all(ctx.kube.clone());
             let ns = namespaces.get_opt(namespace).await.map_err(api_failure)?;
@@ -151,7 +196,10 @@ async fn secret_of(
                 namespace,
                 Some(labels.unwrap_or(&empty)).filter(|_| ns.is_some()),
             )?;
-            Ok((c.spec.secret_ref.namespace, c.spec.secret_ref.name))
+            Ok((
+                c.spec.secret_ref.namespace.clone(),
+                c.spec.secret_ref.name.clone(),
+            ))
         }
         CredentialsKey::Secret { namespace, name } => Ok((namespace.clone(), name.clone())),
     }
