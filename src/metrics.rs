@@ -137,6 +137,9 @@ impl Default for Metrics {
     }
 }
 
+/// A metric family to register: name, help text and a handle sharing its series.
+type FamilyEntry<'a> = (&'static str, &'static str, &'a dyn RegisterClone);
+
 impl Metrics {
     /// Creates and registers every metric under the `alexa_operator` prefix.
     pub fn new() -> Self {
@@ -170,7 +173,18 @@ impl Metrics {
 
     /// Registers a handle to every metric (the families share their series with `self`).
     fn register_all(&self, registry: &mut Registry) {
-        let all: [(&str, &str, &dyn RegisterClone); 16] = [
+        for (name, help, metric) in self
+            .object_families()
+            .into_iter()
+            .chain(self.api_families())
+        {
+            metric.register_in(registry, name, help);
+        }
+    }
+
+    /// Name, help and handle of the families about objects and reconciles.
+    fn object_families(&self) -> [FamilyEntry<'_>; 9] {
+        [
             (
                 "reconciles",
                 "Reconciles by kind and result",
@@ -186,6 +200,42 @@ impl Metrics {
                 "Failed reconciles by kind and error category",
                 &self.reconcile_errors,
             ),
+            (
+                "objects",
+                "Objects by kind and Ready condition",
+                &self.objects,
+            ),
+            (
+                "time_to_first_ready_seconds",
+                "Seconds from object creation to its first Ready",
+                &self.time_to_first_ready,
+            ),
+            (
+                "drift_repairs",
+                "Out-of-band changes on Amazon's side that were undone",
+                &self.drift_repairs,
+            ),
+            (
+                "not_converging",
+                "Objects that stopped writing because Amazon kept answering otherwise",
+                &self.not_converging,
+            ),
+            (
+                "leader",
+                "1 while this replica reconciles (leader, or no leader election), 0 on a standby",
+                &self.leader,
+            ),
+            (
+                "last_sync_timestamp_seconds",
+                "Unix time Amazon's state was last read successfully for an object of this kind",
+                &self.last_sync,
+            ),
+        ]
+    }
+
+    /// Name, help and handle of the families about calls to Amazon (requests, tokens, throttling).
+    fn api_families(&self) -> [FamilyEntry<'_>; 7] {
+        [
             (
                 "api_requests",
                 "Alexa API requests by operation and HTTP status",
@@ -221,40 +271,7 @@ impl Metrics {
                 "Times Amazon throttled a credential at a rate it had accepted, lowering its rate",
                 &self.api_rate_reductions,
             ),
-            (
-                "objects",
-                "Objects by kind and Ready condition",
-                &self.objects,
-            ),
-            (
-                "time_to_first_ready_seconds",
-                "Seconds from object creation to its first Ready",
-                &self.time_to_first_ready,
-            ),
-            (
-                "drift_repairs",
-                "Out-of-band changes on Amazon's side that were undone",
-                &self.drift_repairs,
-            ),
-            (
-                "not_converging",
-                "Objects that stopped writing because Amazon kept answering otherwise",
-                &self.not_converging,
-            ),
-            (
-                "leader",
-                "1 while this replica reconciles (leader, or no leader election), 0 on a standby",
-                &self.leader,
-            ),
-            (
-                "last_sync_timestamp_seconds",
-                "Unix time Amazon's state was last read successfully for an object of this kind",
-                &self.last_sync,
-            ),
-        ];
-        for (name, help, metric) in all {
-            metric.register_in(registry, name, help);
-        }
+        ]
     }
 
     /// Prometheus text exposition of every metric.

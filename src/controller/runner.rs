@@ -233,6 +233,68 @@ where
         )
 }
 
+/// The objects of kind `K` to reconcile: watched, trimmed of what no reconcile reads, cached in
+/// `writer`'s store; the initial list flips `synced` and sweeps per-object state, deletions are
+/// forgotten at once; only changes that matter ([`trigger_hash`]) pass.
+fn managed_objects<K: ManagedKind>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    synced: tokio::sync::watch::Sender<bool>,
+    sweeper: Sweeper<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send {
+    watcher::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o: &mut K| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(LAST_APPLIED);
+        })
+        .reflect(writer)
+        .inspect(move |event| match event {
+            Ok(Event::InitDone) => {
+                synced.send_replace(true);
+                sweeper.sweep();
+            }
+            Ok(Event::Delete(o)) => sweeper.ctx.forget(&o.uid().unwrap_or_default()),
+            _ => {}
+        })
+        .applied_objects()
+        .predicate_filter(trigger_hash::<K>, Default::default())
+}
+
+/// The watches of both credentials kinds in `scope`, whose caches serve reconciles
+/// ([`crate::controller::credentials::Caches`]). ClusterAlexaCredentials need cluster-wide
+/// access: only the all-namespaces install reads them (else a stream that never yields).
+fn credentials_watches<K: ManagedKind>(
+    ctx: &KindContext<K>,
+    scope: &Scope,
+) -> (
+    impl Stream<Item = Result<AlexaCredentials, watcher::Error>> + Send + use<K>,
+    futures::stream::BoxStream<'static, Result<ClusterAlexaCredentials, watcher::Error>>,
+) {
+    let (local_cache, local_writer) = reflector::store();
+    ctx.credential_caches
+        .serve_local(scope.namespace(), local_cache);
+    let local = credentials_changes::<AlexaCredentials>(
+        scope.api(&ctx.kube),
+        |c| c.status.as_ref(),
+        local_writer,
+    );
+    let cluster = match scope {
+        Scope::All => {
+            let (cluster_cache, cluster_writer) = reflector::store();
+            ctx.credential_caches.serve_cluster(cluster_cache);
+            credentials_changes::<ClusterAlexaCredentials>(
+                Api::all(ctx.kube.clone()),
+                |c| c.status.as_ref(),
+                cluster_writer,
+            )
+            .boxed()
+        }
+        Scope::Namespace(_) => futures::stream::pending().boxed(),
+    };
+    (local, cluster)
+}
+
 /// One Controller of kind `K` in one scope. Returns the stream to drive, its cache, and a flag
 /// that turns true once the initial list is in the cache. (Not `Store::wait_until_ready`: the
 /// Controller itself waits on it, and kube-runtime wakes only one of two concurrent waiters.)
@@ -263,47 +325,10 @@ pub fn controller<K: ManagedKind>(
     let periodic = sweeper
         .clone()
         .every(ctx.settings.resync_period, synced_rx.clone());
-    let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|o: &mut K| {
-            o.managed_fields_mut().clear();
-            o.annotations_mut().remove(LAST_APPLIED);
-        })
-        .reflect(writer)
-        .inspect(move |event| match event {
-            Ok(Event::InitDone) => {
-                synced_tx.send_replace(true);
-                sweeper.sweep();
-            }
-            Ok(Event::Delete(o)) => sweeper.ctx.forget(&o.uid().unwrap_or_default()),
-            _ => {}
-        })
-        .applied_objects()
-        .predicate_filter(trigger_hash::<K>, Default::default());
+    let objects = managed_objects(api, writer, synced_tx, sweeper);
     let store = reader.clone();
     let (local_store, cluster_store) = (reader.clone(), reader.clone());
-    let (local_cache, local_writer) = reflector::store();
-    ctx.credential_caches
-        .serve_local(scope.namespace(), local_cache);
-    let local_credentials = credentials_changes::<AlexaCredentials>(
-        scope.api(&ctx.kube),
-        |c| c.status.as_ref(),
-        local_writer,
-    );
-    // ClusterAlexaCredentials need cluster-wide access: only the all-namespaces install reads them.
-    let cluster_credentials = match &scope {
-        Scope::All => {
-            let (cluster_cache, cluster_writer) = reflector::store();
-            ctx.credential_caches.serve_cluster(cluster_cache);
-            credentials_changes::<ClusterAlexaCredentials>(
-                Api::all(ctx.kube.clone()),
-                |c| c.status.as_ref(),
-                cluster_writer,
-            )
-            .boxed()
-        }
-        Scope::Namespace(_) => futures::stream::pending().boxed(),
-    };
+    let (local_credentials, cluster_credentials) = credentials_watches(&ctx, &scope);
     let stream = Controller::for_stream(objects, reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
         .watches_stream(secret_changes(secrets, cache), move |secret| {
