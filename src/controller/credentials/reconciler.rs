@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -22,8 +22,9 @@ use serde::de::DeserializeOwned;
 
 use super::resolve::{self, CredentialsKey, Deletion, IN_USE_RECHECK};
 use crate::controller::conditions::{self, Outcome};
-use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::context::Context;
 use crate::controller::lifecycle::policy::{self, Failures};
+use crate::controller::lifecycle::write_status;
 use crate::controller::lifecycle::{Retry, trigger_hash};
 use crate::controller::outcomes::{for_alexa_error, for_secret_error};
 use crate::controller::secrets::read_credentials_versioned;
@@ -303,18 +304,9 @@ async fn finish<C: SharedCredentials>(
         conditions::build(&previous.conditions, outcome, generation, Timestamp::now());
     status.observed_generation = generation;
     if status != previous {
-        let patch = serde_json::json!({
-            "apiVersion": C::api_version(&()),
-            "kind": C::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(CredentialsError::StatusWrite)?;
+        write_status(obj, api, &status)
+            .await
+            .map_err(CredentialsError::StatusWrite)?;
     }
     let previous_reason =
         conditions::ready_condition(&previous.conditions).map(|c| c.reason.clone());

@@ -352,12 +352,13 @@ impl<'a, K: ManagedKind> Checkpoint<'a, K> {
     }
 }
 
-/// Server-side applies the whole status as this operator's field manager.
-async fn write_status<K: ManagedKind>(
-    obj: &K,
-    api: &Api<K>,
-    status: &K::Status,
-) -> Result<(), kube::Error> {
+/// Server-side applies the whole status as this operator's field manager (every kind the
+/// operator reconciles writes its status this way).
+pub(crate) async fn write_status<K, S>(obj: &K, api: &Api<K>, status: &S) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize,
+{
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
