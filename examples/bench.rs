@@ -142,6 +142,12 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// mimalloc instead of glibc's malloc: the operator's work is many small short-lived
+/// allocations (JSON of every watch event and request); profiled at 10,000 objects, malloc and
+/// free were a large share of both processes' CPU (docs/BENCHMARKS.md section 9).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = match parse_args() {
         Ok(a) => a,

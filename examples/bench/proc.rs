@@ -170,6 +170,8 @@ impl OperatorProc {
                 "RUST_LOG",
                 std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            // As the image sets it (Dockerfile): the numbers are the shipped configuration's.
+            .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
             .envs(extra_env())
             .env_remove("POD_NAME")
             .stdin(Stdio::null())

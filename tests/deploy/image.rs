@@ -41,6 +41,12 @@ fn dockerfile_builds_only_the_operator_into_a_pinned_non_root_distroless_image()
         last_stage.contains(&"USER 65532:65532"),
         "non-root in the final stage"
     );
+    assert!(
+        last_stage.contains(&"ENV MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "the image's allocator setting, which the benchmark measures (examples/bench/proc.rs)"
+    );
+    let bench = read("examples/bench/proc.rs");
+    assert!(bench.contains(r#".env("MIMALLOC_ARENA_EAGER_COMMIT", "0")"#));
     assert!(last_stage.contains(&r#"ENTRYPOINT ["/alexa-skill-operator"]"#));
     assert!(last_stage.contains(&r#"CMD ["run"]"#));
     assert!(

@@ -77,19 +77,40 @@ impl MetadataOptions {
         })
     }
 
-    /// `PartialObjectMetadataList` of a `{Kind}List` (its ListMeta kept).
-    pub(crate) fn list(&self, list: &Value) -> Value {
-        let items: Vec<Value> = list
-            .get("items")
-            .and_then(Value::as_array)
-            .map(|items| items.iter().map(|o| self.object(o)).collect())
-            .unwrap_or_default();
-        json!({
-            "kind": "PartialObjectMetadataList",
-            "apiVersion": self.api_version(),
-            "metadata": list.get("metadata").cloned().unwrap_or_else(|| json!({})),
-            "items": items,
-        })
+    /// `PartialObjectMetadataList` (as JSON text) of listed objects, with the list's ListMeta;
+    /// each item's metadata is written from the stored object, not copied.
+    pub(crate) fn list(&self, meta: &Value, items: &[std::sync::Arc<Value>]) -> String {
+        #[derive(serde::Serialize)]
+        struct Item<'a> {
+            kind: &'static str,
+            #[serde(rename = "apiVersion")]
+            api_version: &'a str,
+            metadata: &'a Value,
+        }
+        #[derive(serde::Serialize)]
+        struct List<'a> {
+            kind: &'static str,
+            #[serde(rename = "apiVersion")]
+            api_version: &'a str,
+            metadata: &'a Value,
+            items: Vec<Item<'a>>,
+        }
+        let api_version = self.api_version();
+        let empty = json!({});
+        let list = List {
+            kind: "PartialObjectMetadataList",
+            api_version: &api_version,
+            metadata: meta,
+            items: items
+                .iter()
+                .map(|o| Item {
+                    kind: "PartialObjectMetadata",
+                    api_version: &api_version,
+                    metadata: o.get("metadata").unwrap_or(&empty),
+                })
+                .collect(),
+        };
+        serde_json::to_string(&list).unwrap_or_else(|_| "{}".into())
     }
 }
 
@@ -108,7 +129,14 @@ mod tests {
             "metadata": {"resourceVersion": "7", "continue": "c"},
             "items": [{"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "s"}, "data": {"k": "dg=="}, "type": "Opaque"}]
         });
-        let l = m.list(&list);
+        let items: Vec<std::sync::Arc<Value>> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(std::sync::Arc::new)
+            .collect();
+        let l: Value = serde_json::from_str(&m.list(&list["metadata"], &items)).unwrap();
         assert_eq!(l["kind"], "PartialObjectMetadataList");
         assert_eq!(l["apiVersion"], "meta.k8s.io/v1");
         assert_eq!(l["metadata"], list["metadata"]);

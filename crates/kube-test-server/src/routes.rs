@@ -36,21 +36,21 @@ fn json_response(code: u16, v: &Value) -> Response {
         .into_response()
 }
 
-fn converted_response(v: &Value, content_type: String) -> Response {
+fn converted_response(body: String, content_type: String) -> Response {
     (
         http::StatusCode::OK,
         [(header::CONTENT_TYPE, content_type)],
-        v.to_string(),
+        body,
     )
         .into_response()
 }
 
 fn table_response(v: &Value, opts: TableOptions) -> Response {
-    converted_response(v, opts.content_type())
+    converted_response(v.to_string(), opts.content_type())
 }
 
 fn metadata_response(v: &Value, opts: MetadataOptions) -> Response {
-    converted_response(v, opts.content_type())
+    converted_response(v.to_string(), opts.content_type())
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -317,9 +317,18 @@ fn resource(
                 m.check(&rt, true)?;
             }
             Ok(match convert {
-                Some(Convert::Table(t)) => table_response(&table::table_of_list(&rt, &list, t), t),
-                Some(Convert::Metadata(m)) => metadata_response(&m.list(&list), m),
-                None => json_response(200, &list),
+                Some(Convert::Table(t)) => {
+                    table_response(&table::table_of_list(&rt, &list.into_value(), t), t)
+                }
+                Some(Convert::Metadata(m)) => {
+                    converted_response(m.list(&list.meta, &list.items), m.content_type())
+                }
+                None => (
+                    http::StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    list.body(),
+                )
+                    .into_response(),
             })
         }
         (Method::GET, Some(n)) if legacy_watch => {

@@ -66,6 +66,9 @@ impl WatchRecord {
 
 type Objects = BTreeMap<(String, String), Arc<Value>>;
 
+/// Stored objects in (namespace, name) order, shared.
+pub(crate) type Entries<'a> = Box<dyn Iterator<Item = (&'a (String, String), &'a Arc<Value>)> + 'a>;
+
 /// Everything behind the server's one write lock.
 pub(crate) struct State {
     /// Last issued resourceVersion.
@@ -95,10 +98,14 @@ impl State {
     }
 
     pub(crate) fn get(&self, key: &TypeKey, ns: &str, name: &str) -> Option<&Value> {
+        self.get_arc(key, ns, name).map(|a| &**a)
+    }
+
+    /// The stored object, shared (lists hand it out without copying it).
+    pub(crate) fn get_arc(&self, key: &TypeKey, ns: &str, name: &str) -> Option<&Arc<Value>> {
         self.objects
             .get(key)?
             .get(&(ns.to_string(), name.to_string()))
-            .map(|a| &**a)
     }
 
     /// Objects of one resource, optionally in one namespace, in (namespace, name) order,
@@ -108,7 +115,7 @@ impl State {
         key: &TypeKey,
         ns: Option<&'a str>,
         after: Option<(String, String)>,
-    ) -> Box<dyn Iterator<Item = (&'a (String, String), &'a Value)> + 'a> {
+    ) -> Entries<'a> {
         let Some(objs) = self.objects.get(key) else {
             return Box::new(std::iter::empty());
         };
@@ -117,9 +124,7 @@ impl State {
             (None, Some(n)) => std::ops::Bound::Included((n.to_string(), String::new())),
             (None, None) => std::ops::Bound::Unbounded,
         };
-        let it = objs
-            .range((start, std::ops::Bound::Unbounded))
-            .map(|(k, v)| (k, &**v));
+        let it = objs.range((start, std::ops::Bound::Unbounded));
         match ns {
             Some(n) => Box::new(it.take_while(move |((o, _), _)| o == n)),
             None => Box::new(it),
