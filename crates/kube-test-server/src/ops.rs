@@ -414,29 +414,30 @@ impl Listed {
 
     /// The `{Kind}List` as JSON text.
     pub(crate) fn body(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct List<'a> {
+            #[serde(rename = "apiVersion")]
+            api_version: &'a str,
+            kind: String,
+            metadata: &'a Value,
+            items: Vec<Versioned<'a>>,
+        }
         let api_version = self.rt.api_version();
-        let items: Vec<Versioned<'_>> = self
-            .items
-            .iter()
-            .map(|obj| Versioned {
-                rt: &self.rt,
-                api_version: &api_version,
-                obj,
-            })
-            .collect();
-        let list = serde_json::json!({
-            "apiVersion": api_version,
-            "kind": self.rt.list_kind(),
-            "metadata": self.meta,
-        });
-        let mut out = list.to_string();
-        // `{...}` → `{...,"items":[...]}`: the items written straight from the store.
-        out.pop();
-        out.push_str(",\"items\":");
-        let items = serde_json::to_string(&items).unwrap_or_else(|_| "[]".into());
-        out.push_str(&items);
-        out.push('}');
-        out
+        let list = List {
+            api_version: &api_version,
+            kind: self.rt.list_kind(),
+            metadata: &self.meta,
+            items: self
+                .items
+                .iter()
+                .map(|obj| Versioned {
+                    rt: &self.rt,
+                    api_version: &api_version,
+                    obj,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&list).unwrap_or_else(|_| "{}".into())
     }
 }
 

@@ -323,12 +323,7 @@ fn resource(
                 Some(Convert::Metadata(m)) => {
                     converted_response(m.list(&list.meta, &list.items), m.content_type())
                 }
-                None => (
-                    http::StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    list.body(),
-                )
-                    .into_response(),
+                None => converted_response(list.body(), "application/json".into()),
             })
         }
         (Method::GET, Some(n)) if legacy_watch => {

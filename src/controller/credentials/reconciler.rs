@@ -12,7 +12,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -312,20 +311,8 @@ async fn finish<C: SharedCredentials>(
         conditions::ready_condition(&previous.conditions).map(|c| c.reason.clone());
     if let Some(note) = policy::transition_note(previous_reason.as_deref(), outcome) {
         tracing::info!(kind = C::KIND, name = obj.name_any(), ready = outcome.is_ready(), reason = outcome.reason.as_str(), message = %outcome.message, "condition changed");
-        let event = KubeEvent {
-            type_: if note.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: note.reason.to_string(),
-            note: Some(conditions::bound_message(&note.message)),
-            action: note.action.to_string(),
-            secondary: None,
-        };
-        if let Err(err) = ctx.recorder().publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(kind = C::KIND, name = obj.name_any(), error = %err, "failed to publish event");
-        }
+        crate::controller::lifecycle::publish_about(ctx, C::KIND, &obj.object_ref(&()), &note)
+            .await;
     }
     let uid = obj.uid().unwrap_or_default();
     ctx.metrics.object_state(

@@ -817,7 +817,12 @@ pub async fn publish<K: ManagedKind>(ctx: &Context, obj: &K, note: &Note) {
 }
 
 /// Publishes one event about any object (`kind` names the operator's kind in the log line).
-async fn publish_about(ctx: &Context, kind: &str, reference: &ObjectReference, note: &Note) {
+pub(crate) async fn publish_about(
+    ctx: &Context,
+    kind: &str,
+    reference: &ObjectReference,
+    note: &Note,
+) {
     let event = KubeEvent {
         type_: if note.warning {
             EventType::Warning
