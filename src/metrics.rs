@@ -2,7 +2,9 @@
 //! category); object names never become labels, so cardinality does not grow with the cluster.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::controller::keys::Uid;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -114,10 +116,29 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct ObjectStates {
-    /// Current (ready, reason) per object uid and kind, to keep the objects gauge exact.
-    current: HashMap<String, (String, ObjectLabels)>,
-    /// Objects seen Ready since start, so time-to-first-Ready is observed once.
-    seen_ready: HashSet<String>,
+    /// Per object (uid): its series of the objects gauge, and whether it was seen Ready since
+    /// start (so time-to-first-Ready is observed once).
+    objects: HashMap<Uid, ObjectState>,
+    /// One shared copy of each label set in use (bounded: kinds × Ready × reasons), so an
+    /// object's entry is a pointer, not three strings.
+    labels: HashSet<Arc<ObjectLabels>>,
+}
+
+#[derive(Default)]
+struct ObjectState {
+    current: Option<Arc<ObjectLabels>>,
+    seen_ready: bool,
+}
+
+impl ObjectStates {
+    fn shared(&mut self, labels: ObjectLabels) -> Arc<ObjectLabels> {
+        if let Some(shared) = self.labels.get(&labels) {
+            return shared.clone();
+        }
+        let shared = Arc::new(labels);
+        self.labels.insert(shared.clone());
+        shared
+    }
 }
 
 /// A metric whose clone shares its series, registered by handle.
@@ -325,17 +346,20 @@ impl Metrics {
         let Ok(mut states) = self.states.lock() else {
             return;
         };
-        if let Some((_, old)) = states.current.get(uid) {
+        let key = Uid::new(uid);
+        let old = states.objects.get(&key).and_then(|s| s.current.clone());
+        if let Some(old) = old {
             if *old == labels {
                 return;
             }
-            self.objects.get_or_create(old).dec();
+            self.objects.get_or_create(&old).dec();
         }
         self.objects.get_or_create(&labels).inc();
-        states
-            .current
-            .insert(uid.to_string(), (kind.to_string(), labels));
-        if ready && states.seen_ready.insert(uid.to_string()) {
+        let shared = states.shared(labels);
+        let state = states.objects.entry(key).or_default();
+        state.current = Some(shared);
+        if ready && !state.seen_ready {
+            state.seen_ready = true;
             if let Some(age) = age_seconds {
                 self.time_to_first_ready
                     .get_or_create(&KindLabels {
@@ -346,33 +370,32 @@ impl Metrics {
         }
     }
 
-    /// Marks an object as seen Ready already (it was Ready before this process started), so its
-    /// later transitions do not count as a first Ready.
+    /// Notes that an object was already Ready when first seen (no time-to-first-Ready for it).
     pub fn already_ready(&self, uid: &str) {
         if let Ok(mut states) = self.states.lock() {
-            states.seen_ready.insert(uid.to_string());
+            states.objects.entry(Uid::new(uid)).or_default().seen_ready = true;
         }
     }
 
-    /// Every object (uid) the metrics keep state for.
-    pub fn object_uids(&self) -> Vec<String> {
+    /// Every object with metric state (what a sweep checks against the caches).
+    pub fn object_uids(&self) -> Vec<Uid> {
         let Ok(states) = self.states.lock() else {
             return Vec::new();
         };
-        let mut uids: Vec<String> = states.current.keys().cloned().collect();
-        uids.extend(states.seen_ready.iter().cloned());
-        uids
+        states.objects.keys().cloned().collect()
     }
 
-    /// Forgets an object that was deleted.
+    /// Drops an object's state and its share of the objects gauge.
     pub fn object_gone(&self, uid: &str) {
         let Ok(mut states) = self.states.lock() else {
             return;
         };
-        if let Some((_, old)) = states.current.remove(uid) {
+        if let Some(ObjectState {
+            current: Some(old), ..
+        }) = states.objects.remove(&Uid::new(uid))
+        {
             self.objects.get_or_create(&old).dec();
         }
-        states.seen_ready.remove(uid);
     }
 }
 

@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, ResourceExt};
 
 use super::digest::Digester;
+use super::keys::{Namespaces, Uid};
 use super::lifecycle::ManagedKind;
 use super::secrets::SecretReader;
 use crate::alexa::{AlexaClient, Backoff};
@@ -47,31 +48,31 @@ impl Settings {
 /// back-off of its own.
 #[derive(Debug, Default)]
 pub struct FailureTracker {
-    counts: Mutex<HashMap<String, u32>>,
+    counts: Mutex<HashMap<Uid, u32>>,
 }
 
 impl FailureTracker {
     /// Counts one more failure and returns the new count.
     pub fn record(&self, uid: &str) -> u32 {
         let mut counts = self.counts.lock();
-        let n = counts.entry(uid.to_string()).or_insert(0);
+        let n = counts.entry(Uid::new(uid)).or_insert(0);
         *n = n.saturating_add(1);
         *n
     }
 
     /// Forgets failures after a success (or deletion).
     pub fn reset(&self, uid: &str) {
-        self.counts.lock().remove(uid);
+        self.counts.lock().remove(&Uid::new(uid));
     }
 
     /// Every object with a failure count.
-    pub fn uids(&self) -> HashSet<String> {
+    pub fn uids(&self) -> HashSet<Uid> {
         self.counts.lock().keys().cloned().collect()
     }
 
     /// Current count, for tests and status messages.
     pub fn count(&self, uid: &str) -> u32 {
-        self.counts.lock().get(uid).copied().unwrap_or(0)
+        self.counts.lock().get(&Uid::new(uid)).copied().unwrap_or(0)
     }
 }
 
@@ -98,19 +99,33 @@ pub struct Context {
     /// Reads referenced Secrets, cached while their resourceVersion stays (see
     /// [`super::secrets`]).
     pub secrets: SecretReader,
-    /// Per object (uid), the resourceVersion a status write of this operator was based on: the
-    /// watch cache may still hold that older object when the next reconcile starts.
-    written: Mutex<HashMap<String, Option<String>>>,
+    /// Per object (uid), the resourceVersion a status write of this operator was based on (as
+    /// [`version_tag`]): the watch cache may still hold that older object when the next
+    /// reconcile starts.
+    written: Mutex<HashMap<Uid, u64>>,
     /// Kind and namespace of every object (uid) reconciled and not yet forgotten, so what is
     /// kept per object can be swept against a controller's cache ([`Context::sweep`]).
-    tracked: Mutex<HashMap<String, (&'static str, String)>>,
+    tracked: Mutex<HashMap<Uid, Placement>>,
     /// Per object (uid), the unusable resync-period annotation value last warned about, so a
     /// bad value earns one Warning event, not one per reconcile.
-    pub resync_warned: Mutex<HashMap<String, String>>,
+    pub resync_warned: Mutex<HashMap<Uid, String>>,
     /// Kind and namespace of every object (uid) whose cleanup on Amazon succeeded, kept until
     /// the object leaves the cache: a reconcile started from a cache that still shows the
     /// finalizer (the removal's watch event not seen yet) must not call Amazon a second time.
-    cleaned: Mutex<HashMap<String, (&'static str, String)>>,
+    cleaned: Mutex<HashMap<Uid, Placement>>,
+    /// The namespaces of tracked objects, stored once.
+    namespaces: Namespaces,
+}
+
+/// An object's kind and namespace (shared with every object of that namespace).
+type Placement = (&'static str, Arc<str>);
+
+/// A resourceVersion as a 64-bit tag. resourceVersions are opaque and only compared for
+/// equality here, so a hash serves (a collision, 1 in 2^64, costs one stale-status check).
+fn version_tag(resource_version: Option<&str>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&resource_version, &mut h);
+    std::hash::Hasher::finish(&h)
 }
 
 /// Which of the tracked objects one controller's cache covers: its kind and namespace (`None`:
@@ -151,6 +166,7 @@ impl Context {
             tracked: Mutex::new(HashMap::new()),
             resync_warned: Mutex::new(HashMap::new()),
             cleaned: Mutex::new(HashMap::new()),
+            namespaces: Namespaces::default(),
         }
     }
 
@@ -177,12 +193,12 @@ impl Context {
     /// has, or a single-use authorization code. Only resourceVersions are kept (not statuses),
     /// so memory stays small at 10,000 objects.
     pub async fn latest_status<K: ManagedKind>(&self, obj: &K, api: &Api<K>) -> K::Status {
-        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let uid = Uid::new(obj.meta().uid.as_deref().unwrap_or_default());
         let cached_rv = obj.meta().resource_version.clone();
         let stale = {
             let mut written = self.written.lock();
             match written.get(&uid) {
-                Some(before) if *before == cached_rv => true,
+                Some(before) if *before == version_tag(cached_rv.as_deref()) => true,
                 Some(_) => {
                     written.remove(&uid);
                     false
@@ -202,20 +218,20 @@ impl Context {
 
     /// Records that this operator wrote the status of `obj` (see [`Context::latest_status`]).
     pub fn remember_status<K: ManagedKind>(&self, obj: &K) {
-        let uid = obj.meta().uid.clone().unwrap_or_default();
-        self.written
-            .lock()
-            .insert(uid, obj.meta().resource_version.clone());
+        let uid = Uid::new(obj.meta().uid.as_deref().unwrap_or_default());
+        let tag = version_tag(obj.meta().resource_version.as_deref());
+        self.written.lock().insert(uid, tag);
     }
 
     /// Drops everything kept about an object that is gone.
     pub fn forget(&self, uid: &str) {
         self.metrics.object_gone(uid);
         self.failures.reset(uid);
-        self.written.lock().remove(uid);
-        self.tracked.lock().remove(uid);
+        let key = Uid::new(uid);
+        self.written.lock().remove(&key);
+        self.tracked.lock().remove(&key);
         self.credential_users.forget(uid);
-        self.resync_warned.lock().remove(uid);
+        self.resync_warned.lock().remove(&key);
     }
 
     /// Records that the cleanup of an object of `kind` in `namespace` succeeded on Amazon and
@@ -223,24 +239,25 @@ impl Context {
     /// true until a sweep finds the object gone from the cache.
     pub fn cleaned_up(&self, kind: &'static str, namespace: &str, uid: &str) {
         self.forget(uid);
-        self.cleaned
-            .lock()
-            .insert(uid.to_string(), (kind, namespace.to_string()));
+        let namespace = self.namespaces.intern(namespace);
+        self.cleaned.lock().insert(Uid::new(uid), (kind, namespace));
     }
 
     /// Whether this object's cleanup already succeeded (see [`Context::cleaned_up`]).
     pub fn was_cleaned_up(&self, uid: &str) -> bool {
-        self.cleaned.lock().contains_key(uid)
+        self.cleaned.lock().contains_key(&Uid::new(uid))
     }
 
     /// Notes that an object of `kind` in `namespace` is being reconciled, so that
     /// [`Context::sweep`] can forget it once it is gone however it went (finalizer removed by
     /// hand, deleted while this replica was not watching).
     pub fn track(&self, kind: &'static str, namespace: &str, uid: &str) {
-        let mut tracked = self.tracked.lock();
-        if !tracked.contains_key(uid) {
-            tracked.insert(uid.to_string(), (kind, namespace.to_string()));
+        let key = Uid::new(uid);
+        if self.tracked.lock().contains_key(&key) {
+            return;
         }
+        let namespace = self.namespaces.intern(namespace);
+        self.tracked.lock().insert(key, (kind, namespace));
     }
 
     /// Forgets every tracked object in `scope` whose uid is not in `live` (the controller's
@@ -248,10 +265,10 @@ impl Context {
     /// after its object was forgotten; every reconcile tracks its object before it writes
     /// anything): failure counts, status bookkeeping and metric state. Returns how many
     /// objects were forgotten.
-    pub fn sweep(&self, scope: CacheScope<'_>, live: &HashSet<String>) -> usize {
-        let mut gone: HashSet<String> = {
+    pub fn sweep(&self, scope: CacheScope<'_>, live: &HashSet<Uid>) -> usize {
+        let mut gone: HashSet<Uid> = {
             let tracked = self.tracked.lock();
-            let mut kept: HashSet<String> = self.failures.uids();
+            let mut kept: HashSet<Uid> = self.failures.uids();
             kept.extend(self.written.lock().keys().cloned());
             kept.extend(self.metrics.object_uids());
             kept.retain(|uid| !tracked.contains_key(uid));
@@ -263,16 +280,16 @@ impl Context {
                 .iter()
                 .filter(|(uid, (kind, ns))| {
                     *kind == scope.kind
-                        && scope.namespace.is_none_or(|s| s == ns)
+                        && scope.namespace.is_none_or(|s| s == &**ns)
                         && !live.contains(*uid)
                 })
                 .map(|(uid, _)| uid.clone()),
         );
         for uid in &gone {
-            self.forget(uid);
+            self.forget(&uid.to_string());
         }
         self.cleaned.lock().retain(|uid, (kind, ns)| {
-            *kind != scope.kind || scope.namespace.is_some_and(|s| s != ns) || live.contains(uid)
+            *kind != scope.kind || scope.namespace.is_some_and(|s| s != &**ns) || live.contains(uid)
         });
         gone.len()
     }
@@ -323,17 +340,19 @@ mod tests {
         let keep = |kind, ns: &str, uid: &str| {
             ctx.track(kind, ns, uid);
             ctx.failures.record(uid);
-            ctx.written.lock().insert(uid.to_string(), None);
+            ctx.written.lock().insert(Uid::new(uid), version_tag(None));
             ctx.metrics
                 .object_state(kind, uid, true, "Synced", Some(1.0));
         };
-        keep("SkillAccountLinking", "a", "live");
+        // A uid as the apiserver makes them (kept as 16 bytes) and plain ones (kept as text).
+        const LIVE: &str = "6f1c0d2e-8d3b-4a57-9c1e-0b8a4f3e2d1c";
+        keep("SkillAccountLinking", "a", LIVE);
         keep("SkillAccountLinking", "a", "gone");
         keep("SkillAccountLinking", "b", "other-namespace");
         keep("SkillEnablement", "a", "other-kind");
         // Written by a reconcile that finished after its object was forgotten.
         ctx.failures.record("late");
-        let live: HashSet<String> = ["live".to_string()].into();
+        let live: HashSet<Uid> = [Uid::new(LIVE)].into();
         let scope = CacheScope {
             kind: "SkillAccountLinking",
             namespace: Some("a"),
@@ -341,8 +360,8 @@ mod tests {
         assert_eq!(ctx.sweep(scope, &live), 2, "gone and late");
         for uid in ["gone", "late"] {
             assert_eq!(ctx.failures.count(uid), 0);
-            assert!(!ctx.written.lock().contains_key(uid));
-            assert!(!ctx.metrics.object_uids().contains(&uid.to_string()));
+            assert!(!ctx.written.lock().contains_key(&Uid::new(uid)));
+            assert!(!ctx.metrics.object_uids().contains(&Uid::new(uid)));
         }
         assert_eq!(ctx.tracked_objects(), 3, "outside the scope or live: kept");
         assert_eq!(ctx.failures.count("other-kind"), 1);
@@ -359,12 +378,12 @@ mod tests {
         assert_eq!(ctx.tracked_objects(), 2);
 
         // A cleaned-up object is remembered while the cache still holds it, then forgotten.
-        ctx.cleaned_up("SkillAccountLinking", "a", "live");
+        ctx.cleaned_up("SkillAccountLinking", "a", LIVE);
         assert_eq!(ctx.tracked_objects(), 1, "its state is forgotten at once");
         ctx.sweep(everywhere, &live);
-        assert!(ctx.was_cleaned_up("live"), "still in the cache");
+        assert!(ctx.was_cleaned_up(LIVE), "still in the cache");
         ctx.sweep(scope, &HashSet::new());
-        assert!(!ctx.was_cleaned_up("live"), "gone from the cache");
+        assert!(!ctx.was_cleaned_up(LIVE), "gone from the cache");
     }
 
     #[tokio::test]

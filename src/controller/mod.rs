@@ -6,6 +6,7 @@ pub mod context;
 pub mod credentials;
 pub mod digest;
 pub mod enablement;
+pub mod keys;
 pub mod lifecycle;
 pub mod outcomes;
 pub mod runner;

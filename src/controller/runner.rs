@@ -22,6 +22,7 @@ use std::hash::{Hash, Hasher};
 use super::context::CacheScope;
 use super::credentials::CredentialsKey;
 use super::credentials::reconciler::SharedCredentials;
+use super::keys::Uid;
 use super::lifecycle::{KindContext, ManagedKind, error_policy, reconcile, trigger_hash};
 use super::secrets::SecretReader;
 use crate::crd::credentials::{AlexaCredentials, ClusterAlexaCredentials, CredentialsStatus};
@@ -85,7 +86,12 @@ struct Sweeper<K: ManagedKind> {
 
 impl<K: ManagedKind> Sweeper<K> {
     fn sweep(&self) {
-        let live: HashSet<String> = self.cache.state().iter().filter_map(|o| o.uid()).collect();
+        let live: HashSet<Uid> = self
+            .cache
+            .state()
+            .iter()
+            .filter_map(|o| o.meta().uid.as_deref().map(Uid::new))
+            .collect();
         let scope = CacheScope {
             kind: K::KIND,
             namespace: self.namespace.as_deref(),
@@ -150,7 +156,7 @@ fn objects_using_secret<K: ManagedKind>(
 ///
 /// Every report (re-lists included) also goes to the Secret cache, which reads a Secret again
 /// only once its resourceVersion changed.
-pub(crate) fn secret_changes(
+fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
     cache: SecretReader,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
@@ -175,6 +181,60 @@ pub(crate) fn secret_changes(
             }
         })
         .predicate_filter(predicates::resource_version, Default::default())
+}
+
+/// A consumer's share of a Secret watch ([`shared_secret_changes`]).
+pub type SecretChanges =
+    futures::stream::BoxStream<'static, Result<PartialObjectMeta<Secret>, watcher::Error>>;
+
+/// One metadata watch of the Secrets in `scope`, shared by `N` controllers (both managed kinds
+/// and the credentials kinds): one list and one watch of every Secret instead of one per
+/// controller, which at start-up in a cluster with many Secrets was four lists of all of them.
+///
+/// A task drives the watch (and the Secret cache's bookkeeping, [`secret_changes`]) and hands
+/// each change to every consumer through an unbounded channel (Secret changes are rare and
+/// small; a bounded one would let a busy controller stall the others). The task stops when the
+/// last consumer's stream is dropped. Watch errors are retried with back-off by the watcher and
+/// logged here, as the controllers logged them before.
+pub fn shared_secret_changes<const N: usize>(
+    client: &kube::Client,
+    scope: &Scope,
+    cache: SecretReader,
+) -> [SecretChanges; N] {
+    let api: Api<PartialObjectMeta<Secret>> = match scope {
+        Scope::All => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    };
+    cache.watching(scope.namespace().as_deref());
+    let mut senders = Vec::with_capacity(N);
+    let receivers: [_; N] = std::array::from_fn(|_| {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        senders.push(tx);
+        rx
+    });
+    let changes = secret_changes(api, cache);
+    let task = tokio::spawn(async move {
+        let mut changes = std::pin::pin!(changes);
+        while let Some(change) = changes.next().await {
+            match change {
+                Ok(secret) => {
+                    for tx in &senders {
+                        let _ = tx.unbounded_send(Ok(secret.clone()));
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "watch of Secrets"),
+            }
+        }
+    });
+    let guard = Arc::new(AbortOnDrop(task.abort_handle()));
+    receivers.map(|rx| {
+        let guard = guard.clone();
+        rx.map(move |change| {
+            let _alive = &guard;
+            change
+        })
+        .boxed()
+    })
 }
 
 /// The objects of kind `K` in `store` whose credentialsRef names `key`.
@@ -302,6 +362,7 @@ pub fn controller<K: ManagedKind>(
     ctx: Arc<KindContext<K>>,
     scope: Scope,
     concurrency: u16,
+    secrets: SecretChanges,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (
     impl Stream<Item = ()> + Send,
@@ -309,12 +370,6 @@ pub fn controller<K: ManagedKind>(
     tokio::sync::watch::Receiver<bool>,
 ) {
     let api: Api<K> = scope.api(&ctx.kube);
-    let secrets: Api<PartialObjectMeta<Secret>> = match &scope {
-        Scope::All => Api::all(ctx.kube.clone()),
-        Scope::Namespace(ns) => Api::namespaced(ctx.kube.clone(), ns),
-    };
-    let cache = ctx.secrets.clone();
-    cache.watching(scope.namespace().as_deref());
     let (reader, writer) = reflector::store();
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let sweeper = Sweeper {
@@ -331,9 +386,7 @@ pub fn controller<K: ManagedKind>(
     let (local_credentials, cluster_credentials) = credentials_watches(&ctx, &scope);
     let stream = Controller::for_stream(objects, reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
-        .watches_stream(secret_changes(secrets, cache), move |secret| {
-            objects_using_secret(&store, &secret)
-        })
+        .watches_stream(secrets, move |secret| objects_using_secret(&store, &secret))
         .watches_stream(local_credentials, move |c| {
             objects_using_credentials(&local_store, &c.key())
         })

@@ -17,7 +17,7 @@ use crate::alexa::{AlexaClient, Backoff, ClientConfig, RateLimit};
 use crate::cli::RunArgs;
 use crate::controller::context::{Context, Settings};
 use crate::controller::lifecycle::KindContext;
-use crate::controller::runner::{Scope, controller};
+use crate::controller::runner::{Scope, SecretChanges, controller, shared_secret_changes};
 use crate::crd::{SkillAccountLinking, SkillEnablement};
 use crate::metrics::Metrics;
 use crate::server::{self, Health, Role};
@@ -367,11 +367,21 @@ async fn run_term(
     // One kind context per term, shared by every scope's controller of that kind.
     let linking_ctx = Arc::new(KindContext::<SkillAccountLinking>::new(ctx.clone()));
     let enablement_ctx = Arc::new(KindContext::<SkillEnablement>::new(ctx.clone()));
+    let mut credential_secrets = Vec::new();
     for scope in &scopes {
+        // One Secret watch per scope for both managed kinds, AlexaCredentials and (cluster-wide
+        // only) ClusterAlexaCredentials.
+        let [
+            linking_secrets,
+            enablement_secrets,
+            local_secrets,
+            cluster_secrets,
+        ] = shared_secret_changes(&ctx.kube, scope, ctx.secrets.clone());
         let (s, _store, mut synced) = controller::<SkillAccountLinking>(
             linking_ctx.clone(),
             scope.clone(),
             args.concurrency,
+            linking_secrets,
             stop_signal(stop.clone()),
         );
         streams.push(s.boxed());
@@ -382,6 +392,7 @@ async fn run_term(
             enablement_ctx.clone(),
             scope.clone(),
             args.concurrency,
+            enablement_secrets,
             stop_signal(stop.clone()),
         );
         enablement_stores.push(store);
@@ -389,9 +400,10 @@ async fn run_term(
         ready_waits.push(tokio::spawn(async move {
             synced.wait_for(|s| *s).await.is_ok()
         }));
+        credential_secrets.push((scope.clone(), local_secrets, cluster_secrets));
     }
     enablement_ctx.state.set(enablement_stores);
-    streams.extend(credentials_controllers(&ctx, &scopes, &stop));
+    streams.extend(credentials_controllers(&ctx, credential_secrets, &stop));
     let sync = tokio::spawn(async move {
         let all = join_all(ready_waits).await;
         if all.into_iter().all(|r| matches!(r, Ok(true))) {
@@ -407,31 +419,28 @@ async fn run_term(
 
 /// The controllers of the credentials kinds: AlexaCredentials in every scope, and
 /// ClusterAlexaCredentials when every namespace is watched (they need cluster-wide access).
+/// Each scope comes with its shares of that scope's Secret watch, for either kind.
 fn credentials_controllers(
     ctx: &Arc<Context>,
-    scopes: &[Scope],
+    scopes: Vec<(Scope, SecretChanges, SecretChanges)>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<futures::stream::BoxStream<'static, ()>> {
     use crate::controller::credentials::reconciler::controller as credentials;
     use crate::crd::{AlexaCredentials, ClusterAlexaCredentials};
-    use k8s_openapi::api::core::v1::Secret;
     use kube::Api;
-    use kube::core::PartialObjectMeta;
     let client = &ctx.kube;
     let mut streams = Vec::new();
-    for scope in scopes {
-        let (api, secrets): (Api<AlexaCredentials>, Api<PartialObjectMeta<Secret>>) = match scope {
-            Scope::All => (Api::all(client.clone()), Api::all(client.clone())),
-            Scope::Namespace(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
+    for (scope, local_secrets, cluster_secrets) in scopes {
+        let api: Api<AlexaCredentials> = match &scope {
+            Scope::All => Api::all(client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
         };
-        streams.push(credentials(ctx.clone(), api, secrets, stop_signal(stop.clone())).boxed());
+        let stream = credentials(ctx.clone(), api, local_secrets, stop_signal(stop.clone()));
+        streams.push(stream.boxed());
         if matches!(scope, Scope::All) {
             let api: Api<ClusterAlexaCredentials> = Api::all(client.clone());
-            let secrets = Api::all(client.clone());
-            streams.push(credentials(ctx.clone(), api, secrets, stop_signal(stop.clone())).boxed());
+            let stream = credentials(ctx.clone(), api, cluster_secrets, stop_signal(stop.clone()));
+            streams.push(stream.boxed());
         }
     }
     streams

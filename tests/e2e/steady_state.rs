@@ -90,6 +90,28 @@ async fn resyncs_with_nothing_changed_write_nothing_and_read_no_secret() {
 }
 
 #[tokio::test]
+async fn secrets_are_listed_and_watched_once_for_all_controllers() {
+    if skip_on_real_server("the test server's request log") {
+        return;
+    }
+    // Four controllers react to Secrets (both managed kinds and both credentials kinds); they
+    // share one metadata watch, so the apiserver serves one list and one watch of every Secret.
+    let h = ready_with_fast_resync().await;
+    let requests = kube_requests(&h);
+    assert_eq!(
+        requests.get("list secrets").copied(),
+        Some(1),
+        "{requests:?}"
+    );
+    assert_eq!(
+        requests.get("watch secrets").copied(),
+        Some(1),
+        "{requests:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_changed_secret_is_read_once_then_resyncs_read_none() {
     if skip_on_real_server("the test server's request log") {
         return;

@@ -355,12 +355,12 @@ fn user_changes<C: SharedCredentials>(
     .filter_map(|r| async move { r })
 }
 
-/// The controller of credentials kind `C`: `api` and `secrets` are its scope (one namespace,
-/// or the whole cluster).
+/// The controller of credentials kind `C`: `api` is its scope (one namespace, or the whole
+/// cluster) and `secrets` the changes of the Secrets there.
 pub fn controller<C: SharedCredentials>(
     ctx: Arc<Context>,
     api: Api<C>,
-    secrets: Api<PartialObjectMeta<Secret>>,
+    secrets: crate::controller::runner::SecretChanges,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Stream<Item = ()> + Send
 where
@@ -383,10 +383,7 @@ where
                 .debounce(std::time::Duration::from_secs(1)),
         )
         .reconcile_on(user_changes::<C>(ctx.credential_users.subscribe()))
-        .watches_stream(
-            crate::controller::runner::secret_changes(secrets, ctx.secrets.clone()),
-            move |secret| objects_using_secret(&store, &secret),
-        )
+        .watches_stream(secrets, move |secret| objects_using_secret(&store, &secret))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<C>, error_policy::<C>, ctx)
         .map(|result| {

@@ -708,7 +708,7 @@ async fn resync_override<K: ManagedKind>(obj: &K, ctx: &Context) -> policy::Resy
         .as_ref()
         .and_then(|a| a.get(RESYNC_PERIOD_ANNOTATION));
     let parsed = policy::ResyncOverride::parse(value.map(String::as_str));
-    let uid = obj.uid().unwrap_or_default();
+    let uid = super::keys::Uid::new(obj.meta().uid.as_deref().unwrap_or_default());
     let Some(note) = parsed.warning(ctx.settings.resync_period) else {
         ctx.resync_warned.lock().remove(&uid);
         return parsed;
