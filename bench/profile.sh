@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Profiles the operator during one convergence run of the benchmark (how the bottlenecks in
 # docs/BENCHMARKS.md were found). Builds an unstripped release binary with line tables into
-# target/profiling (a separate target dir, so the normal build is untouched), then:
+# target/profiling (a separate target dir, so the normal build is untouched; for `heap` without
+# mimalloc, since heaptrack sees only malloc's callers), then:
 #   bash bench/profile.sh cpu  [N]   perf record (DWARF call graphs) → target/profiling/perf-N.txt
 #   bash bench/profile.sh heap [N]   heaptrack → target/profiling/heaptrack-N.txt (peak consumers)
 # N defaults to 10000. Needs perf or heaptrack (Debian: apt-get install linux-perf heaptrack).
@@ -11,8 +12,10 @@ cd "$root"
 mode="${1:-cpu}"
 n="${2:-10000}"
 prof="$root/target/profiling"
+allocator=()
+if [ "$mode" = heap ]; then allocator=(--no-default-features); fi
 CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-  cargo build --release --bin alexa-skill-operator --target-dir "$prof"
+  cargo build --release --bin alexa-skill-operator --target-dir "$prof" "${allocator[@]}"
 cargo build --release --example bench
 bin="$prof/release/alexa-skill-operator"
 wrapper="$prof/operator-$mode.sh"
@@ -59,7 +62,7 @@ case "$mode" in
     trace="$(ls -S "$prof"/heaptrack-"$n"-*.gz | head -1)"
     heaptrack_print -f "$trace" --print-peaks 0 --print-allocators 0 --print-temporary 0 \
       --print-leaks 0 -F "$prof/heaptrack-$n.folded" --flamegraph-cost-type peak >/dev/null
-    python3 bench/heap_summary.py "$prof/heaptrack-$n.folded" > "$prof/heaptrack-$n.txt"
+    python3 bench/heap_summary.py "$prof/heaptrack-$n.folded" "$n" > "$prof/heaptrack-$n.txt"
     echo "wrote $prof/heaptrack-$n.txt (peak heap by allocation site; from $trace)"
     ;;
 esac

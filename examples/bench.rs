@@ -145,6 +145,7 @@ fn parse_args() -> Result<Args, String> {
 /// mimalloc instead of glibc's malloc: the operator's work is many small short-lived
 /// allocations (JSON of every watch event and request); profiled at 10,000 objects, malloc and
 /// free were a large share of both processes' CPU (docs/BENCHMARKS.md section 9).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
