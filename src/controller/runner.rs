@@ -1,6 +1,6 @@
 //! Builds and runs the kube-runtime Controllers of both kinds: main watches (managed fields
-//! pruned from the cache), metadata-only Secret watches, bounded concurrency, one Controller per
-//! watched namespace, and graceful shutdown.
+//! pruned from the cache), one metadata-only Secret watch per scope shared by every controller,
+//! bounded concurrency, one Controller per watched namespace, and graceful shutdown.
 
 use std::collections::HashSet;
 use std::sync::Arc;
