@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 pub use self::resolve::{CredentialsKey, Refusal, key_of};
 use super::conditions::{Outcome, Reason};
 use super::context::Context;
+use super::keys::Uid;
 use super::lifecycle::{Failure, Retry};
 use super::secrets::read_credentials;
 use crate::alexa::LwaCredentials;
@@ -68,7 +69,8 @@ impl Caches {
 /// credentials object recounts at once. (Deletion protection does not rely on this: it lists
 /// the users from the API server.)
 pub struct Users {
-    by_uid: Mutex<HashMap<String, (CredentialsKey, String)>>,
+    /// Per user (uid): the credentials object it uses and its "Kind namespace/name".
+    by_uid: Mutex<HashMap<Uid, (CredentialsKey, Box<str>)>>,
     changed: broadcast::Sender<CredentialsKey>,
 }
 
@@ -86,11 +88,12 @@ impl Users {
     /// or a plain Secret: no credentials object).
     pub fn note(&self, uid: &str, key: Option<CredentialsKey>, user: String) {
         let key = key.filter(CredentialsKey::is_object);
+        let uid = Uid::new(uid);
         let before = {
             let mut by_uid = self.by_uid.lock();
             match &key {
-                Some(k) => by_uid.insert(uid.to_string(), (k.clone(), user)),
-                None => by_uid.remove(uid),
+                Some(k) => by_uid.insert(uid, (k.clone(), user.into())),
+                None => by_uid.remove(&uid),
             }
         };
         let before = before.map(|(k, _)| k);
@@ -103,7 +106,7 @@ impl Users {
 
     /// Forgets an object that is gone.
     pub fn forget(&self, uid: &str) {
-        if let Some((key, _)) = self.by_uid.lock().remove(uid) {
+        if let Some((key, _)) = self.by_uid.lock().remove(&Uid::new(uid)) {
             let _ = self.changed.send(key);
         }
     }
@@ -114,7 +117,7 @@ impl Users {
             .lock()
             .values()
             .filter(|(k, _)| k == key)
-            .map(|(_, user)| user.clone())
+            .map(|(_, user)| user.to_string())
             .collect()
     }
 
