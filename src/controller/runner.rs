@@ -62,7 +62,8 @@ impl Scope {
         }
     }
 
-    fn api<K>(&self, client: &kube::Client) -> Api<K>
+    /// The API of namespaced kind `K` in this scope.
+    pub fn api<K>(&self, client: &kube::Client) -> Api<K>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
     {
@@ -201,10 +202,7 @@ pub fn shared_secret_changes<const N: usize>(
     scope: &Scope,
     cache: SecretReader,
 ) -> [SecretChanges; N] {
-    let api: Api<PartialObjectMeta<Secret>> = match scope {
-        Scope::All => Api::all(client.clone()),
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-    };
+    let api: Api<PartialObjectMeta<Secret>> = scope.api(client);
     cache.watching(scope.namespace().as_deref());
     let mut senders = Vec::with_capacity(N);
     let receivers: [_; N] = std::array::from_fn(|_| {

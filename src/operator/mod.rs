@@ -431,10 +431,7 @@ fn credentials_controllers(
     let client = &ctx.kube;
     let mut streams = Vec::new();
     for (scope, local_secrets, cluster_secrets) in scopes {
-        let api: Api<AlexaCredentials> = match &scope {
-            Scope::All => Api::all(client.clone()),
-            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-        };
+        let api: Api<AlexaCredentials> = scope.api(client);
         let stream = credentials(ctx.clone(), api, local_secrets, stop_signal(stop.clone()));
         streams.push(stream.boxed());
         if matches!(scope, Scope::All) {
