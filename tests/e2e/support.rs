@@ -326,6 +326,11 @@ impl Harness {
         if let Some(secret) = client_secret {
             h.secret("oauth", &[("client-secret", secret)]).await;
         }
+        // Let the operator's Secret watch report these Secrets before the test creates objects
+        // that use them: a report that reaches the controller after an object's first
+        // reconcile started earns that object one more reconcile (one more Amazon GET), which
+        // tests counting requests would see (seen once on a real apiserver).
+        settle().await;
         h
     }
 
